@@ -1,0 +1,68 @@
+"""Bearer tokens -> viewer (admin + partner organization).
+
+Tokens are random strings handed out once; only their sha256 is stored, so a
+leaked database does not leak working tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from app.domain.access import Viewer
+from app.models.admins import Admin, ApiToken
+
+TOKEN_PREFIX = "phk_"
+# `last_used_at` is written at most this often, so a request costs no write.
+LAST_USED_RESOLUTION = timedelta(minutes=10)
+
+
+class UnknownAdminError(LookupError):
+    """No admin has that email."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_token(email: str, label: str = "", token: str | None = None) -> str:
+    """Store a new token for the admin with this email and return it (once)."""
+    admin = await Admin.get_or_none(email=email.strip().lower())
+    if admin is None:
+        raise UnknownAdminError(f"no admin has the email {email.strip()!r}")
+    token = token or new_token()
+    await ApiToken.create(admin=admin, token_hash=hash_token(token), label=label)
+    return token
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value or len(value) > 512:
+        return None
+    return value
+
+
+async def viewer_for_token(token: str) -> Viewer | None:
+    """The viewer a token acts for, or None for an unknown, revoked or expired token."""
+    record = (
+        await ApiToken.filter(token_hash=hash_token(token), revoked_at__isnull=True)
+        .select_related("admin__partner")
+        .first()
+    )
+    if record is None:
+        return None
+    now = datetime.now(UTC)
+    if record.expires_at is not None and record.expires_at <= now:
+        return None
+    if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
+        await ApiToken.filter(id=record.id).update(last_used_at=now)
+    return Viewer(admin=record.admin, partner=record.admin.partner)

@@ -1,0 +1,82 @@
+"""Bulk row writing for large loads (demo data, ingest): `COPY` on PostgreSQL,
+`executemany` on SQLite, in chunks, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from app.db import is_postgres
+
+DEFAULT_CHUNK_ROWS = 20_000
+
+
+class BulkWriter:
+    """Buffers rows per table and writes them in chunks through one connection.
+
+    Rows are tuples in the order of the table's declared columns. Use it inside a
+    transaction (`in_transaction()`), so a failure leaves nothing half-written.
+    """
+
+    def __init__(self, conn: BaseDBAsyncClient, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+        self._conn = conn
+        self._postgres = is_postgres(conn)
+        self._chunk_rows = chunk_rows
+        self._columns: dict[str, tuple[str, ...]] = {}
+        self._buffers: dict[str, list[tuple[Any, ...]]] = {}
+        self.written: dict[str, int] = {}
+
+    def table(self, name: str, columns: Sequence[str]) -> None:
+        """Declare a table and the column order of its rows. Declare parents before
+        children: a full buffer flushes every table in declaration order."""
+        self._columns[name] = tuple(columns)
+        self._buffers.setdefault(name, [])
+        self.written.setdefault(name, 0)
+
+    async def add(self, table: str, row: tuple[Any, ...]) -> None:
+        buffer = self._buffers[table]
+        buffer.append(row)
+        if len(buffer) >= self._chunk_rows:
+            await self.flush()
+
+    async def flush(self) -> None:
+        for table in self._buffers:
+            await self._flush(table)
+
+    async def _flush(self, table: str) -> None:
+        rows = self._buffers[table]
+        if not rows:
+            return
+        columns = self._columns[table]
+        if self._postgres:
+            async with self._conn.acquire_connection() as raw:
+                await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+        else:
+            marks = ", ".join("?" * len(columns))
+            names = ", ".join(f'"{c}"' for c in columns)
+            await self._conn.execute_many(
+                f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
+                [[_sqlite_value(v) for v in row] for row in rows],
+            )
+        self.written[table] += len(rows)
+        self._buffers[table] = []
+
+    async def reset_sequences(self) -> None:
+        """After inserting explicit ids on PostgreSQL, move each id sequence past them."""
+        if not self._postgres:
+            return  # SQLite's AUTOINCREMENT follows explicit ids by itself
+        for table, columns in self._columns.items():
+            if "id" in columns:
+                await self._conn.execute_query(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                    f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
+                )
+
+
+def _sqlite_value(value: Any) -> Any:
+    # Tortoise stores UUIDs as text on SQLite; dates, datetimes and decimals go
+    # through the sqlite3 adapters Tortoise registers.
+    return str(value) if isinstance(value, uuid.UUID) else value

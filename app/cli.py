@@ -1,0 +1,244 @@
+"""The `partnerhub` command: serve, worker, migrate, demo, token create.
+
+Every failure a user can cause or fix (a bad setting, an unreachable database
+or Redis, an unmigrated database, demo data on a non-empty database) ends with
+one line on stderr that says what is wrong and what to do, and exit code 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.config import Settings, SettingsError, get_settings
+from app.db import DatabaseError, apply_migrations, close_database, open_database
+from app.queue import QueueError
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    help="Partner Hub API: manage all your customer organizations from one GraphQL service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+token_cli = typer.Typer(help="Manage API tokens of partner admins.", no_args_is_help=True)
+cli.add_typer(token_cli, name="token")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class UserFacingError(Exception):
+    """Raised by a command to end with a one-line message and exit code 1."""
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; known failures end the command with a one-line message."""
+    try:
+        return asyncio.run(make())  # type: ignore[arg-type]
+    except (SettingsError, DatabaseError, QueueError, UserFacingError) as exc:
+        fail(str(exc))
+        raise  # unreachable
+
+
+def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    async def run() -> T:
+        await open_database(settings)
+        try:
+            return await work()
+        finally:
+            await close_database()
+
+    return run
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or update the database schema (SQLite or PostgreSQL)."""
+    settings = _settings()
+    applied = run_async(lambda: apply_migrations(settings))
+    if applied:
+        out.print(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        out.print("database is up to date")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="HTTP worker processes (needs PostgreSQL and REDIS_URL).")
+    ] = 1,
+) -> None:
+    """Serve /graphql (with GraphiQL) and /healthz.
+
+    Without REDIS_URL an embedded Valkey server starts and the ARQ worker runs
+    inside this process; with REDIS_URL, run `partnerhub worker` separately.
+    """
+    import uvicorn
+
+    settings = _settings()
+    if workers > 1 and (settings.is_sqlite or settings.embedded_redis):
+        fail("--workers above 1 needs DATABASE_URL=postgres://... and REDIS_URL=redis://...")
+
+    async def preflight() -> None:
+        await open_database(settings)  # reachable and migrated, or a clear error
+        await close_database()
+        if not settings.embedded_redis:
+            from app.queue import ping
+
+            await ping(settings.redis_url or "")
+
+    run_async(preflight)
+    mode = "embedded Valkey + in-process worker" if settings.embedded_redis else "external Redis"
+    out.print(f"Partner Hub API on http://{host}:{port}/graphql ({mode})")
+    uvicorn.run(
+        "app.http:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+
+
+@cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Run the queued jobs, then exit.")] = False,
+) -> None:
+    """Run an ARQ worker on REDIS_URL (start as many as you like)."""
+    settings = _settings()
+    if settings.embedded_redis:
+        fail(
+            "REDIS_URL is not set: the embedded default runs the worker inside `partnerhub serve`. "
+            "Set REDIS_URL=redis://HOST:PORT/DB to run separate workers."
+        )
+    from workers.settings import build_worker
+
+    async def preflight() -> None:
+        from app.queue import ping
+
+        await ping(settings.redis_url or "")
+        await open_database(settings)
+        await close_database()
+
+    run_async(preflight)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    build_worker(settings.redis_url or "", in_process=False, burst=burst).run()
+
+
+@cli.command()
+def demo(
+    customers: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Customers in all, split between the two partners.")
+    ] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 1,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Load only into an empty database, else keep it.")
+    ] = False,
+) -> None:
+    """Load demo data (Northwind and Contoso partners) and print the demo admins' tokens."""
+    from app.demo import database_is_empty, load_demo, loaded_demo
+
+    settings = _settings()
+
+    async def work() -> int | None:
+        if if_empty and not await database_is_empty():
+            dataset = await loaded_demo()
+            if dataset is None:
+                out.print("database holds data that is not the demo: nothing loaded")
+                return None
+            out.print(f"demo data already loaded (seed {dataset.seed}): nothing loaded")
+            return dataset.seed
+        with Progress(
+            TextColumn("loading demo data"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("customers"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("demo", total=customers)
+            try:
+                summary = await load_demo(
+                    customers, seed, progress=lambda n: bar.advance(task, n)
+                )
+            except Exception as exc:
+                from app.demo import DemoError
+
+                if isinstance(exc, DemoError):
+                    raise UserFacingError(str(exc)) from None
+                raise
+        total = sum(summary.rows.values())
+        out.print(f"loaded {summary.customers} customers ({total:,} rows, seed {seed})")
+        return seed
+
+    loaded_seed = run_async(_with_database(settings, work))
+    if loaded_seed is not None:
+        _print_demo_tokens(loaded_seed)
+
+
+def _print_demo_tokens(seed: int) -> None:
+    from app.demo import demo_admins
+
+    table = Table(title="Demo admins (send `Authorization: Bearer <token>`)")
+    table.add_column("partner")
+    table.add_column("email")
+    table.add_column("role")
+    table.add_column("token", no_wrap=True)
+    for admin in demo_admins(seed):
+        table.add_row(admin.partner, admin.email, admin.role.value, admin.token)
+    Console(width=200).print(table)
+
+
+@token_cli.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="Email of the admin the token acts for.")],
+    label: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
+) -> None:
+    """Create an API token for an admin and print it (it is shown only once)."""
+    from app.auth import UnknownAdminError, create_token
+
+    settings = _settings()
+
+    async def work() -> str:
+        try:
+            return await create_token(email, label)
+        except UnknownAdminError as exc:
+            raise UserFacingError(str(exc)) from None
+
+    token = run_async(_with_database(settings, work))
+    sys.stdout.write(token + "\n")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Settings from the environment (pydantic-settings).
+
+`DATABASE_URL` and `REDIS_URL` are read as they are named (the names every
+platform uses); every other setting is `PARTNERHUB_<NAME>`. With none set,
+the service runs on the embedded default: a SQLite file under `./var/` and an
+embedded Valkey server with the ARQ worker in the same process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNERHUB_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite://var/partnerhub.sqlite3",
+        validation_alias=AliasChoices("DATABASE_URL", "PARTNERHUB_DATABASE_URL"),
+        description="sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "PARTNERHUB_REDIS_URL"),
+        description="redis://HOST:PORT/DB; unset = embedded Valkey with an in-process worker",
+    )
+    var_dir: Path = Field(default=Path("var"), description="Folder for embedded state and files")
+    secret_key: str | None = Field(
+        default=None,
+        description="Key for signed download URLs and webhooks; generated under var/ if unset",
+    )
+    control_hub_url: str = Field(
+        default="https://admin.webex.com",
+        description="Base URL of Control Hub, for customers' launch links",
+    )
+    expiring_soon_days: int = Field(default=30, ge=1, le=365)
+    no_recent_activity_days: int = Field(default=30, ge=1, le=365)
+    report_retention_days: int = Field(default=30, ge=1, le=3650)
+    max_tags_per_customer: int = Field(default=20, ge=1, le=1000)
+    download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base of the URLs the service hands out (signed downloads)",
+    )
+    log_level: str = Field(default="info")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in DATABASE_SCHEMES or "://" not in value:
+            raise ValueError(
+                f"DATABASE_URL {value!r} is not a database URL: use sqlite://PATH "
+                "or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        if scheme != "sqlite":
+            parts = urlsplit(value)
+            if not parts.path.strip("/"):
+                raise ValueError(
+                    f"DATABASE_URL {value!r} names no database: "
+                    "use postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+                )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlsplit(value).scheme not in REDIS_SCHEMES or "://" not in value:
+            raise ValueError(
+                f"REDIS_URL {value!r} is not a Redis URL: use redis://HOST:PORT/DB "
+                "(or leave it unset for the embedded Valkey server)"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return urlsplit(self.database_url).scheme == "sqlite"
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no REDIS_URL is set: serve starts Valkey and runs the worker in-process."""
+        return self.redis_url is None
+
+    def sqlite_path(self) -> Path:
+        return Path(self.database_url.split("://", 1)[1])
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: the setting, or one generated once and kept under var/."""
+        if self.secret_key:
+            return self.secret_key
+        import secrets
+
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value raises SettingsError with a one-line message."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        message = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{name.upper()}: {message}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,178 @@
+"""Tortoise set-up for SQLite and PostgreSQL, migrations, and the dialect helpers
+that raw SQL needs (placeholders differ: `?` on SQLite, `$1` on asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from app.config import Settings
+from app.models import MODEL_MODULES
+
+APP_LABEL = "models"
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used as configured; the message says what to do."""
+
+
+def tortoise_url(database_url: str) -> str:
+    """Map the URL schemes people write (postgres://, postgresql://) to Tortoise's asyncpg."""
+    parts = urlsplit(database_url)
+    if parts.scheme in ("postgres", "postgresql"):
+        return urlunsplit(("asyncpg", *parts[1:]))
+    return database_url
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": tortoise_url(database_url)},
+        "apps": {
+            APP_LABEL: {
+                "models": MODEL_MODULES,
+                "migrations": "migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _ensure_sqlite_folder(settings: Settings) -> None:
+    if settings.is_sqlite:
+        path = settings.sqlite_path()
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def open_database(settings: Settings, *, check_migrated: bool = True) -> None:
+    """Connect Tortoise (as the process-wide default context) and, unless told
+    otherwise, refuse an unmigrated database with a message that says what to run."""
+    _ensure_sqlite_folder(settings)
+    try:
+        await Tortoise.init(
+            config=tortoise_config(settings.database_url), _enable_global_fallback=True
+        )
+        connection = connections.get("default")
+        await connection.execute_query("SELECT 1")
+    except (OSError, ConnectionError) as exc:
+        await close_database()
+        raise DatabaseError(
+            f"cannot reach the database at {_redacted(settings.database_url)}: {exc}. "
+            "Start it or fix DATABASE_URL."
+        ) from None
+    except Exception as exc:
+        await close_database()
+        if _is_connection_failure(exc):
+            raise DatabaseError(
+                f"cannot connect to the database at {_redacted(settings.database_url)}: "
+                f"{exc}. Check DATABASE_URL."
+            ) from None
+        raise
+    if check_migrated:
+        pending = await pending_migrations()
+        if pending:
+            await close_database()
+            raise DatabaseError(
+                f"the database at {_redacted(settings.database_url)} is not migrated "
+                f"({len(pending)} migration(s) pending): run `partnerhub migrate` first."
+            )
+
+
+async def close_database() -> None:
+    try:
+        await Tortoise.close_connections()
+    except Exception:  # closing a half-open pool must not hide the first error
+        pass
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return (
+        name in {"InvalidCatalogNameError", "InvalidPasswordError", "InvalidAuthorizationSpecification"}
+        or "connect" in text
+        or "does not exist" in text
+        or "unable to open database" in text
+    )
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, *parts[2:]))
+    return url
+
+
+async def pending_migrations() -> list[str]:
+    """Names of the migrations not applied yet to the default connection."""
+    from tortoise.migrations.executor import MigrationExecutor
+
+    config = Tortoise.get_connection("default")
+    apps_config = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+    executor = MigrationExecutor(config, apps_config)
+    plan = await executor.plan()
+    return [step.migration.name for step in plan if not step.backward]
+
+
+async def apply_migrations(settings: Settings) -> list[str]:
+    """Apply every pending migration; returns the names applied."""
+    from tortoise.migrations.executor import MigrationExecutor
+
+    await open_database(settings, check_migrated=False)
+    try:
+        pending = await pending_migrations()
+        connection = Tortoise.get_connection("default")
+        apps_config = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        await MigrationExecutor(connection, apps_config).migrate()
+        return pending
+    finally:
+        await close_database()
+
+
+def connection() -> BaseDBAsyncClient:
+    return connections.get("default")
+
+
+def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
+    conn = conn or connection()
+    return conn.capabilities.dialect == "postgres"
+
+
+def placeholders(count: int, start: int = 1, conn: BaseDBAsyncClient | None = None) -> list[str]:
+    """`count` positional placeholders in the connection's dialect."""
+    if is_postgres(conn):
+        return [f"${i}" for i in range(start, start + count)]
+    return ["?"] * count
+
+
+async def fetch_all(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Run a raw query written with `?` placeholders on either dialect."""
+    conn = connection()
+    if is_postgres(conn):
+        sql = _numbered(sql)
+    return await conn.execute_query_dict(sql, list(params))
+
+
+def _numbered(sql: str) -> str:
+    out: list[str] = []
+    n = 0
+    for ch in sql:
+        if ch == "?":
+            n += 1
+            out.append(f"${n}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# For the `tortoise` command of developers (`tortoise makemigrations`), named in
+# pyproject.toml; the service itself builds its config from the settings.
+TORTOISE_ORM: dict[str, Any] = tortoise_config("sqlite://:memory:")

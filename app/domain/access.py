@@ -1,0 +1,77 @@
+"""Who sees and may change what: every tenant and role check lives here.
+
+A viewer is an admin acting for its partner organization. Nothing of another
+partner is ever reachable: every query a domain function runs for a viewer
+starts from one of the scoped querysets below.
+
+| role             | sees                                        |
+|------------------|---------------------------------------------|
+| FULL_ADMIN       | every customer of its partner               |
+| ADMIN            | customers assigned to it                    |
+| READ_ONLY_ADMIN  | every customer of its partner               |
+| SALES_FULL_ADMIN | every customer of its partner               |
+| SALES_ADMIN      | customers assigned to it or created by it   |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from app.models.admins import Admin
+from app.models.customers import Customer
+from app.models.enums import AdminRole
+from app.models.organization import PartnerOrganization
+
+# Roles that see every customer of their partner organization.
+ALL_CUSTOMER_ROLES: frozenset[AdminRole] = frozenset(
+    {AdminRole.FULL_ADMIN, AdminRole.READ_ONLY_ADMIN, AdminRole.SALES_FULL_ADMIN}
+)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The admin a request acts for, with its partner organization."""
+
+    admin: Admin
+    partner: PartnerOrganization
+
+    @property
+    def role(self) -> AdminRole:
+        return AdminRole(self.admin.role)
+
+    @property
+    def partner_id(self) -> int:
+        return self.partner.id
+
+    @property
+    def sees_all_customers(self) -> bool:
+        return sees_all_customers(self.role)
+
+
+def sees_all_customers(role: AdminRole) -> bool:
+    """True for roles that see every customer of the partner (accessAllCustomers)."""
+    return role in ALL_CUSTOMER_ROLES
+
+
+def visible_customers(viewer: Viewer) -> QuerySet[Customer]:
+    """The customers the viewer's role reaches, and nothing of another partner."""
+    customers = Customer.filter(partner_id=viewer.partner_id)
+    if viewer.sees_all_customers:
+        return customers
+    assigned = Q(assignments__admin_id=viewer.admin.id)
+    if viewer.role is AdminRole.SALES_ADMIN:
+        return customers.filter(assigned | Q(created_by_id=viewer.admin.id)).distinct()
+    return customers.filter(assigned)
+
+
+def visible_admins(viewer: Viewer) -> QuerySet[Admin]:
+    """Admins of the viewer's own partner organization (the Admins list)."""
+    return Admin.filter(partner_id=viewer.partner_id)
+
+
+def visible_organization(viewer: Viewer, organization_id: int) -> bool:
+    """A viewer sees its own partner organization and no other."""
+    return organization_id == viewer.partner_id

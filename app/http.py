@@ -1,0 +1,177 @@
+"""The Starlette app: /graphql (Strawberry, GET and POST, GraphiQL), /healthz.
+
+This module and app/cli.py are the composition root: they wire the GraphQL
+layer (schema/) and the workers (workers/) into a process. The rest of app/
+imports neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth import bearer_token, viewer_for_token
+from app.config import Settings, get_settings
+from app.db import close_database, connection, open_database
+from app.queue import EmbeddedValkey, QueueError, open_queue, ping
+
+log = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/healthz"})
+
+
+def json_response(body: dict, status_code: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
+    )
+
+
+def unauthorized(message: str) -> Response:
+    return json_response(
+        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="partnerhub"'},
+    )
+
+
+def _is_graphiql_page(scope: Scope) -> bool:
+    """A browser asking for the GraphiQL page itself (it sends its token with each query)."""
+    if scope["method"] != "GET" or b"query=" in scope.get("query_string", b""):
+        return False
+    headers = dict(scope.get("headers") or [])
+    return b"text/html" in headers.get(b"accept", b"")
+
+
+class BearerAuth:
+    """Resolves `Authorization: Bearer <token>` to a viewer on every request but
+    /healthz and the GraphiQL page; a missing or unknown token gets HTTP 401."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in PUBLIC_PATHS or (scope["type"] == "http" and _is_graphiql_page(scope)):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+        viewer = await viewer_for_token(token) if token else None
+        if viewer is None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
+                return
+            message = (
+                "Missing bearer token: send `Authorization: Bearer <token>` "
+                "(create one with `partnerhub token create --email ...`)."
+                if token is None
+                else "Unknown, revoked or expired token."
+            )
+            await unauthorized(message)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["viewer"] = viewer
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Runtime:
+    """What the process started and must stop: embedded Valkey, in-process worker."""
+
+    settings: Settings
+    redis_url: str = ""
+    valkey: EmbeddedValkey | None = None
+    worker_task: asyncio.Task | None = None
+    worker: object | None = None
+    queue: object | None = None
+
+
+async def healthz(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(connection().execute_query("SELECT 1"), 3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await ping(runtime.redis_url, timeout=2)
+        checks["redis"] = "ok"
+    except QueueError:
+        checks["redis"] = "error: unreachable"
+    healthy = all(value == "ok" for value in checks.values())
+    return json_response(
+        {"status": "ok" if healthy else "unavailable", **checks}, 200 if healthy else 503
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The ASGI app (a factory for uvicorn: `app.http:create_app`)."""
+    from schema.asgi import create_graphql_app
+
+    settings = settings or get_settings()
+    runtime = Runtime(settings=settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await open_database(settings)
+        try:
+            await _start_queue(runtime)
+            yield
+        finally:
+            await _stop_queue(runtime)
+            await close_database()
+
+    graphql = create_graphql_app()
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    # The GraphQL websocket endpoint (subscriptions) shares the path.
+    app.router.add_websocket_route("/graphql", graphql)
+    app.state.runtime = runtime
+    app.add_middleware(BearerAuth)
+    return app
+
+
+async def _start_queue(runtime: Runtime) -> None:
+    """Embedded default: start Valkey and an in-process worker. Otherwise: use REDIS_URL."""
+    settings = runtime.settings
+    if settings.embedded_redis:
+        runtime.valkey = EmbeddedValkey(settings.var_dir)
+        runtime.redis_url = await asyncio.to_thread(runtime.valkey.start)
+        from workers.settings import build_worker
+
+        runtime.worker = worker = build_worker(runtime.redis_url, in_process=True)
+        runtime.worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
+    else:
+        runtime.redis_url = settings.redis_url or ""
+        await ping(runtime.redis_url)
+    runtime.queue = await open_queue(runtime.redis_url)
+
+
+async def _stop_queue(runtime: Runtime) -> None:
+    if runtime.queue is not None:
+        await runtime.queue.aclose()  # type: ignore[attr-defined]
+    if runtime.worker is not None:
+        await runtime.worker.close()  # type: ignore[attr-defined]
+    if runtime.worker_task is not None:
+        runtime.worker_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await runtime.worker_task
+    if runtime.valkey is not None:
+        await asyncio.to_thread(runtime.valkey.stop)

@@ -1,0 +1,120 @@
+"""Report templates, generated reports, schedules and webhook deliveries."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.models.enums import (
+    Region,
+    ReportFrequency,
+    ReportStatus,
+    ReportTemplateKind,
+    ReportType,
+)
+
+
+class ReportTemplate(Model):
+    """DEFAULT templates have no partner, CUSTOM ones belong to one partner."""
+
+    id = fields.IntField(primary_key=True)
+    partner = fields.ForeignKeyField(
+        "models.PartnerOrganization",
+        related_name="report_templates",
+        null=True,
+        on_delete=fields.CASCADE,
+    )
+    name = fields.CharField(max_length=100)
+    name_key = fields.CharField(max_length=100, description="lower-cased name")
+    kind = fields.CharEnumField(ReportTemplateKind, max_length=7)
+    report_type = fields.CharEnumField(ReportType, max_length=20)
+    column_keys = fields.JSONField(description="column keys in output order")
+    created_by = fields.ForeignKeyField(
+        "models.Admin", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "report_template"
+        unique_together = (("partner", "name_key"),)
+
+
+class ReportSchedule(Model):
+    id = fields.IntField(primary_key=True)
+    partner = fields.ForeignKeyField(
+        "models.PartnerOrganization", related_name="report_schedules", on_delete=fields.CASCADE
+    )
+    template = fields.ForeignKeyField(
+        "models.ReportTemplate", related_name="schedules", on_delete=fields.CASCADE
+    )
+    frequency = fields.CharEnumField(ReportFrequency, max_length=7)
+    day_of_week = fields.SmallIntField(null=True, description="1 = Monday .. 7 = Sunday")
+    day_of_month = fields.SmallIntField(null=True, description="1..28")
+    hour_utc = fields.SmallIntField()
+    region = fields.CharEnumField(Region, max_length=3, null=True)
+    enabled = fields.BooleanField(default=True)
+    next_run_at = fields.DatetimeField(null=True)
+    last_run_at = fields.DatetimeField(null=True)
+    created_by = fields.ForeignKeyField(
+        "models.Admin", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    webhook_url = fields.CharField(max_length=2000, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "report_schedule"
+        indexes = (("enabled", "next_run_at"), ("partner_id",))
+
+
+class Report(Model):
+    """One generated (or generating) CSV file. Its status lives here, not in the queue."""
+
+    id = fields.IntField(primary_key=True)
+    partner = fields.ForeignKeyField(
+        "models.PartnerOrganization", related_name="reports", on_delete=fields.CASCADE
+    )
+    template = fields.ForeignKeyField(
+        "models.ReportTemplate", related_name="reports", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(ReportStatus, max_length=9)
+    region = fields.CharEnumField(Region, max_length=3, null=True)
+    start_date = fields.DateField(null=True)
+    end_date = fields.DateField(null=True)
+    requested_by = fields.ForeignKeyField(
+        "models.Admin", related_name="reports", null=True, on_delete=fields.SET_NULL
+    )
+    schedule = fields.ForeignKeyField(
+        "models.ReportSchedule", related_name="reports", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    attempts = fields.SmallIntField(default=0)
+    row_count = fields.IntField(null=True)
+    byte_size = fields.BigIntField(null=True)
+    checksum = fields.CharField(max_length=64, null=True, description="sha256, hex")
+    storage_key = fields.CharField(max_length=500, null=True)
+    file_name = fields.CharField(max_length=300, null=True)
+    error = fields.TextField(null=True)
+
+    class Meta:
+        table = "report"
+        indexes = (("partner_id", "created_at"), ("status", "finished_at"), ("schedule_id",))
+
+
+class WebhookDelivery(Model):
+    """A POST to a schedule's webhook when one of its runs finishes, with its retries."""
+
+    id = fields.IntField(primary_key=True)
+    report = fields.ForeignKeyField(
+        "models.Report", related_name="webhook_deliveries", on_delete=fields.CASCADE
+    )
+    url = fields.CharField(max_length=2000)
+    attempts = fields.SmallIntField(default=0)
+    delivered_at = fields.DatetimeField(null=True)
+    last_status_code = fields.SmallIntField(null=True)
+    last_error = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook_delivery"

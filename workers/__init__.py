@@ -1,0 +1,1 @@
+"""ARQ workers: the jobs and their schedule. They call app.domain, nothing else."""
