@@ -21,10 +21,10 @@ class BulkWriter:
     transaction (`in_transaction()`), so a failure leaves nothing half-written.
     """
 
-    def __init__(self, conn: BaseDBAsyncClient, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
+    def __init__(self, conn: BaseDBAsyncClient, chunk_rows: int | None = None) -> None:
         self._conn = conn
         self._postgres = is_postgres(conn)
-        self._chunk_rows = chunk_rows
+        self._chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
         self._columns: dict[str, tuple[str, ...]] = {}
         self._buffers: dict[str, list[tuple[Any, ...]]] = {}
         self.written: dict[str, int] = {}

@@ -63,7 +63,9 @@ def run_async(make: Callable[[], Awaitable[T]]) -> T:
         raise  # unreachable
 
 
-def _with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+def _with_database(
+    settings: Settings, work: Callable[[], Awaitable[T]]
+) -> Callable[[], Awaitable[T]]:
     async def run() -> T:
         await open_database(settings)
         try:
@@ -154,7 +156,10 @@ def worker(
 @cli.command()
 def demo(
     customers: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Customers in all, split between the two partners.")
+        int,
+        typer.Option(
+            min=1, max=1_000_000, help="Customers in all, split between the two partners."
+        ),
     ] = 300,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 1,
     if_empty: Annotated[
@@ -162,7 +167,7 @@ def demo(
     ] = False,
 ) -> None:
     """Load demo data (Northwind and Contoso partners) and print the demo admins' tokens."""
-    from app.demo import database_is_empty, load_demo, loaded_demo
+    from app.demo import DemoError, database_is_empty, ensure_demo_can_load, load_demo, loaded_demo
 
     settings = _settings()
 
@@ -174,6 +179,10 @@ def demo(
                 return None
             out.print(f"demo data already loaded (seed {dataset.seed}): nothing loaded")
             return dataset.seed
+        try:
+            await ensure_demo_can_load(customers)
+        except DemoError as exc:
+            raise UserFacingError(str(exc)) from None
         with Progress(
             TextColumn("loading demo data"),
             BarColumn(),
@@ -184,16 +193,7 @@ def demo(
             transient=False,
         ) as bar:
             task = bar.add_task("demo", total=customers)
-            try:
-                summary = await load_demo(
-                    customers, seed, progress=lambda n: bar.advance(task, n)
-                )
-            except Exception as exc:
-                from app.demo import DemoError
-
-                if isinstance(exc, DemoError):
-                    raise UserFacingError(str(exc)) from None
-                raise
+            summary = await load_demo(customers, seed, progress=lambda n: bar.advance(task, n))
         total = sum(summary.rows.values())
         out.print(f"loaded {summary.customers} customers ({total:,} rows, seed {seed})")
         return seed

@@ -1,4 +1,4 @@
-""""Now" and "today" in UTC, in one place, so jobs and tests can pass a chosen clock."""
+""" "Now" and "today" in UTC, in one place, so jobs and tests can pass a chosen clock."""
 
 from __future__ import annotations
 

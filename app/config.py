@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
@@ -27,9 +27,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARTNERHUB_", extra="ignore")
 
     database_url: str = Field(
-        default="sqlite://var/partnerhub.sqlite3",
+        default="",
         validation_alias=AliasChoices("DATABASE_URL", "PARTNERHUB_DATABASE_URL"),
-        description="sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB",
+        description="sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB; "
+        "unset = sqlite://<var_dir>/partnerhub.sqlite3",
     )
     redis_url: str | None = Field(
         default=None,
@@ -56,9 +57,17 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="info")
 
+    @model_validator(mode="after")
+    def _default_database_in_var_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite://{self.var_dir / 'partnerhub.sqlite3'}"
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
         scheme = urlsplit(value).scheme
         if scheme not in DATABASE_SCHEMES or "://" not in value:
             raise ValueError(

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from app.config import Settings
 from app.models import MODEL_MODULES
@@ -55,6 +56,10 @@ async def open_database(settings: Settings, *, check_migrated: bool = True) -> N
     """Connect Tortoise (as the process-wide default context) and, unless told
     otherwise, refuse an unmigrated database with a message that says what to run."""
     _ensure_sqlite_folder(settings)
+    # Tortoise caches each model's INSERT/DELETE SQL by connection *name*, not
+    # dialect: a process that reopens "default" on another engine (the test
+    # suite does) would reuse SQLite's SQL on PostgreSQL. Start clean.
+    EXECUTOR_CACHE.clear()
     try:
         await Tortoise.init(
             config=tortoise_config(settings.database_url), _enable_global_fallback=True
@@ -96,7 +101,8 @@ def _is_connection_failure(exc: BaseException) -> bool:
     name = type(exc).__name__
     text = str(exc).lower()
     return (
-        name in {"InvalidCatalogNameError", "InvalidPasswordError", "InvalidAuthorizationSpecification"}
+        name
+        in {"InvalidCatalogNameError", "InvalidPasswordError", "InvalidAuthorizationSpecification"}
         or "connect" in text
         or "does not exist" in text
         or "unable to open database" in text

@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tortoise.transactions import in_transaction
@@ -118,8 +118,15 @@ CITIES: dict[Region, tuple[tuple[str, str, str], ...]] = {
     Region.EU: (("Amsterdam", "NL", "+3120"), ("Berlin", "DE", "+4930"), ("Lyon", "FR", "+334")),
     Region.UAE: (("Dubai", "AE", "+9714"), ("Abu Dhabi", "AE", "+9712")),
 }
-CURRENCY: dict[Region, str] = {Region.US: "USD", Region.CA: "CAD", Region.EU: "EUR", Region.UAE: "AED"}
-UNIT_PRICE: dict[LicenseType, Decimal] = {t: Decimal(p) for t, p in zip(LicenseType, range(4, 30, 2), strict=True)}
+CURRENCY: dict[Region, str] = {
+    Region.US: "USD",
+    Region.CA: "CAD",
+    Region.EU: "EUR",
+    Region.UAE: "AED",
+}
+UNIT_PRICE: dict[LicenseType, Decimal] = {
+    t: Decimal(p) for t, p in zip(LicenseType, range(4, 30, 2), strict=True)
+}
 
 NAME_FIRST = (
     "Acme", "Blue", "Cedar", "Delta", "Evergreen", "Fjord", "Granite", "Harbor", "Iris", "Juniper",
@@ -130,13 +137,16 @@ NAME_SECOND = (
     "Logistics", "Health", "Dental", "Foods", "Legal", "Capital", "Robotics", "Studios", "Energy",
     "Schools", "Hotels", "Motors", "Pharma", "Retail", "Insurance", "Media", "Labs", "Freight",
 )  # fmt: skip
-PEOPLE_FIRST = ("ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon",
-                "kim", "liam", "mia", "noor", "omar", "pia", "raj", "sara", "tom", "yara")  # fmt: skip
+PEOPLE_FIRST = (
+    "ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon",
+    "kim", "liam", "mia", "noor", "omar", "pia", "raj", "sara", "tom", "yara",
+)  # fmt: skip
 PEOPLE_LAST = ("smith", "jansen", "nowak", "rossi", "martin", "haddad", "chen", "garcia", "kumar",
                "dubois", "silva", "müller", "o'brien", "lee")  # fmt: skip
 
 DEVICE_MODELS = ("Cisco 8845", "Cisco 8865", "Cisco 6871", "Cisco Room Kit", "Cisco Desk Pro",
                  "Cisco Room Bar", "Poly VVX 450", "Yealink T54W")  # fmt: skip
+NUMBER_TYPES = ("Primary", "Primary", "Secondary")
 PSTN = ("Cisco Calling Plan", "Local Gateway", "IntelePeer", "Telia Carrier")
 APP_PLATFORMS = (("Windows", "Windows 11 23H2"), ("Windows", "Windows 10 22H2"),
                  ("macOS", "macOS 15.1"), ("iOS", "iOS 18.1"), ("Android", "Android 15"),
@@ -322,7 +332,9 @@ class DemoBuilder:
 
     # ------------------------------------------------------------ partners ----
 
-    async def partner(self, index: int, spec: DemoPartner) -> tuple[int, dict[AdminRole, int], list[int]]:
+    async def partner(
+        self, index: int, spec: DemoPartner
+    ) -> tuple[int, dict[AdminRole, int], list[int]]:
         rng = self.rng
         created = self.at(900 + index)
         partner_id = await self.row(
@@ -341,9 +353,14 @@ class DemoBuilder:
             await self.row("api_token", admin_id, hash_token(token), "demo", created)
         tag_ids = [
             await self.row(
-                "tag", partner_id, name, name.lower(), description, created,
+                "tag",
+                partner_id,
+                name,
+                name.lower(),
+                description,
+                created,
                 admins[AdminRole.FULL_ADMIN],
-            )  # fmt: skip
+            )
             for name, description in TAGS
         ]
         return partner_id, admins, tag_ids
@@ -358,12 +375,8 @@ class DemoBuilder:
         self, partner_id: int, number: int, admins: dict[AdminRole, int], tag_ids: list[int]
     ) -> None:
         rng = self.rng
-        scenario = (
-            SCENARIOS[number][0] if number < len(SCENARIOS) else _weighted(rng, SCENARIOS)
-        )
-        region: Region = (
-            list(Region)[number % 4] if number < 8 else _weighted(rng, REGION_WEIGHTS)
-        )  # type: ignore[assignment]
+        scenario = SCENARIOS[number][0] if number < len(SCENARIOS) else _weighted(rng, SCENARIOS)
+        region: Region = list(Region)[number % 4] if number < 8 else _weighted(rng, REGION_WEIGHTS)  # type: ignore[assignment]
         city, country, prefix = rng.choice(CITIES[region])
         wholesale = rng.random() < 0.25
         created_at = self.at(rng.uniform(95, 1100))
@@ -582,7 +595,12 @@ class DemoBuilder:
         return list(bundle)
 
     async def line(
-        self, sub_id: int, license_type: LicenseType, quantity: int, assigned: int, added_at: datetime
+        self,
+        sub_id: int,
+        license_type: LicenseType,
+        quantity: int,
+        assigned: int,
+        added_at: datetime,
     ) -> None:
         rng = self.rng
         used = round(assigned * rng.uniform(0.3, 0.95))
@@ -621,10 +639,12 @@ class DemoBuilder:
                 break
             paid = not (status is SubscriptionStatus.SUSPENDED and n == invoices - 1)
             await self.row(
-                "invoice", sub_id, f"INV-{sub_id:07d}-{n + 1}", issued, monthly.quantize(Decimal("0.01")),
+                "invoice", sub_id, f"INV-{sub_id:07d}-{n + 1}", issued,
+                monthly.quantize(Decimal("0.01")),
                 CURRENCY[region], paid,
             )  # fmt: skip
-        actions = [OrderAction.NEW] + rng.sample([OrderAction.MODIFY, OrderAction.RENEW], rng.randint(0, 2))
+        later = rng.sample([OrderAction.MODIFY, OrderAction.RENEW], rng.randint(0, 2))
+        actions = [OrderAction.NEW, *later]
         if status is SubscriptionStatus.EXPIRED:
             actions.append(OrderAction.CANCEL)
         for n, action in enumerate(actions):
@@ -640,9 +660,15 @@ class DemoBuilder:
         self, customer_id: int, users: list[_User], locations: list[int], has_queue: bool
     ) -> None:
         rng = self.rng
-        features = FEATURES if has_queue else tuple(f for f in FEATURES if f[0] is not CallFeature.CALL_QUEUE)
+        features = (
+            FEATURES
+            if has_queue
+            else tuple(f for f in FEATURES if f[0] is not CallFeature.CALL_QUEUE)
+        )
         for weeks_ago in range(1, 11):  # the 10 completed weeks before this one
-            monday = datetime.combine(self.week_start - timedelta(weeks=weeks_ago), datetime.min.time(), UTC)
+            monday = datetime.combine(
+                self.week_start - timedelta(weeks=weeks_ago), datetime.min.time(), UTC
+            )
             for _ in range(rng.randint(2, 14)):
                 call_id = f"c{customer_id}-{rng.getrandbits(40):010x}"
                 started = monday + timedelta(seconds=rng.randrange(7 * 86400))
@@ -652,10 +678,16 @@ class DemoBuilder:
                     user = rng.choice(users)
                     endpoint = _weighted(rng, ENDPOINTS)
                     ipv6 = rng.random() < 0.05
-                    measured = endpoint not in (EndpointType.ANALOG, EndpointType.THIRD_PARTY) and not ipv6
+                    measured = (
+                        endpoint not in (EndpointType.ANALOG, EndpointType.THIRD_PARTY) and not ipv6
+                    )
                     poor = rng.random() < 0.08
+                    jitter = rng.uniform(151, 400) if poor else rng.uniform(1, 60)
                     duration = rng.randint(10, 1800)
-                    video = endpoint in (EndpointType.APP, EndpointType.ROOM_DEVICE) and rng.random() < 0.2
+                    video = (
+                        endpoint in (EndpointType.APP, EndpointType.ROOM_DEVICE)
+                        and rng.random() < 0.2
+                    )
                     outcome = wait = None
                     if feature is CallFeature.CALL_QUEUE:
                         outcome = _weighted(rng, QUEUE_OUTCOMES)
@@ -665,7 +697,7 @@ class DemoBuilder:
                         user.uuid, started + timedelta(seconds=leg), duration,
                         rng.randint(0, duration) if video else 0, True, video, endpoint.value,  # type: ignore[union-attr]
                         6 if ipv6 else 4,
-                        (rng.uniform(151, 400) if poor else rng.uniform(1, 60)) if measured else None,
+                        jitter if measured else None,  # no metrics: analog, third party, IPv6
                         rng.uniform(20, 380) if measured else None,
                         (rng.uniform(0, 8) if poor else rng.uniform(0, 2)) if measured else None,
                         call_type.value, feature.value,  # type: ignore[union-attr]
@@ -681,7 +713,7 @@ class DemoBuilder:
             number = f"{prefix}{rng.randrange(10**6, 10**7)}" if rng.random() < 0.7 else None
             await self.row(
                 "device", customer_id, rng.choice(locations), _uuid(rng), rng.choice(DEVICE_MODELS),
-                f"{rng.getrandbits(48):012X}", f"sip{rng.randint(11, 14)}-{rng.randint(0, 9)}-{rng.randint(1, 9)}",
+                f"{rng.getrandbits(48):012X}", f"sip{rng.randint(11, 14)}-{rng.randint(0, 9)}",
                 number, f"{1000 + n}", user.email if user else None, user.uuid if user else None,
             )  # fmt: skip
         for n in range(rng.randint(2, 8)):
@@ -690,12 +722,12 @@ class DemoBuilder:
             is_extension = rng.random() < 0.3
             number = None if is_extension else f"{prefix}{rng.randrange(10**6, 10**7)}"
             extension = f"{2000 + n}" if is_extension else None
-            user_type = ("People" if user else rng.choice(("Auto Attendant", "Virtual Line", None)))
+            user_type = "People" if user else rng.choice(("Auto Attendant", "Virtual Line", None))
             await self.row(
                 "phone_number", customer_id, location,
                 f"ext:{location}:{extension}" if is_extension else number, number, extension,
                 None if is_extension else rng.choice(PSTN), rng.random() < 0.9, user_type,
-                None if is_extension or user_type is None else rng.choice(("Primary", "Primary", "Secondary")),
+                None if is_extension or user_type is None else rng.choice(NUMBER_TYPES),
                 user.email if user else None, user.uuid if user else None,
             )  # fmt: skip
 
@@ -748,18 +780,7 @@ async def load_demo(
 ) -> DemoSummary:
     """Load `customers` customers (split between the two partners) into an empty
     database, in one transaction. `progress(n)` is called as customers are written."""
-    if customers < len(SCENARIOS) * len(PARTNERS):
-        raise DemoError(
-            f"--customers must be at least {len(SCENARIOS) * len(PARTNERS)} "
-            "so that every status appears for both partners"
-        )
-    if not await database_is_empty():
-        count = await PartnerOrganization.all().count()
-        raise DemoError(
-            f"the database already holds data ({count} partner organization(s)): demo data loads "
-            "only into an empty database. Point DATABASE_URL at a new database, or pass "
-            "--if-empty to keep what is there."
-        )
+    await ensure_demo_can_load(customers)
     now = now or datetime.now(UTC)
     per_partner = [customers // len(PARTNERS)] * len(PARTNERS)
     per_partner[0] += customers - sum(per_partner)
@@ -779,3 +800,19 @@ async def load_demo(
         await writer.flush()
         await writer.reset_sequences()
     return DemoSummary(seed=seed, customers=customers, rows=dict(writer.written))
+
+
+async def ensure_demo_can_load(customers: int) -> None:
+    """Raise DemoError unless `customers` demo customers can load into this database."""
+    if customers < len(SCENARIOS) * len(PARTNERS):
+        raise DemoError(
+            f"--customers must be at least {len(SCENARIOS) * len(PARTNERS)} "
+            "so that every status appears for both partners"
+        )
+    if not await database_is_empty():
+        count = await PartnerOrganization.all().count()
+        raise DemoError(
+            f"the database already holds data ({count} partner organization(s)): demo data loads "
+            "only into an empty database. Point DATABASE_URL at a new database, or pass "
+            "--if-empty to keep what is there."
+        )

@@ -106,7 +106,7 @@ async def healthz(request: Request) -> Response:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        await ping(runtime.redis_url, timeout=2)
+        await ping(runtime.redis_url, wait_seconds=2)
         checks["redis"] = "ok"
     except QueueError:
         checks["redis"] = "error: unreachable"

@@ -53,15 +53,14 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
-async def ping(url: str, timeout: float = 2.0) -> None:
-    """Raise QueueError unless a Redis server answers at `url` within `timeout` seconds."""
-    client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+async def ping(url: str, wait_seconds: float = 2.0) -> None:
+    """Raise QueueError unless a Redis server answers at `url` within `wait_seconds`."""
+    client = Redis.from_url(url, socket_connect_timeout=wait_seconds, socket_timeout=wait_seconds)
     try:
-        await asyncio.wait_for(client.ping(), timeout)
+        await asyncio.wait_for(client.ping(), wait_seconds)
     except (RedisError, OSError, TimeoutError) as exc:
         raise QueueError(
-            f"cannot reach Redis at {url}: {exc or type(exc).__name__}. "
-            "Start it or fix REDIS_URL."
+            f"cannot reach Redis at {url}: {exc or type(exc).__name__}. Start it or fix REDIS_URL."
         ) from None
     finally:
         await client.aclose()
@@ -72,4 +71,6 @@ async def open_queue(url: str) -> ArqRedis:
     try:
         return await create_pool(redis_settings(url), default_queue_name=QUEUE_NAME)
     except (RedisError, OSError) as exc:
-        raise QueueError(f"cannot reach Redis at {url}: {exc}. Start it or fix REDIS_URL.") from None
+        raise QueueError(
+            f"cannot reach Redis at {url}: {exc}. Start it or fix REDIS_URL."
+        ) from None

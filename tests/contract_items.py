@@ -8,12 +8,13 @@ contract gives it, so the pending list can shrink one item at a time.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from graphql import GraphQLEnumType, build_schema
+from graphql import GraphQLEnumType, GraphQLSchema, build_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_DIR = ROOT.parent / "shared" / "contract"
@@ -21,10 +22,22 @@ PENDING_FILE = ROOT / "tests" / "contract_pending.txt"
 
 _PATTERNS = [
     ("TYPE_REMOVED", re.compile(r"^(\w+) was removed\.$"), "{0}"),
-    ("TYPE_REMOVED", re.compile(r"^Standard scalar (\w+) was removed because it is not referenced anymore\.$"), "{0}"),
+    (
+        "TYPE_REMOVED",
+        re.compile(r"^Standard scalar (\w+) was removed because it is not referenced anymore\.$"),
+        "{0}",
+    ),
     ("FIELD_REMOVED", re.compile(r"^Field (\w+)\.(\w+) was removed\.$"), "{0}.{1}"),
-    ("VALUE_REMOVED_FROM_ENUM", re.compile(r"^(\w+) was removed from enum type (\w+)\.$"), "{1}.{0}"),
-    ("ARG_REMOVED", re.compile(r"^Argument (\w+)\.(\w+)\((\w+):\) was removed\.$"), "{0}.{1}({2}:)"),
+    (
+        "VALUE_REMOVED_FROM_ENUM",
+        re.compile(r"^(\w+) was removed from enum type (\w+)\.$"),
+        "{1}.{0}",
+    ),
+    (
+        "ARG_REMOVED",
+        re.compile(r"^Argument (\w+)\.(\w+)\((\w+):\) was removed\.$"),
+        "{0}.{1}({2}:)",
+    ),
     ("ARG_REMOVED", re.compile(r"^(\w+)\.(\w+) arg (\w+) was removed\.$"), "{0}.{1}({2}:)"),
 ]
 
@@ -44,12 +57,21 @@ def run_check(sdl: str) -> tuple[int, list[str]]:
         text=True,
         check=False,
     )
-    return proc.returncode, [line for line in proc.stdout.splitlines() if line.strip()]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("contract:"):
+        raise RuntimeError(
+            f"check.py did not finish (exit {proc.returncode}): {proc.stderr[-2000:]}"
+        )
+    return proc.returncode, lines
+
+
+@functools.cache
+def contract_schema() -> GraphQLSchema:
+    return build_schema((CONTRACT_DIR / "schema.graphql").read_text())
 
 
 def contract_members(type_name: str) -> list[str]:
-    contract = build_schema((CONTRACT_DIR / "schema.graphql").read_text())
-    gql_type = contract.type_map[type_name]
+    gql_type = contract_schema().type_map[type_name]
     if isinstance(gql_type, GraphQLEnumType):
         return [f"{type_name}.{value}" for value in gql_type.values]
     fields = getattr(gql_type, "fields", None) or {}

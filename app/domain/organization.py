@@ -6,9 +6,9 @@ from app.domain.access import Viewer, visible_organization
 from app.models.organization import PartnerOrganization
 
 
-async def get_organization(viewer: Viewer, organization_id: int | None = None) -> (
-    PartnerOrganization | None
-):
+async def get_organization(
+    viewer: Viewer, organization_id: int | None = None
+) -> PartnerOrganization | None:
     """The viewer's organization; any other id reads as not found."""
     if organization_id is not None and not visible_organization(viewer, organization_id):
         return None

@@ -57,7 +57,9 @@ class CallingWeeklyCustomer(Model):
     """Usage and quality of one customer in one week."""
 
     id = fields.BigIntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name=False, on_delete=fields.CASCADE)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name=False, on_delete=fields.CASCADE
+    )
     week_start = fields.DateField()
     total_calls = fields.IntField()
     total_legs = fields.IntField()
@@ -78,7 +80,9 @@ class CallingWeeklyCustomer(Model):
 
 class CallingWeeklyEndpoint(Model):
     id = fields.BigIntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name=False, on_delete=fields.CASCADE)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name=False, on_delete=fields.CASCADE
+    )
     week_start = fields.DateField()
     endpoint_type = fields.CharEnumField(EndpointType, max_length=12)
     total_legs = fields.IntField()
@@ -92,7 +96,9 @@ class CallingWeeklyEndpoint(Model):
 
 class CallingWeeklyFeature(Model):
     id = fields.BigIntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name=False, on_delete=fields.CASCADE)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name=False, on_delete=fields.CASCADE
+    )
     week_start = fields.DateField()
     feature = fields.CharEnumField(CallFeature, max_length=14)
     calls = fields.IntField()
@@ -107,7 +113,9 @@ class CallingWeeklyQueue(Model):
     """Call queue figures of one customer in one week (only customers with a queue)."""
 
     id = fields.BigIntField(primary_key=True)
-    customer = fields.ForeignKeyField("models.Customer", related_name=False, on_delete=fields.CASCADE)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name=False, on_delete=fields.CASCADE
+    )
     week_start = fields.DateField()
     total_calls = fields.IntField()
     answered_calls = fields.IntField()

@@ -42,7 +42,9 @@ class PhoneNumber(Model):
     number_key = fields.CharField(
         max_length=64, description="natural key: the E.164 number, or ext:<location>:<extension>"
     )
-    phone_number = fields.CharField(max_length=20, null=True, description="E.164, null for extensions")
+    phone_number = fields.CharField(
+        max_length=20, null=True, description="E.164, null for extensions"
+    )
     extension = fields.CharField(max_length=10, null=True)
     pstn_connection = fields.CharField(max_length=100, null=True)
     active = fields.BooleanField(default=True)

@@ -29,7 +29,9 @@ class CustomerTag(Model):
     customer = fields.ForeignKeyField(
         "models.Customer", related_name="customer_tags", on_delete=fields.CASCADE
     )
-    tag = fields.ForeignKeyField("models.Tag", related_name="customer_tags", on_delete=fields.CASCADE)
+    tag = fields.ForeignKeyField(
+        "models.Tag", related_name="customer_tags", on_delete=fields.CASCADE
+    )
     tagged_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -30,7 +30,9 @@ class Trial(Model):
 
 class TrialProduct(Model):
     id = fields.IntField(primary_key=True)
-    trial = fields.ForeignKeyField("models.Trial", related_name="products", on_delete=fields.CASCADE)
+    trial = fields.ForeignKeyField(
+        "models.Trial", related_name="products", on_delete=fields.CASCADE
+    )
     product = fields.CharEnumField(Product, max_length=24)
     licenses = fields.IntField()
 

@@ -1,0 +1,66 @@
+"""ARQ jobs on a real Valkey server: trial expiry, run by a worker with a chosen
+"today", on both databases."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from arq.connections import create_pool
+
+from app.config import Settings
+from app.models.enums import SubscriptionStatus, TrialStatus
+from app.models.subscriptions import Subscription
+from app.models.trials import Trial
+from app.queue import QUEUE_NAME, redis_settings
+from tests import factories
+from workers.settings import build_worker
+
+TODAY = date(2026, 11, 21)
+
+
+async def test_trial_expiry_job_expires_trials_that_ended_before_today(
+    db: Settings, redis_url: str
+) -> None:
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    customer = await factories.customer(northwind)
+    other = await factories.customer(northwind)
+    third = await factories.customer(northwind)
+    ended_yesterday = await factories.trial(
+        customer, TODAY - timedelta(days=30), TODAY - timedelta(days=1)
+    )
+    ends_today = await factories.trial(other, TODAY - timedelta(days=30), TODAY)
+    cancelled = await factories.trial(third, TODAY - timedelta(days=60), TODAY - timedelta(days=5))
+    await Trial.filter(id=cancelled.id).update(status=TrialStatus.CANCELLED)
+
+    queue = await create_pool(redis_settings(redis_url), default_queue_name=QUEUE_NAME)
+    try:
+        await queue.delete(QUEUE_NAME)  # nothing left over from another test
+        job = await queue.enqueue_job("expire_trials", TODAY.isoformat())
+        assert job is not None
+        worker = build_worker(redis_url, in_process=True, burst=True)
+        await worker.async_run()
+        await worker.close()
+        assert await job.result(timeout=5) == 1
+    finally:
+        await queue.aclose()
+
+    assert (await Trial.get(id=ended_yesterday.id)).status == TrialStatus.EXPIRED
+    assert (await Trial.get(id=ended_yesterday.id)).ended_at is not None
+    assert (
+        await Subscription.get(trial_id=ended_yesterday.id)
+    ).status == SubscriptionStatus.EXPIRED
+    # The end date itself is still part of the trial (SPEC.md: end date today or later).
+    assert (await Trial.get(id=ends_today.id)).status == TrialStatus.ACTIVE
+    assert (await Subscription.get(trial_id=ends_today.id)).status == SubscriptionStatus.ACTIVE
+    # A trial that ended otherwise keeps its status.
+    assert (await Trial.get(id=cancelled.id)).status == TrialStatus.CANCELLED
+
+
+async def test_running_the_expiry_twice_changes_nothing_more(db: Settings) -> None:
+    from workers.trials import expire_trials
+
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    customer = await factories.customer(northwind)
+    await factories.trial(customer, TODAY - timedelta(days=10), TODAY - timedelta(days=2))
+    assert await expire_trials({}, TODAY.isoformat()) == 1
+    assert await expire_trials({}, TODAY.isoformat()) == 0
