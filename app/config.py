@@ -8,6 +8,7 @@ embedded Valkey server with the ARQ worker in the same process.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=Path("var"), description="Folder for embedded state and files")
     secret_key: str | None = Field(
         default=None,
-        description="Key for signed download URLs and webhooks; generated under var/ if unset",
+        description="Key for signed download URLs and webhooks",
     )
     control_hub_url: str = Field(
         default="https://admin.webex.com",
@@ -107,24 +108,24 @@ class Settings(BaseSettings):
     def sqlite_path(self) -> Path:
         return Path(self.database_url.split("://", 1)[1])
 
-    def resolved_secret_key(self) -> str:
-        """The signing key: the setting, or one generated once and kept under var/."""
-        if self.secret_key:
-            return self.secret_key
-        import secrets
 
-        path = self.var_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.var_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
-        return key
+def known_variables() -> set[str]:
+    return {f"PARTNERHUB_{name.upper()}" for name in Settings.model_fields}
 
 
 def load_settings() -> Settings:
-    """Read the settings; a bad value raises SettingsError with a one-line message."""
+    """Read the settings; a bad value, or a PARTNERHUB_ variable that names no
+    setting (a typo would otherwise be ignored), raises SettingsError."""
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith("PARTNERHUB_") and name not in known_variables()
+    )
+    if unknown:
+        raise SettingsError(
+            f"{unknown[0]} is not a setting: the PARTNERHUB_ settings are "
+            f"{', '.join(sorted(known_variables()))}"
+        )
     try:
         return Settings()
     except ValidationError as exc:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.migrations.executor import MigrationExecutor
 
 from app.config import Settings
 from app.models import MODEL_MODULES
@@ -117,27 +118,23 @@ def _redacted(url: str) -> str:
     return url
 
 
+def _migration_executor() -> MigrationExecutor:
+    apps_config = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+    return MigrationExecutor(connections.get("default"), apps_config)
+
+
 async def pending_migrations() -> list[str]:
     """Names of the migrations not applied yet to the default connection."""
-    from tortoise.migrations.executor import MigrationExecutor
-
-    config = Tortoise.get_connection("default")
-    apps_config = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-    executor = MigrationExecutor(config, apps_config)
-    plan = await executor.plan()
+    plan = await _migration_executor().plan()
     return [step.migration.name for step in plan if not step.backward]
 
 
 async def apply_migrations(settings: Settings) -> list[str]:
     """Apply every pending migration; returns the names applied."""
-    from tortoise.migrations.executor import MigrationExecutor
-
     await open_database(settings, check_migrated=False)
     try:
         pending = await pending_migrations()
-        connection = Tortoise.get_connection("default")
-        apps_config = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-        await MigrationExecutor(connection, apps_config).migrate()
+        await _migration_executor().migrate()
         return pending
     finally:
         await close_database()
@@ -152,15 +149,9 @@ def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
     return conn.capabilities.dialect == "postgres"
 
 
-def placeholders(count: int, start: int = 1, conn: BaseDBAsyncClient | None = None) -> list[str]:
-    """`count` positional placeholders in the connection's dialect."""
-    if is_postgres(conn):
-        return [f"${i}" for i in range(start, start + count)]
-    return ["?"] * count
-
-
 async def fetch_all(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Run a raw query written with `?` placeholders on either dialect."""
+    """Run a raw query written with `?` placeholders on either dialect (every `?`
+    is a placeholder: keep literals that contain one out of the SQL text)."""
     conn = connection()
     if is_postgres(conn):
         sql = _numbered(sql)

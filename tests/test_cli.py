@@ -49,6 +49,16 @@ def test_a_malformed_setting_is_named_in_a_one_line_error(
     assert variable.removeprefix("PARTNERHUB_") in line
 
 
+def test_a_misspelt_setting_is_refused_not_ignored(tmp_path: Path) -> None:
+    env = cli_env(None, tmp_path)
+    env["PARTNERHUB_EXPIRNG_SOON_DAYS"] = "10"
+    result = run_cli(["migrate"], env)
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert "PARTNERHUB_EXPIRNG_SOON_DAYS is not a setting" in line
+    assert "PARTNERHUB_EXPIRING_SOON_DAYS" in line
+
+
 def test_an_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
     env = cli_env("postgres://partnerhub:secret@127.0.0.1:1/partnerhub", tmp_path)
     for command in (
