@@ -242,6 +242,10 @@ def demo_admins(seed: int) -> list[DemoAdmin]:
 class _Ids:
     counters: dict[str, int] = field(default_factory=dict)
 
+    def peek(self, table: str) -> int:
+        """The id the next row of `table` will get."""
+        return self.counters.get(table, 0) + 1
+
     def next(self, table: str) -> int:
         value = self.counters.get(table, 0) + 1
         self.counters[table] = value
@@ -524,7 +528,7 @@ class DemoBuilder:
             end = today + timedelta(days=p["end_in"]) if p["end_in"] is not None else None
             added_at = self.now - timedelta(days=p["added"])
             sub_id = await self.row(
-                "subscription", customer_id, f"Sub-{rng.randrange(10**8, 10**9)}",
+                "subscription", customer_id, f"Sub-{10**8 + self.ids.peek('subscription')}",
                 SubscriptionKind.SUBSCRIPTION.value, p["status"].value, start, end,
                 p["auto_renew"], added_at, None,
             )  # fmt: skip
@@ -536,7 +540,7 @@ class DemoBuilder:
             started_ago, length, status = trial
             start = today - timedelta(days=started_ago)
             end = start + timedelta(days=length)
-            trial_code = f"ET-{rng.randrange(10**9, 10**10)}"
+            trial_code = f"ET-{10**9 + self.ids.peek('trial')}"  # unique by construction
             ended_at = None
             if status is not TrialStatus.ACTIVE:
                 ended_at = datetime.combine(end, datetime.min.time(), UTC)
@@ -716,11 +720,12 @@ class DemoBuilder:
                 f"{rng.getrandbits(48):012X}", f"sip{rng.randint(11, 14)}-{rng.randint(0, 9)}",
                 number, f"{1000 + n}", user.email if user else None, user.uuid if user else None,
             )  # fmt: skip
+        first_number = rng.randrange(10**6, 10**7 - 10)  # consecutive: unique per customer
         for n in range(rng.randint(2, 8)):
             location = rng.choice(locations)
             user = rng.choice(users) if rng.random() < 0.7 else None
             is_extension = rng.random() < 0.3
-            number = None if is_extension else f"{prefix}{rng.randrange(10**6, 10**7)}"
+            number = None if is_extension else f"{prefix}{first_number + n}"
             extension = f"{2000 + n}" if is_extension else None
             user_type = "People" if user else rng.choice(("Auto Attendant", "Virtual Line", None))
             await self.row(
