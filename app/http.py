@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await _stop_queue(runtime)
             await close_database()
 
-    graphql = create_graphql_app()
+    graphql = create_graphql_app(settings)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -7,11 +7,16 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from app.config import Settings
 from schema.context import Context
 from schema.root import schema
 
 
 class PartnerHubGraphQL(GraphQL):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.settings = settings
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
     ) -> Context:
@@ -21,8 +26,9 @@ class PartnerHubGraphQL(GraphQL):
             request=request,  # type: ignore[arg-type]
             response=response if isinstance(response, Response) else None,
             viewer=getattr(request.state, "viewer", None),  # type: ignore[arg-type]
+            settings=self.settings,
         )
 
 
-def create_graphql_app() -> PartnerHubGraphQL:
-    return PartnerHubGraphQL(schema, graphql_ide="graphiql")
+def create_graphql_app(settings: Settings) -> PartnerHubGraphQL:
+    return PartnerHubGraphQL(settings)

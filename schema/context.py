@@ -1,14 +1,19 @@
-"""The per-request context every resolver receives as `info.context`."""
+"""The per-request context every resolver receives as `info.context`: the
+viewer, one clock for the whole request, and the request's DataLoaders."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info as StrawberryInfo
 
+from app.clock import utcnow
+from app.config import Settings
 from app.domain.access import Viewer
+from app.domain.statuses import StatusClock
 
 
 @dataclass
@@ -16,6 +21,21 @@ class Context:
     request: Request
     response: Response | None
     viewer: Viewer
+    settings: Settings
+    clock: StatusClock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clock = StatusClock(
+            now=utcnow(),
+            expiring_soon_days=self.settings.expiring_soon_days,
+            no_recent_activity_days=self.settings.no_recent_activity_days,
+        )
+
+    @cached_property
+    def loaders(self):
+        from schema.loaders import Loaders
+
+        return Loaders(self.viewer, self.clock)
 
 
 Info = StrawberryInfo[Context, None]

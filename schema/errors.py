@@ -1,5 +1,5 @@
-"""Error policy: clients see validation errors and our own public errors in
-full; any other exception is logged and reaches them as "Unexpected error."."""
+"""Error policy: clients see validation errors and the domain's InvalidArgument
+in full; any other exception is logged and reaches them as "Unexpected error."."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import logging
 
 from graphql import GraphQLError
 
+from app.domain.errors import InvalidArgument
+
 log = logging.getLogger("partnerhub.graphql")
-
-
-class PublicError(Exception):
-    """An error whose message is meant for the client (e.g. `first` over 100)."""
 
 
 def should_mask_error(error: GraphQLError) -> bool:
     original = error.original_error
-    if original is None or isinstance(original, (GraphQLError, PublicError)):
+    if original is None or isinstance(original, (GraphQLError, InvalidArgument)):
         return False
     log.error("unexpected error in %s", error.path, exc_info=original)
     return True

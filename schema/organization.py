@@ -6,11 +6,13 @@ from datetime import datetime
 
 import strawberry
 
+from app.domain.errors import MutationRejected
 from app.domain.ids import encode_global_id
-from app.domain.organization import get_organization
+from app.domain.organization import complete_setup, get_organization
 from app.models.organization import PartnerOrganization as OrganizationModel
 from schema.context import Info
 from schema.node import Node, node_loader
+from schema.payloads import UserError
 
 
 @strawberry.type(
@@ -52,3 +54,28 @@ async def resolve_organization(info: Info) -> PartnerOrganization:
     org = await get_organization(info.context.viewer)
     assert org is not None  # the viewer's own organization always exists
     return PartnerOrganization.from_model(org)
+
+
+@strawberry.input(name="CompleteSetupInput")
+class CompleteSetupInput:
+    accept_terms: bool
+    industry: str | None = None
+    planned_users: int | None = None
+
+
+@strawberry.type(name="OrganizationPayload")
+class OrganizationPayload:
+    organization: PartnerOrganization | None
+    user_errors: list[UserError]
+
+
+async def resolve_complete_setup(info: Info, input: CompleteSetupInput) -> OrganizationPayload:
+    try:
+        org = await complete_setup(
+            info.context.viewer, input.accept_terms, input.industry, input.planned_users
+        )
+    except MutationRejected as rejected:
+        return OrganizationPayload(
+            organization=None, user_errors=[UserError.of(e) for e in rejected.errors]
+        )
+    return OrganizationPayload(organization=PartnerOrganization.from_model(org), user_errors=[])

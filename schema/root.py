@@ -8,9 +8,19 @@ import strawberry
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from schema.admins import Admin, resolve_viewer
+from schema.customers import Customer, CustomerConnection, resolve_customer, resolve_customers
 from schema.errors import should_mask_error
 from schema.node import Node, resolve_node
-from schema.organization import PartnerOrganization, resolve_organization
+from schema.organization import (
+    OrganizationPayload,
+    PartnerOrganization,
+    resolve_complete_setup,
+    resolve_organization,
+)
+from schema.resources import Resource, resolve_resources
+from schema.subscriptions import CustomerSubscription
+from schema.tags import Tag
+from schema.trials import Trial
 
 MAX_QUERY_DEPTH = 12
 MAX_ALIASES = 30
@@ -27,10 +37,31 @@ class Query:
     organization: PartnerOrganization = strawberry.field(
         resolver=resolve_organization, description="The viewer's partner organization."
     )
+    customers: CustomerConnection = strawberry.field(
+        resolver=resolve_customers,
+        description="Customers the viewer's role reaches, filtered, ordered and paginated.",
+    )
+    customer: Customer | None = strawberry.field(
+        resolver=resolve_customer, description="A customer in the viewer's scope; null otherwise."
+    )
+    resources: list[Resource] = strawberry.field(
+        resolver=resolve_resources, description="Resources and help."
+    )
+
+
+@strawberry.type(name="Mutation")
+class Mutation:
+    complete_organization_setup: OrganizationPayload = strawberry.field(
+        resolver=resolve_complete_setup,
+        description="The first-time setup wizard (FULL_ADMIN): accept the terms.",
+    )
 
 
 schema = strawberry.Schema(
     query=Query,
+    mutation=Mutation,
+    # Types reached only through interfaces, so node(id:) can answer them.
+    types=[CustomerSubscription, Trial, Tag],
     extensions=[
         functools.partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
         functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),

@@ -61,3 +61,31 @@ async def test_admins_list_holds_only_the_viewers_partner(db: Settings) -> None:
     viewer = Viewer(admin=ours[AdminRole.READ_ONLY_ADMIN].admin, partner=northwind)
     emails = set(await visible_admins(viewer).values_list("email", flat=True))
     assert emails == {member.admin.email for member in ours.values()}
+
+
+async def test_the_sql_scope_and_the_queryset_scope_agree_for_every_role(db: Settings) -> None:
+    """Raw queries use customer_scope(), the ORM uses visible_customers(): same rule."""
+    from app.db import fetch_all
+    from app.domain.access import customer_scope
+
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    contoso = await factories.partner("Contoso Partners", "contoso.example")
+    team = await factories.team(northwind)
+    await factories.team(contoso)
+    customers = [await factories.customer(northwind) for _ in range(6)]
+    await factories.customer(contoso)
+    await factories.assign(team[AdminRole.ADMIN].admin, customers[0])
+    await factories.assign(team[AdminRole.SALES_ADMIN].admin, customers[1])
+    await factories.assign(team[AdminRole.SALES_ADMIN].admin, customers[2])
+    from app.models.customers import Customer
+
+    await Customer.filter(id__in=[customers[2].id, customers[3].id]).update(
+        created_by_id=team[AdminRole.SALES_ADMIN].admin.id
+    )
+    for role, member in team.items():
+        viewer = Viewer(admin=member.admin, partner=northwind)
+        scope = customer_scope(viewer)
+        rows = await fetch_all(f"SELECT c.id FROM customer c WHERE {scope.text}", scope.params)
+        via_sql = sorted(r["id"] for r in rows)
+        via_orm = sorted(await visible_customers(viewer).values_list("id", flat=True))
+        assert via_sql == via_orm, role

@@ -89,17 +89,25 @@ async def test_demo_covers_both_partners_every_role_status_product_and_history(
     assert await count("SELECT COUNT(*) AS n FROM customer") == 40
 
     for domain, org in partners.items():
-        emails = {r["email"]: r["role"] for r in await fetch_all(
-            "SELECT email, role FROM admin WHERE partner_id = ?", [org.id])}  # fmt: skip
+        emails = {
+            r["email"]: r["role"]
+            for r in await fetch_all("SELECT email, role FROM admin WHERE partner_id = ?", [org.id])
+        }
         assert emails == {
-            f"full@{domain}": "FULL_ADMIN", f"admin@{domain}": "ADMIN",
-            f"readonly@{domain}": "READ_ONLY_ADMIN", f"salesfull@{domain}": "SALES_FULL_ADMIN",
+            f"full@{domain}": "FULL_ADMIN",
+            f"admin@{domain}": "ADMIN",
+            f"readonly@{domain}": "READ_ONLY_ADMIN",
+            f"salesfull@{domain}": "SALES_FULL_ADMIN",
             f"sales@{domain}": "SALES_ADMIN",
-        }  # fmt: skip
+        }
         for status in STATUS_SQL:
             assert await customers_with_status(org.id, status) > 0, (domain, status)
-        regions = {r["region"] for r in await fetch_all(
-            "SELECT DISTINCT region FROM customer WHERE partner_id = ?", [org.id])}  # fmt: skip
+        regions = {
+            r["region"]
+            for r in await fetch_all(
+                "SELECT DISTINCT region FROM customer WHERE partner_id = ?", [org.id]
+            )
+        }
         assert regions == {"US", "CA", "EU", "UAE"}
 
     license_types = {
@@ -115,9 +123,21 @@ async def test_demo_covers_both_partners_every_role_status_product_and_history(
     first, last = (datetime.fromisoformat(str(weeks[0][k])) for k in ("first", "last"))
     assert timedelta(weeks=9) < last - first <= timedelta(weeks=10)
     assert last < NOW  # legs only in completed weeks
-    for table in ("invoice", "purchase_order", "trial_product", "device", "phone_number",
-                  "app_session", "daily_org_usage", "customer_user", "location", "customer_tag",
-                  "customer_assignment", "resource", "tag"):  # fmt: skip
+    for table in (
+        "invoice",
+        "purchase_order",
+        "trial_product",
+        "device",
+        "phone_number",
+        "app_session",
+        "daily_org_usage",
+        "customer_user",
+        "location",
+        "customer_tag",
+        "customer_assignment",
+        "resource",
+        "tag",
+    ):
         assert await count(f'SELECT COUNT(*) AS n FROM "{table}"') > 0, table
     trial_ids = await fetch_all("SELECT trial_id FROM trial")
     assert trial_ids and all(r["trial_id"].startswith("ET-") for r in trial_ids)

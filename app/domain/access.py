@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
+from app.domain.errors import UserErrorCode, reject
+from app.domain.sql import Sql
 from app.models.admins import Admin
 from app.models.customers import Customer
 from app.models.enums import AdminRole
@@ -67,9 +69,53 @@ def visible_customers(viewer: Viewer) -> QuerySet[Customer]:
     return customers.filter(assigned)
 
 
+ASSIGNED_SQL = (
+    "EXISTS (SELECT 1 FROM customer_assignment a WHERE a.customer_id = c.id AND a.admin_id = ?)"
+)
+
+
+def customer_scope(viewer: Viewer) -> Sql:
+    """`visible_customers` as SQL on a customer row aliased `c` (for raw queries).
+    tests/test_access.py checks that the two agree for every role."""
+    scope = Sql("c.partner_id = ?", (viewer.partner_id,))
+    if viewer.sees_all_customers:
+        return scope
+    assigned = Sql(ASSIGNED_SQL, (viewer.admin.id,))
+    if viewer.role is AdminRole.SALES_ADMIN:
+        return scope & (assigned | Sql("c.created_by_id = ?", (viewer.admin.id,)))
+    return scope & assigned
+
+
+def assigned_to_viewer(viewer: Viewer) -> Sql:
+    """Customers the viewer is assigned to as a partner admin (managed by EXTERNAL_ADMIN)."""
+    return Sql(ASSIGNED_SQL, (viewer.admin.id,))
+
+
 def visible_admins(viewer: Viewer) -> QuerySet[Admin]:
     """Admins of the viewer's own partner organization (the Admins list)."""
     return Admin.filter(partner_id=viewer.partner_id)
+
+
+def require_role(viewer: Viewer, allowed: frozenset[AdminRole], action: str) -> None:
+    """Refuse (FORBIDDEN, naming the roles that may) unless the viewer's role is allowed."""
+    if viewer.role not in allowed:
+        roles = " or ".join(sorted(r.value for r in allowed))
+        raise reject(None, f"{action} needs the {roles} role (you are {viewer.role.value})",
+                     UserErrorCode.FORBIDDEN)  # fmt: skip
+
+
+def require_setup_completed(viewer: Viewer) -> None:
+    """Every mutation but completeOrganizationSetup waits for the first-time setup."""
+    if not viewer.partner.setup_completed:
+        raise reject(
+            None,
+            "The organization setup is pending: a FULL_ADMIN must run "
+            "completeOrganizationSetup (accept the terms) first.",
+            UserErrorCode.FORBIDDEN,
+        )
+
+
+SETUP_ROLES = frozenset({AdminRole.FULL_ADMIN})
 
 
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from app.domain.access import Viewer, visible_organization
+from tortoise.transactions import in_transaction
+
+from app.clock import utcnow
+from app.domain import audit
+from app.domain.access import SETUP_ROLES, Viewer, require_role, visible_organization
+from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
+from app.domain.ids import encode_global_id
 from app.models.organization import PartnerOrganization
+
+MAX_INDUSTRY_LENGTH = 100
+MAX_PLANNED_USERS = 10_000_000
 
 
 async def get_organization(
@@ -13,3 +22,45 @@ async def get_organization(
     if organization_id is not None and not visible_organization(viewer, organization_id):
         return None
     return await PartnerOrganization.get_or_none(id=viewer.partner_id)
+
+
+async def complete_setup(
+    viewer: Viewer, accept_terms: bool, industry: str | None, planned_users: int | None
+) -> PartnerOrganization:
+    """The first-time setup wizard: accept the terms, record the profile. Once only."""
+    require_role(viewer, SETUP_ROLES, "Completing the organization setup")
+    errors: list[UserError] = []
+    if accept_terms is not True:
+        errors.append(
+            UserError(
+                ("input", "acceptTerms"), "The terms must be accepted.", UserErrorCode.INVALID
+            )
+        )
+    clean_industry = industry.strip() if industry is not None else None
+    if clean_industry is not None and not 1 <= len(clean_industry) <= MAX_INDUSTRY_LENGTH:
+        errors.append(UserError(("input", "industry"),
+                                f"Industry is 1 to {MAX_INDUSTRY_LENGTH} characters.",
+                                UserErrorCode.INVALID))  # fmt: skip
+    if planned_users is not None and not 1 <= planned_users <= MAX_PLANNED_USERS:
+        errors.append(UserError(("input", "plannedUsers"),
+                                f"Planned users is a number from 1 to {MAX_PLANNED_USERS:,}.",
+                                UserErrorCode.INVALID))  # fmt: skip
+    if errors:
+        raise MutationRejected(errors)
+    async with in_transaction():
+        org = await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
+        if org.setup_completed:
+            raise reject(
+                None, "The organization setup is already completed.", UserErrorCode.CONFLICT
+            )
+        org.terms_accepted_at = utcnow()
+        org.industry = clean_industry
+        org.planned_users = planned_users
+        await org.save(update_fields=["terms_accepted_at", "industry", "planned_users"])
+        await audit.record(
+            viewer,
+            "organization.setup",
+            encode_global_id("PartnerOrganization", org.id),
+            f"Completed the organization setup of {org.name} (terms accepted)",
+        )
+    return org

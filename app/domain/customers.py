@@ -1,0 +1,259 @@
+"""The customer list: scope, filters, ordering and keyset pagination, in SQL.
+
+A page costs three statements whatever its size: the count, the page of ids
+(with the sort key), and the customer rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from app.db import fetch_all
+from app.domain.access import Viewer, assigned_to_viewer, customer_scope, visible_customers
+from app.domain.errors import InvalidArgument
+from app.domain.pagination import Page, decode_cursor, encode_cursor, page_size
+from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern
+from app.domain.statuses import HOLDING, StatusClock, status_condition
+from app.models.customers import Customer
+from app.models.enums import CustomerStatus, ManagedBy, Product, Region, SubscriptionKind
+
+MAX_SEARCH_LENGTH = 200
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?\d{4,15}$")
+MAC = re.compile(r"^[0-9A-F]{12}$")
+
+
+class CustomerOrderField(StrEnum):
+    NAME = "NAME"
+    CREATED_AT = "CREATED_AT"
+    NEXT_END_DATE = "NEXT_END_DATE"
+    TOTAL_LICENSES = "TOTAL_LICENSES"
+
+
+@dataclass(frozen=True)
+class CustomerOrder:
+    field: CustomerOrderField = CustomerOrderField.NAME
+    descending: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.field.value}:{'DESC' if self.descending else 'ASC'}"
+
+
+@dataclass(frozen=True)
+class CustomerFilter:
+    """CustomerFilter of the contract. `tag_ids` holds None for an id that names no tag."""
+
+    search: str | None = None
+    email: str | None = None
+    managed_by: ManagedBy | None = None
+    products: list[Product] | None = None
+    statuses: list[CustomerStatus] | None = None
+    subscription_type: SubscriptionKind | None = None
+    tag_ids: list[int | None] | None = None
+    regions: list[Region] | None = None
+    assigned_admin_id: int | None = field(default=None)
+
+
+FAR_FUTURE, FAR_PAST = date(9999, 12, 31), date(1, 1, 1)
+
+
+def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
+    if order.field is CustomerOrderField.NAME:
+        return Sql("LOWER(c.name)")
+    if order.field is CustomerOrderField.CREATED_AT:
+        return Sql("c.created_at")
+    if order.field is CustomerOrderField.NEXT_END_DATE:
+        # The soonest end date still ahead; customers with none sort last either way.
+        return Sql(
+            "COALESCE((SELECT MIN(s.end_date) FROM subscription s WHERE s.customer_id = c.id"
+            f" AND s.status IN {HOLDING} AND s.end_date >= ?), ?)",
+            (clock.today, FAR_PAST if order.descending else FAR_FUTURE),
+        )
+    return Sql(
+        "COALESCE((SELECT SUM(l.quantity) FROM subscription s JOIN license_line l"
+        f" ON l.subscription_id = s.id WHERE s.customer_id = c.id AND s.status IN {HOLDING}), 0)"
+    )
+
+
+def _key_from_cursor(order: CustomerOrder, value: Any) -> Any:
+    try:
+        if order.field is CustomerOrderField.NAME:
+            return str(value)
+        if order.field is CustomerOrderField.CREATED_AT:
+            return datetime.fromisoformat(str(value))
+        if order.field is CustomerOrderField.NEXT_END_DATE:
+            return date.fromisoformat(str(value)[:10])
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument("`after` is not a cursor of this list") from None
+
+
+def _cursor_condition(order: CustomerOrder, key: Sql, after: str) -> Sql:
+    payload = decode_cursor(after, "customers")
+    if len(payload) != 4 or payload[1] != order.name or not isinstance(payload[3], int):
+        raise InvalidArgument(
+            "`after` belongs to another ordering: start again without `after` "
+            "when you change `orderBy`"
+        )
+    value, last_id = _key_from_cursor(order, payload[2]), payload[3]
+    op = "<" if order.descending else ">"
+    return Sql(
+        f"({key.text}) {op} ? OR (({key.text}) = ? AND c.id {op} ?)",
+        (*key.params, value, *key.params, value, last_id),
+    )
+
+
+def _search_condition(search: str) -> Sql:
+    text = search.strip()
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise InvalidArgument(f"`search` is at most {MAX_SEARCH_LENGTH} characters")
+    if not text:
+        return TRUE
+    pattern = like_pattern(text.lower())
+    parts = [
+        Sql("LOWER(c.name) LIKE ? ESCAPE '!'", (pattern,)),
+        Sql("LOWER(c.external_id) LIKE ? ESCAPE '!'", (pattern,)),
+        Sql("LOWER(CAST(c.org_id AS TEXT)) LIKE ? ESCAPE '!'", (pattern,)),
+    ]
+    digits = re.sub(r"[\s().-]", "", text)
+    if PHONE.match(digits):
+        numbers = (digits, digits if digits.startswith("+") else f"+{digits}")
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM phone_number pn WHERE pn.customer_id = c.id"
+                " AND pn.phone_number IN (?, ?))",
+                numbers,
+            )
+            | Sql(
+                "EXISTS (SELECT 1 FROM device d WHERE d.customer_id = c.id"
+                " AND d.phone_number IN (?, ?))",
+                numbers,
+            )
+        )
+    mac = re.sub(r"[:.-]", "", text).upper()
+    if MAC.match(mac):
+        parts.append(
+            Sql("EXISTS (SELECT 1 FROM device d WHERE d.customer_id = c.id AND d.mac = ?)", (mac,))
+        )
+    return any_of(parts)
+
+
+def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) -> Sql:
+    """The SQL that holds for a customer `c` passing every part of the filter."""
+    parts: list[Sql] = []
+    if flt.search is not None:
+        parts.append(_search_condition(flt.search))
+    if flt.email is not None:
+        email = flt.email.strip().lower()
+        if not EMAIL.match(email):
+            raise InvalidArgument(f"`email` is not an email address: {flt.email[:100]!r}")
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM customer_user u WHERE u.customer_id = c.id AND u.email = ?)",
+                (email,),
+            )
+        )
+    if flt.managed_by is ManagedBy.EXTERNAL_ADMIN:
+        parts.append(assigned_to_viewer(viewer))
+    if flt.products is not None:
+        products = in_list("l.product", [p.value for p in flt.products])
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM subscription s JOIN license_line l"
+                f" ON l.subscription_id = s.id WHERE s.customer_id = c.id AND {products.text})",
+                products.params,
+            )
+        )
+    if flt.statuses is not None:
+        parts.append(any_of(status_condition(s, clock) for s in flt.statuses))
+    if flt.subscription_type is SubscriptionKind.SUBSCRIPTION:
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id"
+                f" AND s.kind = 'SUBSCRIPTION' AND s.status IN {HOLDING})"
+            )
+        )
+    elif flt.subscription_type is SubscriptionKind.TRIAL:
+        parts.append(status_condition(CustomerStatus.TRIAL, clock))
+    if flt.tag_ids is not None:
+        if any(tag_id is None for tag_id in flt.tag_ids):
+            parts.append(FALSE)  # a tag that does not exist is carried by no customer
+        for tag_id in dict.fromkeys(t for t in flt.tag_ids if t is not None):
+            parts.append(
+                Sql(
+                    "EXISTS (SELECT 1 FROM customer_tag ct JOIN tag tg ON tg.id = ct.tag_id"
+                    " WHERE ct.customer_id = c.id AND ct.tag_id = ? AND tg.partner_id = ?)",
+                    (tag_id, viewer.partner_id),
+                )
+            )
+    if flt.regions is not None:
+        parts.append(in_list("c.region", [r.value for r in flt.regions]))
+    if flt.assigned_admin_id is not None:
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM customer_assignment a2 WHERE a2.customer_id = c.id"
+                " AND a2.admin_id = ?)",
+                (flt.assigned_admin_id,),
+            )
+        )
+    return all_of(parts)
+
+
+async def list_customers(
+    viewer: Viewer,
+    clock: StatusClock,
+    *,
+    first: int | None = None,
+    after: str | None = None,
+    flt: CustomerFilter | None = None,
+    order: CustomerOrder | None = None,
+) -> Page[Customer]:
+    """One page of the customers the viewer sees, filtered and ordered, with the total."""
+    size = page_size(first)
+    order = order or CustomerOrder()
+    where = customer_scope(viewer) & filter_condition(viewer, flt or CustomerFilter(), clock)
+    key = _sort_key(order, clock)
+    cursor = _cursor_condition(order, key, after) if after is not None else TRUE
+    direction = "DESC" if order.descending else "ASC"
+
+    total = await fetch_all(
+        f"SELECT COUNT(*) AS n FROM customer c WHERE {where.text}", where.params
+    )
+    rows = await fetch_all(
+        f"SELECT c.id, {key.text} AS sort_key FROM customer c"
+        f" WHERE ({where.text}) AND ({cursor.text})"
+        f" ORDER BY sort_key {direction}, c.id {direction} LIMIT ?",
+        [*key.params, *where.params, *cursor.params, size + 1],
+    )
+    has_next = len(rows) > size
+    rows = rows[:size]
+    ids = [r["id"] for r in rows]
+    by_id = {c.id: c for c in await Customer.filter(id__in=ids)} if ids else {}
+    return Page(
+        items=[by_id[r["id"]] for r in rows],
+        cursors=[
+            encode_cursor(["customers", order.name, _cursor_value(r["sort_key"]), r["id"]])
+            for r in rows
+        ],
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+        total_count=int(total[0]["n"]),
+    )
+
+
+def _cursor_value(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if value is not None and not isinstance(value, (int, str)):
+        return int(value)  # Decimal sums on PostgreSQL
+    return value
+
+
+async def get_customer(viewer: Viewer, customer_id: int) -> Customer | None:
+    """A customer the viewer sees; anything else reads as not found."""
+    return await visible_customers(viewer).get_or_none(id=customer_id)

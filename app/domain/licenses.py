@@ -1,0 +1,45 @@
+"""License arithmetic (SPEC.md): per line, available = max(quantity - assigned, 0)
+and overage = max(assigned - quantity, 0); totals are sums over lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from app.models.enums import SubscriptionStatus
+from app.models.subscriptions import LicenseLine
+
+# Subscriptions (and trials) in these states hold their licenses.
+HOLDING_STATUSES = frozenset(
+    {SubscriptionStatus.ACTIVE, SubscriptionStatus.SUSPENDED, SubscriptionStatus.PENDING_SETUP}
+)
+
+
+@dataclass(frozen=True)
+class LicenseCounts:
+    total: int = 0
+    assigned: int = 0
+    used: int = 0
+    available: int = 0
+    overage: int = 0
+
+
+def line_counts(line: LicenseLine) -> LicenseCounts:
+    return LicenseCounts(
+        total=line.quantity,
+        assigned=line.assigned,
+        used=line.used,
+        available=max(line.quantity - line.assigned, 0),
+        overage=max(line.assigned - line.quantity, 0),
+    )
+
+
+def sum_counts(lines: Iterable[LicenseLine]) -> LicenseCounts:
+    counts = [line_counts(line) for line in lines]
+    return LicenseCounts(
+        total=sum(c.total for c in counts),
+        assigned=sum(c.assigned for c in counts),
+        used=sum(c.used for c in counts),
+        available=sum(c.available for c in counts),
+        overage=sum(c.overage for c in counts),
+    )

@@ -1,0 +1,104 @@
+"""Customer statuses (SPEC.md: customer list), as SQL conditions on a customer
+row aliased `c`, so that the list filters by status in the database and a page
+computes its statuses in one query. "Today" is the UTC date.
+
+A customer can carry several statuses. "Subscription" means kind SUBSCRIPTION;
+a trial is its Trial row (its TRIAL subscription mirrors it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from app.db import fetch_all
+from app.domain.sql import Sql, in_list
+from app.models.enums import CustomerStatus
+
+# Subscription states that still hold licenses (SPEC.md: overage, expiry).
+HOLDING = "('ACTIVE', 'SUSPENDED', 'PENDING_SETUP')"
+STATUS_ORDER: tuple[CustomerStatus, ...] = tuple(CustomerStatus)
+
+
+@dataclass(frozen=True)
+class StatusClock:
+    """The instant statuses are computed for, and the settings' windows."""
+
+    now: datetime
+    expiring_soon_days: int = 30
+    no_recent_activity_days: int = 30
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+
+def _subscription(condition: str, *params: object) -> Sql:
+    return Sql(
+        "EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id"
+        f" AND s.kind = 'SUBSCRIPTION' AND {condition})",
+        params,
+    )
+
+
+def _ongoing_trial(clock: StatusClock, extra: str = "", *params: object) -> Sql:
+    return Sql(
+        "EXISTS (SELECT 1 FROM trial t WHERE t.customer_id = c.id"
+        f" AND t.status = 'ACTIVE' AND t.end_date >= ?{extra})",
+        (clock.today, *params),
+    )
+
+
+def status_condition(status: CustomerStatus, clock: StatusClock) -> Sql:
+    """The SQL that holds for a customer `c` carrying `status`."""
+    today = clock.today
+    soon = today + timedelta(days=clock.expiring_soon_days)
+    if status is CustomerStatus.TRIAL:
+        return _ongoing_trial(clock)
+    if status is CustomerStatus.ACTIVE:
+        return _subscription("s.status = 'ACTIVE'")
+    if status is CustomerStatus.EXPIRING_SOON:
+        return _subscription(
+            "s.status = 'ACTIVE' AND NOT s.auto_renew AND s.end_date >= ? AND s.end_date <= ?",
+            today,
+            soon,
+        ) | _ongoing_trial(clock, " AND t.end_date <= ?", soon)
+    if status is CustomerStatus.LICENSE_OVERAGE:
+        # A subscription or a trial: both have license lines.
+        return Sql(
+            "EXISTS (SELECT 1 FROM subscription s JOIN license_line l ON l.subscription_id = s.id"
+            f" WHERE s.customer_id = c.id AND s.status IN {HOLDING} AND l.assigned > l.quantity)"
+        )
+    if status is CustomerStatus.NO_RECENT_ACTIVITY:
+        since = clock.now - timedelta(days=clock.no_recent_activity_days)
+        return Sql("c.last_admin_activity_at IS NULL OR c.last_admin_activity_at < ?", (since,))
+    if status is CustomerStatus.READY_FOR_ORDER_SETUP:
+        return _subscription("s.status = 'PENDING_SETUP'")
+    if status is CustomerStatus.SUSPENDED:
+        return _subscription("s.status = 'SUSPENDED'")
+    if status is CustomerStatus.EXPIRED:
+        return _subscription(f"s.status IN {HOLDING}").negate() & _ongoing_trial(clock).negate()
+    raise ValueError(status)
+
+
+async def statuses_of(
+    customer_ids: Sequence[int], clock: StatusClock
+) -> dict[int, list[CustomerStatus]]:
+    """Every status of each customer, in one query (ids must already be in scope)."""
+    if not customer_ids:
+        return {}
+    columns: list[str] = []
+    params: list[object] = []
+    for n, status in enumerate(STATUS_ORDER):
+        condition = status_condition(status, clock)
+        columns.append(f"CASE WHEN {condition.text} THEN 1 ELSE 0 END AS s{n}")
+        params.extend(condition.params)
+    where = in_list("c.id", list(customer_ids))
+    rows = await fetch_all(
+        f"SELECT c.id, {', '.join(columns)} FROM customer c WHERE {where.text}",
+        [*params, *where.params],
+    )
+    return {
+        row["id"]: [status for n, status in enumerate(STATUS_ORDER) if row[f"s{n}"]] for row in rows
+    }

@@ -1,0 +1,244 @@
+"""Customer, its connection, filter and ordering, and the customers/customer queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.domain import licenses
+from app.domain.customers import CustomerFilter as CustomerFilterValue
+from app.domain.customers import CustomerOrder as CustomerOrderValue
+from app.domain.customers import get_customer, list_customers
+from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.pagination import Page, offset_page
+from app.models.customers import Customer as CustomerModel
+from app.models.enums import ManagedBy as ManagedByValue
+from app.models.enums import SubscriptionStatus as SubscriptionStatusValue
+from schema.admins import Admin, AdminRole
+from schema.context import Info
+from schema.enums import (
+    CustomerOrderField,
+    CustomerStatus,
+    ManagedBy,
+    Product,
+    Region,
+    SortDirection,
+    SubscriptionKind,
+)
+from schema.node import Node, node_loader
+from schema.pagination import PageInfo
+from schema.subscriptions import LicenseCounts, SubscriptionConnection
+from schema.tags import Tag
+from schema.trials import Trial
+
+
+@strawberry.type(name="Location")
+class Location:
+    id: strawberry.ID
+    name: str
+    country: str
+
+
+@strawberry.type(name="AdminAssignment")
+class AdminAssignment:
+    admin: Admin
+    role: AdminRole
+    assigned_at: datetime
+
+
+@strawberry.type(name="Customer")
+class Customer(Node):
+    model: strawberry.Private[CustomerModel]
+    name: str
+    org_id: str = strawberry.field(description="Control Hub organization UUID.")
+    external_id: str | None = strawberry.field(
+        description="Wholesale external id; null for non-wholesale customers."
+    )
+    region: Region
+    location: str | None
+    created_at: datetime
+    last_admin_activity_at: datetime | None
+
+    @classmethod
+    def of(cls, customer: CustomerModel) -> Customer:
+        return cls(
+            id=strawberry.ID(encode_global_id("Customer", customer.id)),
+            model=customer,
+            name=customer.name,
+            org_id=str(customer.org_id),
+            external_id=customer.external_id,
+            region=customer.region,
+            location=customer.location,
+            created_at=customer.created_at,
+            last_admin_activity_at=customer.last_admin_activity_at,
+        )
+
+    @strawberry.field
+    async def statuses(self, info: Info) -> list[CustomerStatus]:
+        return await info.context.loaders.statuses.load(self.model.id)
+
+    @strawberry.field
+    async def products(self, info: Info) -> list[Product]:
+        return await info.context.loaders.products.load(self.model.id)
+
+    @strawberry.field(description="Relative to the viewer.")
+    async def managed_by(self, info: Info) -> ManagedBy:
+        assigned = await info.context.loaders.assigned_to_viewer.load(self.model.id)
+        return ManagedByValue.EXTERNAL_ADMIN if assigned else ManagedByValue.PARTNER_ORGANIZATION
+
+    @strawberry.field
+    async def tags(self, info: Info) -> list[Tag]:
+        return [Tag.of(tag) for tag in await info.context.loaders.tags.load(self.model.id)]
+
+    @strawberry.field(
+        description="Link that opens the customer organization (Launch organization)."
+    )
+    def launch_url(self, info: Info) -> str:
+        base = info.context.settings.control_hub_url.rstrip("/")
+        return f"{base}/partner/launch?orgId={self.model.org_id}"
+
+    @strawberry.field(description="Licenses of the subscriptions and trials that hold them.")
+    async def license_totals(self, info: Info) -> LicenseCounts:
+        loaders = info.context.loaders
+        subs = [
+            s
+            for s in await loaders.subscriptions.load(self.model.id)
+            if SubscriptionStatusValue(s.status) in licenses.HOLDING_STATUSES
+        ]
+        lines = await loaders.license_lines.load_many([s.id for s in subs])
+        return LicenseCounts.of(licenses.sum_counts(line for group in lines for line in group))
+
+    @strawberry.field
+    async def subscriptions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> SubscriptionConnection:
+        subs = await info.context.loaders.subscriptions.load(self.model.id)
+        page = offset_page(subs, first, after, "subscriptions")
+        return SubscriptionConnection.of(page, self.model)
+
+    @strawberry.field
+    async def trials(self, info: Info) -> list[Trial]:
+        return [
+            Trial.of(t, self.model) for t in await info.context.loaders.trials.load(self.model.id)
+        ]
+
+    @strawberry.field
+    async def partner_admins(self, info: Info) -> list[AdminAssignment]:
+        assignments = await info.context.loaders.partner_admins.load(self.model.id)
+        return [
+            AdminAssignment(
+                admin=Admin.from_model(a.admin), role=a.admin.role, assigned_at=a.assigned_at
+            )
+            for a in assignments
+        ]
+
+    @strawberry.field
+    async def locations(self, info: Info) -> list[Location]:
+        rows = await info.context.loaders.locations.load(self.model.id)
+        return [
+            Location(id=strawberry.ID(str(r.uuid)), name=r.name, country=r.country) for r in rows
+        ]
+
+
+@strawberry.type(name="CustomerEdge")
+class CustomerEdge:
+    cursor: str
+    node: Customer
+
+
+@strawberry.type(name="CustomerConnection")
+class CustomerConnection:
+    edges: list[CustomerEdge]
+    nodes: list[Customer]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[CustomerModel]) -> CustomerConnection:
+        nodes = [Customer.of(c) for c in page.items]
+        return cls(
+            edges=[
+                CustomerEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)
+            ],
+            nodes=nodes,
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input(name="CustomerFilter")
+class CustomerFilter:
+    search: str | None = strawberry.field(
+        default=None,
+        description="Case-insensitive match on name, org id or external id; an exact phone "
+        "number or device MAC address also finds its customer.",
+    )
+    email: str | None = strawberry.field(
+        default=None,
+        description="Finds the organization that has a user with this exact email "
+        "(case-insensitive).",
+    )
+    managed_by: ManagedBy | None = None
+    products: list[Product] | None = strawberry.field(default=None, description="Any of.")
+    statuses: list[CustomerStatus] | None = strawberry.field(default=None, description="Any of.")
+    subscription_type: SubscriptionKind | None = strawberry.field(
+        default=None,
+        description="SUBSCRIPTION: has an active, suspended or pending subscription. "
+        "TRIAL: has an ongoing trial.",
+    )
+    tag_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Customers carrying every one of these tags."
+    )
+    regions: list[Region] | None = None
+
+    def value(self) -> CustomerFilterValue:
+        return CustomerFilterValue(
+            search=self.search,
+            email=self.email,
+            managed_by=self.managed_by,
+            products=self.products,
+            statuses=self.statuses,
+            subscription_type=self.subscription_type,
+            tag_ids=[decode_id_of(str(t), "Tag") for t in self.tag_ids]
+            if self.tag_ids is not None
+            else None,
+            regions=self.regions,
+        )
+
+
+@strawberry.input(name="CustomerOrder")
+class CustomerOrder:
+    field: CustomerOrderField
+    direction: SortDirection
+
+    def value(self) -> CustomerOrderValue:
+        return CustomerOrderValue(field=self.field, descending=self.direction == SortDirection.DESC)
+
+
+async def resolve_customers(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    filter: CustomerFilter | None = None,
+    order_by: CustomerOrder | None = None,
+) -> CustomerConnection:
+    page = await list_customers(
+        info.context.viewer,
+        info.context.clock,
+        first=first,
+        after=after,
+        flt=filter.value() if filter else None,
+        order=order_by.value() if order_by else None,
+    )
+    return CustomerConnection.of(page)
+
+
+async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
+    return await load_customer(info, decode_id_of(str(id), "Customer") or 0)
+
+
+@node_loader("Customer")
+async def load_customer(info: Info, pk: int) -> Customer | None:
+    customer = await get_customer(info.context.viewer, pk) if pk else None
+    return Customer.of(customer) if customer else None

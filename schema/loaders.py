@@ -1,0 +1,86 @@
+"""Per-request DataLoaders: every relation of a page is read in one query,
+whatever the page size (see app/domain/customer_detail.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from app.domain import customer_detail as detail
+from app.domain.access import Viewer
+from app.domain.statuses import StatusClock, statuses_of
+from app.models.customers import Customer
+
+K = TypeVar("K", bound=Hashable)
+
+
+def batched(fetch: Callable[[list[Any]], Awaitable[dict]], default: Any) -> DataLoader:
+    async def load(keys: Sequence[Any]) -> list[Any]:
+        found = await fetch(list(keys))
+        return [found.get(key, default() if callable(default) else default) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self, viewer: Viewer, clock: StatusClock) -> None:
+        self.statuses = batched(lambda ids: statuses_of(ids, clock), list)
+        self.products = batched(detail.products_of, list)
+        self.tags = batched(lambda ids: detail.tags_of(viewer, ids), list)
+        self.license_lines = batched(detail.license_lines_of, list)
+        self.subscriptions = batched(self._subscriptions_with_lines, list)
+        self.latest_invoice = batched(detail.latest_invoices_of, None)
+        self.orders = batched(detail.orders_of, list)
+        self.trials = batched(detail.trials_of, list)
+        self.trial_products = batched(detail.trial_products_of, list)
+        self.partner_admins = batched(lambda ids: detail.partner_admins_of(viewer, ids), list)
+        self.assigned_to_viewer = batched(
+            _membership(lambda ids: detail.customers_assigned_to(viewer, ids)), False
+        )
+        self.locations = batched(detail.locations_of, list)
+        # All admins of the partner in one query: ids come from tags and trials at
+        # different depths, and one load keeps a page's cost independent of timing.
+        self.admins = batched(_once(lambda: detail.admins_of_partner(viewer)), None)
+        self.tag_customer_counts = batched(lambda ids: detail.tag_customer_counts(viewer, ids), 0)
+        # Customers reached through an object already in scope (a subscription's customer).
+        self.customers = batched(_customers_by_id, None)
+
+    async def _subscriptions_with_lines(self, customer_ids: list[int]) -> dict[int, list]:
+        """Subscriptions of the customers, with their license lines in the same
+        batch: totals, products and licenses then never issue a second query."""
+        subscriptions = await detail.subscriptions_of(customer_ids)
+        ids = [sub.id for group in subscriptions.values() for sub in group]
+        lines = await detail.license_lines_of(ids) if ids else {}
+        for sub_id in ids:
+            self.license_lines.prime(sub_id, lines.get(sub_id, []))
+        return subscriptions
+
+
+def _once(fetch: Callable[[], Awaitable[dict]]) -> Callable[[list[Any]], Awaitable[dict]]:
+    """A batch function that loads everything once and serves any key from it
+    (batches that start while the load is under way wait for the same load)."""
+    loading: asyncio.Future[dict] | None = None
+
+    async def load(_keys: list[Any]) -> dict:
+        nonlocal loading
+        if loading is None:
+            loading = asyncio.ensure_future(fetch())
+        return await loading
+
+    return load
+
+
+def _membership(
+    fetch: Callable[[list[int]], Awaitable[set[int]]],
+) -> Callable[[list[int]], Awaitable[dict]]:
+    async def as_dict(ids: list[int]) -> dict[int, bool]:
+        return dict.fromkeys(await fetch(ids), True)
+
+    return as_dict
+
+
+async def _customers_by_id(ids: list[int]) -> dict[int, Customer]:
+    return {c.id: c for c in await Customer.filter(id__in=ids)}

@@ -1,0 +1,33 @@
+"""Resources and help."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.domain.resources import list_resources
+from app.models.resources import Resource as ResourceModel
+
+
+@strawberry.type(name="Resource")
+class Resource:
+    title: str
+    url: str
+    section: str = strawberry.field(description="QUICK_LINK, FEATURED or GENERAL.")
+    category: str | None
+    description: str | None
+
+    @classmethod
+    def of(cls, row: ResourceModel) -> Resource:
+        return cls(
+            title=row.title,
+            url=row.url,
+            section=str(row.section),
+            category=row.category,
+            description=row.description,
+        )
+
+
+async def resolve_resources(
+    search: str | None = None, section: str | None = None
+) -> list[Resource]:
+    return [Resource.of(row) for row in await list_resources(search, section)]
