@@ -1,6 +1,6 @@
 """Benchmark: loading demo data into PostgreSQL, against a raw COPY baseline.
 
-    .venv/bin/python bench/demo_load.py --customers 100000
+    .venv/bin/python -m bench.demo_load --customers 100000
 
 1. Loads N demo customers with the product's loader (`load_demo`: rows made in
    Python, written with COPY in 20k-row chunks, one transaction), timed.
