@@ -84,3 +84,8 @@ def _membership(
 
 async def _customers_by_id(ids: list[int]) -> dict[int, Customer]:
     return {c.id: c for c in await Customer.filter(id__in=ids)}
+
+
+async def reached_customer(info: Any, reached_from: Customer | None, customer_id: int) -> Customer:
+    """The customer of a subscription or trial: the one it was reached from, or loaded."""
+    return reached_from or await info.context.loaders.customers.load(customer_id)

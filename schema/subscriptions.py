@@ -22,6 +22,7 @@ from app.models.subscriptions import Order as OrderModel
 from app.models.subscriptions import Subscription as SubscriptionModel
 from schema.context import Info
 from schema.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
+from schema.loaders import reached_customer
 from schema.node import Node, node_loader
 from schema.pagination import PageInfo
 
@@ -151,10 +152,9 @@ class CustomerSubscription(Node):
     ) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
         from schema.customers import Customer
 
-        model = self.customer_model or await info.context.loaders.customers.load(
-            self.model.customer_id
+        return Customer.of(
+            await reached_customer(info, self.customer_model, self.model.customer_id)
         )
-        return Customer.of(model)
 
     @strawberry.field
     def days_since_added(self, info: Info) -> int:

@@ -16,6 +16,7 @@ from app.models.trials import Trial as TrialModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.enums import Product, TrialStatus
+from schema.loaders import reached_customer
 from schema.node import Node, node_loader
 
 if TYPE_CHECKING:
@@ -71,10 +72,9 @@ class Trial(Node):
     ) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
         from schema.customers import Customer
 
-        model = self.customer_model or await info.context.loaders.customers.load(
-            self.model.customer_id
+        return Customer.of(
+            await reached_customer(info, self.customer_model, self.model.customer_id)
         )
-        return Customer.of(model)
 
     @strawberry.field
     async def started_by(self, info: Info) -> Admin | None:

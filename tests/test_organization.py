@@ -92,7 +92,7 @@ async def test_only_a_full_admin_may_complete_the_setup(client: httpx.AsyncClien
 
 
 async def test_resources_sections_and_search(client: httpx.AsyncClient, db) -> None:
-    from app.demo import RESOURCES, DemoBuilder  # noqa: F401 - the demo's own resources
+    from app.demo import RESOURCES  # the demo's own resources
     from app.models.resources import Resource
 
     for position, (title, url, section, category, description) in enumerate(RESOURCES):

@@ -7,7 +7,7 @@ A page costs three statements whatever its size: the count, the page of ids
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -56,7 +56,6 @@ class CustomerFilter:
     subscription_type: SubscriptionKind | None = None
     tag_ids: list[int | None] | None = None
     regions: list[Region] | None = None
-    assigned_admin_id: int | None = field(default=None)
 
 
 FAR_FUTURE, FAR_PAST = date(9999, 12, 31), date(1, 1, 1)
@@ -193,14 +192,6 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
             )
     if flt.regions is not None:
         parts.append(in_list("c.region", [r.value for r in flt.regions]))
-    if flt.assigned_admin_id is not None:
-        parts.append(
-            Sql(
-                "EXISTS (SELECT 1 FROM customer_assignment a2 WHERE a2.customer_id = c.id"
-                " AND a2.admin_id = ?)",
-                (flt.assigned_admin_id,),
-            )
-        )
     return all_of(parts)
 
 
