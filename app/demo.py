@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from app.auth import hash_token
 from app.bulk import BulkWriter
+from app.domain.trials import TRIAL_LICENSE_TYPE
 from app.models.enums import (
     LICENSE_PRODUCT,
     AdminRole,
@@ -98,13 +99,6 @@ BUNDLES: tuple[tuple[LicenseType, ...], ...] = (
 )
 MESSAGING_ONLY: tuple[LicenseType, ...] = (LicenseType.MESSAGING,)
 
-TRIAL_LICENSE_TYPE: dict[Product, LicenseType] = {
-    Product.MEETINGS: LicenseType.MEETINGS,
-    Product.CALLING: LicenseType.CALLING_PROFESSIONAL,
-    Product.MESSAGING: LicenseType.MESSAGING,
-    Product.REAL_TIME_TRANSLATION: LicenseType.REAL_TIME_TRANSLATION,
-    Product.CONTACT_CENTER: LicenseType.CONTACT_CENTER,
-}
 
 REGION_WEIGHTS: tuple[tuple[Region, int], ...] = (
     (Region.US, 40),

@@ -1,18 +1,27 @@
-"""Admin type and the AdminRole enum."""
+"""Admin, the Admins list and admin management (FULL_ADMIN)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from app.domain import admins
 from app.domain.access import sees_all_customers
-from app.domain.admins import get_admin
-from app.domain.ids import encode_global_id
+from app.domain.customers import CustomerFilter, list_customers
+from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.pagination import Page
 from app.models.admins import Admin as AdminModel
+from app.models.admins import CustomerAssignment
 from app.models.enums import AdminRole as AdminRoleValue
 from schema.context import Info
 from schema.node import Node, node_loader
+from schema.pagination import PageInfo
+from schema.payloads import DeletePayload, UserError, mutate
+
+if TYPE_CHECKING:
+    from schema.customers import CustomerConnection
 
 AdminRole = strawberry.enum(
     AdminRoleValue,
@@ -23,6 +32,7 @@ AdminRole = strawberry.enum(
 
 @strawberry.type(name="Admin", description="An admin of the viewer's partner organization.")
 class Admin(Node):
+    model: strawberry.Private[AdminModel]
     email: str
     display_name: str
     role: AdminRole
@@ -37,6 +47,7 @@ class Admin(Node):
         role = AdminRoleValue(admin.role)
         return cls(
             id=strawberry.ID(encode_global_id("Admin", admin.id)),
+            model=admin,
             email=admin.email,
             display_name=admin.display_name,
             role=role,
@@ -45,12 +56,165 @@ class Admin(Node):
             created_at=admin.created_at,
         )
 
+    @strawberry.field(
+        description="Customers this admin is assigned to, among those the viewer sees."
+    )
+    async def assigned_customers(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Annotated[CustomerConnection, strawberry.lazy("schema.customers")]:
+        from schema.customers import CustomerConnection
+
+        page = await list_customers(
+            info.context.viewer,
+            info.context.clock,
+            first=first,
+            after=after,
+            flt=CustomerFilter(assigned_admin_id=self.model.id),
+        )
+        return CustomerConnection.of(page)
+
+
+@strawberry.type(name="AdminAssignment")
+class AdminAssignment:
+    admin: Admin
+    role: AdminRole
+    assigned_at: datetime
+
+
+@strawberry.type(name="AdminEdge")
+class AdminEdge:
+    cursor: str
+    node: Admin
+
+
+@strawberry.type(name="AdminConnection")
+class AdminConnection:
+    edges: list[AdminEdge]
+    nodes: list[Admin]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[AdminModel]) -> AdminConnection:
+        nodes = [Admin.from_model(a) for a in page.items]
+        return cls(
+            edges=[AdminEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input(name="AdminFilter")
+class AdminFilter:
+    roles: list[AdminRole] | None = None
+    search: str | None = None
+
+
+@strawberry.input(name="CreateAdminInput")
+class CreateAdminInput:
+    email: str
+    display_name: str
+    role: AdminRole
+
+
+@strawberry.input(name="UpdateAdminRoleInput")
+class UpdateAdminRoleInput:
+    admin_id: strawberry.ID
+    role: AdminRole
+
+
+@strawberry.input(name="AssignAdminInput")
+class AssignAdminInput:
+    admin_id: strawberry.ID
+    customer_id: strawberry.ID
+
+
+@strawberry.type(name="AdminPayload")
+class AdminPayload:
+    admin: Admin | None
+    user_errors: list[UserError]
+
+
+@strawberry.type(name="AssignmentPayload")
+class AssignmentPayload:
+    assignment: AdminAssignment | None
+    user_errors: list[UserError]
+
 
 @node_loader("Admin")
 async def load_admin(info: Info, pk: int) -> Admin | None:
-    admin = await get_admin(info.context.viewer, pk)
+    admin = await admins.get_admin(info.context.viewer, pk)
     return Admin.from_model(admin) if admin else None
 
 
 def resolve_viewer(info: Info) -> Admin:
     return Admin.from_model(info.context.viewer.admin)
+
+
+async def resolve_admins(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    filter: AdminFilter | None = None,
+) -> AdminConnection:
+    flt = filter or AdminFilter()
+    page = await admins.list_admins(
+        info.context.viewer, first=first, after=after, roles=flt.roles, search=flt.search
+    )
+    return AdminConnection.of(page)
+
+
+def _admin_payload(admin: AdminModel) -> dict:
+    return {"admin": Admin.from_model(admin)}
+
+
+async def resolve_create_admin(info: Info, input: CreateAdminInput) -> AdminPayload:
+    return await mutate(
+        AdminPayload,
+        lambda: admins.create_admin(
+            info.context.viewer, input.email, input.display_name, input.role
+        ),
+        _admin_payload,
+    )
+
+
+async def resolve_update_admin_role(info: Info, input: UpdateAdminRoleInput) -> AdminPayload:
+    return await mutate(
+        AdminPayload,
+        lambda: admins.update_admin_role(
+            info.context.viewer, decode_id_of(str(input.admin_id), "Admin"), input.role
+        ),
+        _admin_payload,
+    )
+
+
+def _assignment_ids(input: AssignAdminInput) -> tuple[int | None, int | None]:
+    return decode_id_of(str(input.admin_id), "Admin"), decode_id_of(
+        str(input.customer_id), "Customer"
+    )
+
+
+def _assignment_payload(assignment: CustomerAssignment) -> dict:
+    admin = Admin.from_model(assignment.admin)
+    return {
+        "assignment": AdminAssignment(
+            admin=admin, role=admin.role, assigned_at=assignment.assigned_at
+        )
+    }
+
+
+async def resolve_assign_admin(info: Info, input: AssignAdminInput) -> AssignmentPayload:
+    return await mutate(
+        AssignmentPayload,
+        lambda: admins.assign_admin(info.context.viewer, *_assignment_ids(input)),
+        _assignment_payload,
+    )
+
+
+async def resolve_unassign_admin(info: Info, input: AssignAdminInput) -> DeletePayload:
+    return await mutate(
+        DeletePayload,
+        lambda: admins.unassign_admin(info.context.viewer, *_assignment_ids(input)),
+        lambda pk: {"deleted_id": strawberry.ID(encode_global_id("AdminAssignment", pk))},
+    )

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from app.domain import licenses
+from app.domain import licenses, tags
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.customers import CustomerOrder as CustomerOrderValue
 from app.domain.customers import get_customer, list_customers
@@ -15,7 +15,7 @@ from app.domain.pagination import Page, offset_page
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import ManagedBy as ManagedByValue
 from app.models.enums import SubscriptionStatus as SubscriptionStatusValue
-from schema.admins import Admin, AdminRole
+from schema.admins import Admin, AdminAssignment
 from schema.context import Info
 from schema.enums import (
     CustomerOrderField,
@@ -28,8 +28,9 @@ from schema.enums import (
 )
 from schema.node import Node, node_loader
 from schema.pagination import PageInfo
+from schema.payloads import UserError, mutate
 from schema.subscriptions import LicenseCounts, SubscriptionConnection
-from schema.tags import Tag
+from schema.tags import SetCustomerTagsInput, Tag
 from schema.trials import Trial
 
 
@@ -38,13 +39,6 @@ class Location:
     id: strawberry.ID
     name: str
     country: str
-
-
-@strawberry.type(name="AdminAssignment")
-class AdminAssignment:
-    admin: Admin
-    role: AdminRole
-    assigned_at: datetime
 
 
 @strawberry.type(name="Customer")
@@ -242,3 +236,22 @@ async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
 async def load_customer(info: Info, pk: int) -> Customer | None:
     customer = await get_customer(info.context.viewer, pk) if pk else None
     return Customer.of(customer) if customer else None
+
+
+@strawberry.type(name="CustomerPayload")
+class CustomerPayload:
+    customer: Customer | None
+    user_errors: list[UserError]
+
+
+async def resolve_set_customer_tags(info: Info, input: SetCustomerTagsInput) -> CustomerPayload:
+    return await mutate(
+        CustomerPayload,
+        lambda: tags.set_customer_tags(
+            info.context.viewer,
+            decode_id_of(str(input.customer_id), "Customer"),
+            [decode_id_of(str(t), "Tag") for t in input.tag_ids],
+            info.context.settings.max_tags_per_customer,
+        ),
+        lambda customer: {"customer": Customer.of(customer)},
+    )

@@ -6,13 +6,12 @@ from datetime import datetime
 
 import strawberry
 
-from app.domain.errors import MutationRejected
 from app.domain.ids import encode_global_id
 from app.domain.organization import complete_setup, get_organization
 from app.models.organization import PartnerOrganization as OrganizationModel
 from schema.context import Info
 from schema.node import Node, node_loader
-from schema.payloads import UserError
+from schema.payloads import UserError, mutate
 
 
 @strawberry.type(
@@ -70,12 +69,10 @@ class OrganizationPayload:
 
 
 async def resolve_complete_setup(info: Info, input: CompleteSetupInput) -> OrganizationPayload:
-    try:
-        org = await complete_setup(
+    return await mutate(
+        OrganizationPayload,
+        lambda: complete_setup(
             info.context.viewer, input.accept_terms, input.industry, input.planned_users
-        )
-    except MutationRejected as rejected:
-        return OrganizationPayload(
-            organization=None, user_errors=[UserError.of(e) for e in rejected.errors]
-        )
-    return OrganizationPayload(organization=PartnerOrganization.from_model(org), user_errors=[])
+        ),
+        lambda org: {"organization": PartnerOrganization.from_model(org)},
+    )

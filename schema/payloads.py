@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import strawberry
 
+from app.domain.errors import MutationRejected
 from app.domain.errors import UserError as UserErrorValue
 from schema.enums import UserErrorCode
 
@@ -21,3 +26,31 @@ class UserError:
         return cls(
             field=list(error.field) if error.field else None, message=error.message, code=error.code
         )
+
+
+@strawberry.type(name="DeletePayload")
+class DeletePayload:
+    deleted_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="DeleteInput", description="Identifies the object to delete.")
+class DeleteInput:
+    id: strawberry.ID
+
+
+P = TypeVar("P")
+T = TypeVar("T")
+
+
+async def mutate(
+    payload: type[P], work: Callable[[], Awaitable[T]], shape: Callable[[T], dict]
+) -> P:
+    """Run a domain mutation: its result shaped into the payload, or its refusal
+    as userErrors with every other payload field null."""
+    try:
+        result = await work()
+    except MutationRejected as rejected:
+        empty = {f.name: None for f in dataclasses.fields(payload) if f.name != "user_errors"}  # type: ignore[arg-type]
+        return payload(**empty, user_errors=[UserError.of(e) for e in rejected.errors])
+    return payload(**shape(result), user_errors=[])

@@ -7,8 +7,17 @@ import functools
 import strawberry
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
-from schema.admins import Admin, resolve_viewer
-from schema.customers import Customer, CustomerConnection, resolve_customer, resolve_customers
+from schema import admins, tags, trials
+from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
+from schema.audit import AuditEventConnection, resolve_audit_log
+from schema.customers import (
+    Customer,
+    CustomerConnection,
+    CustomerPayload,
+    resolve_customer,
+    resolve_customers,
+    resolve_set_customer_tags,
+)
 from schema.errors import should_mask_error
 from schema.node import Node, resolve_node
 from schema.organization import (
@@ -17,10 +26,11 @@ from schema.organization import (
     resolve_complete_setup,
     resolve_organization,
 )
+from schema.payloads import DeletePayload
 from schema.resources import Resource, resolve_resources
 from schema.subscriptions import CustomerSubscription
-from schema.tags import Tag
-from schema.trials import Trial
+from schema.tags import Tag, TagPayload
+from schema.trials import Trial, TrialConnection, TrialPayload
 
 MAX_QUERY_DEPTH = 12
 MAX_ALIASES = 30
@@ -44,8 +54,22 @@ class Query:
     customer: Customer | None = strawberry.field(
         resolver=resolve_customer, description="A customer in the viewer's scope; null otherwise."
     )
+    tags: list[Tag] = strawberry.field(
+        resolver=tags.resolve_tags, description="Custom tags of the viewer's partner."
+    )
+    admins: AdminConnection = strawberry.field(
+        resolver=admins.resolve_admins, description="The Admins list of the viewer's partner."
+    )
+    trials: TrialConnection = strawberry.field(
+        resolver=trials.resolve_trials,
+        description="Trials of the customers the viewer sees, soonest end first.",
+    )
     resources: list[Resource] = strawberry.field(
         resolver=resolve_resources, description="Resources and help."
+    )
+    audit_log: AuditEventConnection = strawberry.field(
+        resolver=resolve_audit_log,
+        description="Every successful mutation, newest first (FULL_ADMIN, READ_ONLY_ADMIN).",
     )
 
 
@@ -55,6 +79,26 @@ class Mutation:
         resolver=resolve_complete_setup,
         description="The first-time setup wizard (FULL_ADMIN): accept the terms.",
     )
+    create_tag: TagPayload = strawberry.field(resolver=tags.resolve_create_tag)
+    update_tag: TagPayload = strawberry.field(resolver=tags.resolve_update_tag)
+    delete_tag: DeletePayload = strawberry.field(
+        resolver=tags.resolve_delete_tag,
+        description="Deletes the tag and removes it from every customer.",
+    )
+    set_customer_tags: CustomerPayload = strawberry.field(
+        resolver=resolve_set_customer_tags, description="Replaces the customer's tags."
+    )
+    start_trial: TrialPayload = strawberry.field(resolver=trials.resolve_start_trial)
+    extend_trial: TrialPayload = strawberry.field(resolver=trials.resolve_extend_trial)
+    cancel_trial: TrialPayload = strawberry.field(resolver=trials.resolve_cancel_trial)
+    assign_admin_to_customer: AssignmentPayload = strawberry.field(
+        resolver=admins.resolve_assign_admin
+    )
+    unassign_admin_from_customer: DeletePayload = strawberry.field(
+        resolver=admins.resolve_unassign_admin
+    )
+    create_admin: AdminPayload = strawberry.field(resolver=admins.resolve_create_admin)
+    update_admin_role: AdminPayload = strawberry.field(resolver=admins.resolve_update_admin_role)
 
 
 schema = strawberry.Schema(

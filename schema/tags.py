@@ -6,11 +6,13 @@ from datetime import datetime
 
 import strawberry
 
-from app.domain.ids import encode_global_id
+from app.domain import tags
+from app.domain.ids import decode_id_of, encode_global_id
 from app.models.tags import Tag as TagModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.node import Node, node_loader
+from schema.payloads import DeleteInput, DeletePayload, UserError, mutate
 
 
 @strawberry.type(name="Tag")
@@ -46,3 +48,58 @@ class Tag(Node):
 async def load_tag(info: Info, pk: int) -> Tag | None:
     tag = await TagModel.get_or_none(id=pk, partner_id=info.context.viewer.partner_id)
     return Tag.of(tag) if tag else None
+
+
+@strawberry.input(name="CreateTagInput")
+class CreateTagInput:
+    name: str
+    description: str | None = None
+
+
+@strawberry.input(name="UpdateTagInput")
+class UpdateTagInput:
+    id: strawberry.ID
+    name: str | None = None
+    description: str | None = None
+
+
+@strawberry.input(name="SetCustomerTagsInput")
+class SetCustomerTagsInput:
+    customer_id: strawberry.ID
+    tag_ids: list[strawberry.ID]
+
+
+@strawberry.type(name="TagPayload")
+class TagPayload:
+    tag: Tag | None
+    user_errors: list[UserError]
+
+
+async def resolve_tags(info: Info) -> list[Tag]:
+    return [Tag.of(tag) for tag in await tags.list_tags(info.context.viewer)]
+
+
+async def resolve_create_tag(info: Info, input: CreateTagInput) -> TagPayload:
+    return await mutate(
+        TagPayload,
+        lambda: tags.create_tag(info.context.viewer, input.name, input.description),
+        lambda tag: {"tag": Tag.of(tag)},
+    )
+
+
+async def resolve_update_tag(info: Info, input: UpdateTagInput) -> TagPayload:
+    return await mutate(
+        TagPayload,
+        lambda: tags.update_tag(
+            info.context.viewer, decode_id_of(str(input.id), "Tag"), input.name, input.description
+        ),
+        lambda tag: {"tag": Tag.of(tag)},
+    )
+
+
+async def resolve_delete_tag(info: Info, input: DeleteInput) -> DeletePayload:
+    return await mutate(
+        DeletePayload,
+        lambda: tags.delete_tag(info.context.viewer, decode_id_of(str(input.id), "Tag")),
+        lambda tag_id: {"deleted_id": strawberry.ID(encode_global_id("Tag", tag_id))},
+    )

@@ -8,16 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from tortoise.expressions import Subquery
 
+from app.domain import trials
 from app.domain.access import visible_customers
-from app.domain.ids import encode_global_id
+from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.pagination import Page
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import TrialStatus as TrialStatusValue
 from app.models.trials import Trial as TrialModel
 from schema.admins import Admin
 from schema.context import Info
-from schema.enums import Product, TrialStatus
+from schema.enums import Product, Region, TrialStatus
 from schema.loaders import reached_customer
 from schema.node import Node, node_loader
+from schema.pagination import PageInfo
+from schema.payloads import UserError, mutate
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -90,3 +94,139 @@ async def load_trial(info: Info, pk: int) -> Trial | None:
         id=pk, customer_id__in=Subquery(visible_customers(info.context.viewer).values("id"))
     )
     return Trial.of(trial) if trial else None
+
+
+@strawberry.type(name="TrialEdge")
+class TrialEdge:
+    cursor: str
+    node: Trial
+
+
+@strawberry.type(name="TrialConnection")
+class TrialConnection:
+    edges: list[TrialEdge]
+    nodes: list[Trial]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[TrialModel]) -> TrialConnection:
+        nodes = [Trial.of(t) for t in page.items]
+        return cls(
+            edges=[TrialEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.input(name="TrialFilter")
+class TrialFilter:
+    statuses: list[TrialStatus] | None = None
+    customer_id: strawberry.ID | None = None
+    ending_within_days: int | None = strawberry.field(
+        default=None, description="Trials ending within this many days."
+    )
+
+
+@strawberry.input(name="NewCustomerInput")
+class NewCustomerInput:
+    name: str
+    admin_email: str
+    region: Region
+
+
+@strawberry.input(name="TrialLicenseInput")
+class TrialLicenseInput:
+    product: Product
+    licenses: int
+
+
+@strawberry.input(name="StartTrialInput")
+class StartTrialInput:
+    customer_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="An existing customer without an ongoing trial; or give newCustomer.",
+    )
+    new_customer: NewCustomerInput | None = None
+    products: list[TrialLicenseInput]
+    duration_days: int
+
+
+@strawberry.input(name="ExtendTrialInput")
+class ExtendTrialInput:
+    trial_id: strawberry.ID
+    days: int = strawberry.field(description="Days added to the end date, 1 to 30.")
+
+
+@strawberry.input(name="CancelTrialInput")
+class CancelTrialInput:
+    trial_id: strawberry.ID
+
+
+@strawberry.type(name="TrialPayload")
+class TrialPayload:
+    trial: Trial | None
+    user_errors: list[UserError]
+
+
+def _trial_payload(trial: TrialModel) -> dict:
+    return {"trial": Trial.of(trial)}
+
+
+async def resolve_trials(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    filter: TrialFilter | None = None,
+) -> TrialConnection:
+    flt = filter or TrialFilter()
+    page = await trials.list_trials(
+        info.context.viewer,
+        first=first,
+        after=after,
+        statuses=flt.statuses,
+        customer_id=decode_id_of(str(flt.customer_id), "Customer") or 0
+        if flt.customer_id is not None
+        else None,
+        ending_within_days=flt.ending_within_days,
+        today=info.context.clock.today,
+    )
+    return TrialConnection.of(page)
+
+
+async def resolve_start_trial(info: Info, input: StartTrialInput) -> TrialPayload:
+    new = input.new_customer
+    return await mutate(
+        TrialPayload,
+        lambda: trials.start_trial(
+            info.context.viewer,
+            customer_id=(decode_id_of(str(input.customer_id), "Customer") or 0)
+            if input.customer_id is not None
+            else None,
+            new_customer=trials.NewCustomer(new.name, new.admin_email, new.region) if new else None,
+            products=[trials.TrialLicenseRequest(p.product, p.licenses) for p in input.products],
+            duration_days=input.duration_days,
+        ),
+        _trial_payload,
+    )
+
+
+async def resolve_extend_trial(info: Info, input: ExtendTrialInput) -> TrialPayload:
+    return await mutate(
+        TrialPayload,
+        lambda: trials.extend_trial(
+            info.context.viewer, decode_id_of(str(input.trial_id), "Trial"), input.days
+        ),
+        _trial_payload,
+    )
+
+
+async def resolve_cancel_trial(info: Info, input: CancelTrialInput) -> TrialPayload:
+    return await mutate(
+        TrialPayload,
+        lambda: trials.cancel_trial(
+            info.context.viewer, decode_id_of(str(input.trial_id), "Trial")
+        ),
+        _trial_payload,
+    )

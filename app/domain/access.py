@@ -100,8 +100,11 @@ def require_role(viewer: Viewer, allowed: frozenset[AdminRole], action: str) -> 
     """Refuse (FORBIDDEN, naming the roles that may) unless the viewer's role is allowed."""
     if viewer.role not in allowed:
         roles = " or ".join(sorted(r.value for r in allowed))
-        raise reject(None, f"{action} needs the {roles} role (you are {viewer.role.value})",
-                     UserErrorCode.FORBIDDEN)  # fmt: skip
+        raise reject(
+            None,
+            f"{action} needs the {roles} role (you are {viewer.role.value})",
+            UserErrorCode.FORBIDDEN,
+        )
 
 
 def require_setup_completed(viewer: Viewer) -> None:
@@ -115,7 +118,17 @@ def require_setup_completed(viewer: Viewer) -> None:
         )
 
 
+# Who may do what (SPEC.md: roles). Scope still applies: an ADMIN acts only on
+# the customers assigned to it, a SALES_ADMIN on those assigned or created by it.
 SETUP_ROLES = frozenset({AdminRole.FULL_ADMIN})
+ADMIN_MANAGEMENT_ROLES = frozenset({AdminRole.FULL_ADMIN})
+TAG_ROLES = frozenset({AdminRole.FULL_ADMIN, AdminRole.ADMIN, AdminRole.SALES_FULL_ADMIN})
+TRIAL_ROLES = frozenset(
+    {AdminRole.FULL_ADMIN, AdminRole.ADMIN, AdminRole.SALES_FULL_ADMIN, AdminRole.SALES_ADMIN}
+)
+AUDIT_ROLES = frozenset({AdminRole.FULL_ADMIN, AdminRole.READ_ONLY_ADMIN})
+# Roles that see only assigned customers: the ones a customer can be assigned to.
+ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 
 
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:

@@ -56,6 +56,7 @@ class CustomerFilter:
     subscription_type: SubscriptionKind | None = None
     tag_ids: list[int | None] | None = None
     regions: list[Region] | None = None
+    assigned_admin_id: int | None = None  # Admin.assignedCustomers
 
 
 FAR_FUTURE, FAR_PAST = date(9999, 12, 31), date(1, 1, 1)
@@ -192,6 +193,14 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
             )
     if flt.regions is not None:
         parts.append(in_list("c.region", [r.value for r in flt.regions]))
+    if flt.assigned_admin_id is not None:
+        parts.append(
+            Sql(
+                "EXISTS (SELECT 1 FROM customer_assignment a2 WHERE a2.customer_id = c.id"
+                " AND a2.admin_id = ?)",
+                (flt.assigned_admin_id,),
+            )
+        )
     return all_of(parts)
 
 

@@ -16,6 +16,10 @@ class InvalidArgument(Exception):
     """A query argument the client must fix; the message is written for the client."""
 
 
+class Forbidden(InvalidArgument):
+    """A query the viewer's role may not make; the message says which roles may."""
+
+
 class UserErrorCode(StrEnum):
     INVALID = "INVALID"
     NOT_FOUND = "NOT_FOUND"

@@ -38,13 +38,21 @@ async def complete_setup(
         )
     clean_industry = industry.strip() if industry is not None else None
     if clean_industry is not None and not 1 <= len(clean_industry) <= MAX_INDUSTRY_LENGTH:
-        errors.append(UserError(("input", "industry"),
-                                f"Industry is 1 to {MAX_INDUSTRY_LENGTH} characters.",
-                                UserErrorCode.INVALID))  # fmt: skip
+        errors.append(
+            UserError(
+                ("input", "industry"),
+                f"Industry is 1 to {MAX_INDUSTRY_LENGTH} characters.",
+                UserErrorCode.INVALID,
+            )
+        )
     if planned_users is not None and not 1 <= planned_users <= MAX_PLANNED_USERS:
-        errors.append(UserError(("input", "plannedUsers"),
-                                f"Planned users is a number from 1 to {MAX_PLANNED_USERS:,}.",
-                                UserErrorCode.INVALID))  # fmt: skip
+        errors.append(
+            UserError(
+                ("input", "plannedUsers"),
+                f"Planned users is a number from 1 to {MAX_PLANNED_USERS:,}.",
+                UserErrorCode.INVALID,
+            )
+        )
     if errors:
         raise MutationRejected(errors)
     async with in_transaction():

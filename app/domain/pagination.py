@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from app.domain.errors import InvalidArgument
 
@@ -67,4 +70,61 @@ def offset_page(items: list[T], first: int | None, after: str | None, kind: str)
         has_next_page=start + size < len(items),
         has_previous_page=start > 0,
         total_count=len(items),
+    )
+
+
+def _field_value(model: type, field: str, raw: Any) -> Any:
+    """A cursor value (JSON) back as the field's Python type."""
+    kind = type(model._meta.fields_map[field]).__name__
+    try:
+        if kind == "DateField":
+            return date.fromisoformat(raw)
+        if kind == "DatetimeField":
+            return datetime.fromisoformat(raw)
+        if "Int" in kind:
+            return int(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise InvalidArgument("`after` is not a cursor of this list") from None
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (date, datetime)) else value
+
+
+async def keyset_page(
+    query: QuerySet,
+    order: tuple[str, ...],
+    first: int | None,
+    after: str | None,
+    kind: str,
+    *,
+    descending: bool = False,
+) -> Page:
+    """A page of an ORM query ordered by `order` (the last field unique, e.g. id):
+    stable under inserts, two statements (count and page) whatever its size."""
+    size = page_size(first)
+    total = await query.count()
+    page = query
+    if after is not None:
+        payload = decode_cursor(after, kind)
+        if len(payload) != len(order) + 1:
+            raise InvalidArgument("`after` is not a cursor of this list")
+        values = [_field_value(query.model, f, v) for f, v in zip(order, payload[1:], strict=True)]
+        op = "lt" if descending else "gt"
+        after_cursor = Q()
+        for n, field in enumerate(order):
+            equal = {f: v for f, v in zip(order[:n], values[:n], strict=True)}
+            step = Q(**equal, **{f"{field}__{op}": values[n]})
+            after_cursor = step if n == 0 else after_cursor | step
+        page = page.filter(after_cursor)
+    rows = await page.order_by(*[f"-{f}" if descending else f for f in order]).limit(size + 1)
+    has_next = len(rows) > size
+    rows = rows[:size]
+    return Page(
+        items=rows,
+        cursors=[encode_cursor([kind, *[_json_value(getattr(r, f)) for f in order]]) for r in rows],
+        has_next_page=has_next,
+        has_previous_page=after is not None,
+        total_count=total,
     )

@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.models.enums import SubscriptionKind, SubscriptionStatus, TrialStatus
-from app.models.subscriptions import Subscription
-from app.models.trials import Trial
+from app.domain import audit
+from app.domain.access import (
+    ASSIGNABLE_ROLES,
+    TRIAL_ROLES,
+    Viewer,
+    require_role,
+    require_setup_completed,
+    visible_customers,
+)
+from app.domain.customers import EMAIL, get_customer
+from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
+from app.domain.ids import encode_global_id
+from app.domain.pagination import Page, keyset_page
+from app.models.admins import CustomerAssignment
+from app.models.customers import Customer, CustomerUser
+from app.models.enums import (
+    LicenseType,
+    Product,
+    Region,
+    SubscriptionKind,
+    SubscriptionStatus,
+    TrialStatus,
+)
+from app.models.subscriptions import LicenseLine, Subscription
+from app.models.trials import Trial, TrialProduct
 
 
 async def expire_due_trials(today: date, now: datetime | None = None) -> int:
@@ -28,3 +55,314 @@ async def expire_due_trials(today: date, now: datetime | None = None) -> int:
             status=SubscriptionStatus.ACTIVE,
         ).update(status=SubscriptionStatus.EXPIRED)
     return len(trial_ids)
+
+
+# ------------------------------------------------------------ starting ----
+
+MIN_LICENSES, MAX_LICENSES = 1, 100_000
+MAX_DURATION_DAYS = 90
+MAX_EXTENSION_DAYS = 30
+MAX_TOTAL_DAYS = 180
+MAX_CUSTOMER_NAME = 200
+
+# The license line a trial of each product gets.
+TRIAL_LICENSE_TYPE: dict[Product, LicenseType] = {
+    Product.MEETINGS: LicenseType.MEETINGS,
+    Product.CALLING: LicenseType.CALLING_PROFESSIONAL,
+    Product.MESSAGING: LicenseType.MESSAGING,
+    Product.REAL_TIME_TRANSLATION: LicenseType.REAL_TIME_TRANSLATION,
+    Product.CONTACT_CENTER: LicenseType.CONTACT_CENTER,
+}
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    name: str
+    admin_email: str
+    region: Region
+
+
+@dataclass(frozen=True)
+class TrialLicenseRequest:
+    product: Product
+    licenses: int
+
+
+def _validate_start(
+    customer_id: int | None,
+    new_customer: NewCustomer | None,
+    products: Sequence[TrialLicenseRequest],
+    duration_days: int,
+) -> list[UserError]:
+    errors: list[UserError] = []
+    if (customer_id is None) == (new_customer is None):
+        errors.append(
+            UserError(
+                ("input",),
+                "Give either customerId or newCustomer (one of them).",
+                UserErrorCode.INVALID,
+            )
+        )
+    if not 1 <= duration_days <= MAX_DURATION_DAYS:
+        errors.append(
+            UserError(
+                ("input", "durationDays"),
+                f"A trial lasts 1 to {MAX_DURATION_DAYS} days.",
+                UserErrorCode.INVALID,
+            )
+        )
+    if not products:
+        errors.append(
+            UserError(("input", "products"), "Choose at least one product.", UserErrorCode.INVALID)
+        )
+    seen: set[Product] = set()
+    for n, item in enumerate(products):
+        if item.product in seen:
+            errors.append(
+                UserError(
+                    ("input", "products", str(n), "product"),
+                    f"{item.product.value} is listed twice.",
+                    UserErrorCode.INVALID,
+                )
+            )
+        seen.add(item.product)
+        if not MIN_LICENSES <= item.licenses <= MAX_LICENSES:
+            errors.append(
+                UserError(
+                    ("input", "products", str(n), "licenses"),
+                    f"Licenses are {MIN_LICENSES} to {MAX_LICENSES:,} per product.",
+                    UserErrorCode.INVALID,
+                )
+            )
+    if new_customer is not None:
+        name = " ".join(new_customer.name.split())
+        if not 1 <= len(name) <= MAX_CUSTOMER_NAME:
+            errors.append(
+                UserError(
+                    ("input", "newCustomer", "name"),
+                    f"A customer name is 1 to {MAX_CUSTOMER_NAME} characters.",
+                    UserErrorCode.INVALID,
+                )
+            )
+        if not EMAIL.match(new_customer.admin_email.strip().lower()):
+            errors.append(
+                UserError(
+                    ("input", "newCustomer", "adminEmail"),
+                    "The admin email is not an email address.",
+                    UserErrorCode.INVALID,
+                )
+            )
+    return errors
+
+
+def _new_trial_id() -> str:
+    return f"ET-{secrets.randbelow(10**12):012d}"
+
+
+async def start_trial(
+    viewer: Viewer,
+    *,
+    customer_id: int | None,
+    new_customer: NewCustomer | None,
+    products: Sequence[TrialLicenseRequest],
+    duration_days: int,
+    today: date | None = None,
+) -> Trial:
+    """Start a trial for a customer without an ongoing one, or for a new customer."""
+    require_setup_completed(viewer)
+    require_role(viewer, TRIAL_ROLES, "Starting trials")
+    errors = _validate_start(customer_id, new_customer, products, duration_days)
+    if errors:
+        raise MutationRejected(errors)
+    now = utcnow()
+    today = today or now.date()
+    async with in_transaction():
+        if new_customer is not None:
+            customer = await _create_customer(viewer, new_customer, now)
+        else:
+            found = await get_customer(viewer, customer_id or 0)
+            if found is None:
+                raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
+            # Lock the customer so two starts at once cannot both pass the check.
+            customer = await Customer.select_for_update().get(id=found.id)
+            if await Trial.filter(
+                customer_id=customer.id, status=TrialStatus.ACTIVE, end_date__gte=today
+            ).exists():
+                raise reject(
+                    ("input", "customerId"),
+                    f"{customer.name} already has an ongoing trial.",
+                    UserErrorCode.CONFLICT,
+                )
+        end = today + timedelta(days=duration_days)
+        trial = await Trial.create(
+            customer_id=customer.id,
+            trial_id=_new_trial_id(),
+            status=TrialStatus.ACTIVE,
+            start_date=today,
+            end_date=end,
+            started_by_id=viewer.admin.id,
+        )
+        subscription = await Subscription.create(
+            customer_id=customer.id,
+            subscription_id=trial.trial_id,
+            kind=SubscriptionKind.TRIAL,
+            status=SubscriptionStatus.ACTIVE,
+            start_date=today,
+            end_date=end,
+            auto_renew=False,
+            added_at=now,
+            trial_id=trial.id,
+        )
+        for item in products:
+            await TrialProduct.create(
+                trial_id=trial.id, product=item.product, licenses=item.licenses
+            )
+            license_type = TRIAL_LICENSE_TYPE[item.product]
+            await LicenseLine.create(
+                subscription_id=subscription.id,
+                license_type=license_type,
+                product=item.product,
+                quantity=item.licenses,
+            )
+        listed = ", ".join(f"{p.product.value} x{p.licenses}" for p in products)
+        created = " (new customer)" if new_customer is not None else ""
+        await audit.record(
+            viewer,
+            "trial.start",
+            encode_global_id("Trial", trial.id),
+            f"Started trial {trial.trial_id} for {customer.name}{created}: {listed}, "
+            f"{duration_days} days",
+        )
+    return trial
+
+
+async def _create_customer(viewer: Viewer, new: NewCustomer, now: datetime) -> Customer:
+    """A new customer of the viewer's partner, with its admin as a customer user; the
+    viewer is assigned to it when its role sees only assigned customers."""
+    customer = await Customer.create(
+        partner_id=viewer.partner_id,
+        name=" ".join(new.name.split()),
+        org_id=uuid.uuid4(),
+        region=new.region,
+        created_at=now,
+        created_by_id=viewer.admin.id,
+    )
+    email = new.admin_email.strip().lower()
+    await CustomerUser.create(
+        customer_id=customer.id,
+        uuid=uuid.uuid4(),
+        email=email,
+        display_name=email.split("@")[0],
+        is_admin=True,
+        created_at=now,
+    )
+    if viewer.role in ASSIGNABLE_ROLES:
+        await CustomerAssignment.create(
+            admin_id=viewer.admin.id, customer_id=customer.id, assigned_by_id=viewer.admin.id
+        )
+    return customer
+
+
+# ------------------------------------------------- extending, cancelling ----
+
+
+async def _own_active_trial(viewer: Viewer, trial_id: int | None, today: date) -> Trial:
+    trial = (
+        await Trial.filter(
+            id=trial_id or 0, customer_id__in=Subquery(visible_customers(viewer).values("id"))
+        )
+        .select_for_update()
+        .first()
+    )
+    if trial is None:
+        raise reject(("input", "trialId"), "No such trial.", UserErrorCode.NOT_FOUND)
+    if trial.status != TrialStatus.ACTIVE:
+        raise reject(
+            ("input", "trialId"),
+            f"Trial {trial.trial_id} is {trial.status}, not ACTIVE.",
+            UserErrorCode.CONFLICT,
+        )
+    return trial
+
+
+async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial:
+    """Add 1 to 30 days to an ACTIVE trial, up to 180 days in all."""
+    require_setup_completed(viewer)
+    require_role(viewer, TRIAL_ROLES, "Extending trials")
+    if not 1 <= days <= MAX_EXTENSION_DAYS:
+        raise reject(
+            ("input", "days"),
+            f"A trial is extended by 1 to {MAX_EXTENSION_DAYS} days.",
+            UserErrorCode.INVALID,
+        )
+    async with in_transaction():
+        trial = await _own_active_trial(viewer, trial_id, utcnow().date())
+        end = trial.end_date + timedelta(days=days)
+        if (end - trial.start_date).days > MAX_TOTAL_DAYS:
+            raise reject(
+                ("input", "days"),
+                f"A trial lasts at most {MAX_TOTAL_DAYS} days in all "
+                f"({(trial.end_date - trial.start_date).days} already).",
+                UserErrorCode.LIMIT_EXCEEDED,
+            )
+        trial.end_date = end
+        await trial.save(update_fields=["end_date"])
+        await Subscription.filter(trial_id=trial.id).update(end_date=end)
+        await audit.record(
+            viewer,
+            "trial.extend",
+            encode_global_id("Trial", trial.id),
+            f"Extended trial {trial.trial_id} by {days} days to {end.isoformat()}",
+        )
+    return trial
+
+
+async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
+    """End an ACTIVE trial now."""
+    require_setup_completed(viewer)
+    require_role(viewer, TRIAL_ROLES, "Cancelling trials")
+    now = utcnow()
+    async with in_transaction():
+        trial = await _own_active_trial(viewer, trial_id, now.date())
+        trial.status, trial.ended_at = TrialStatus.CANCELLED, now
+        await trial.save(update_fields=["status", "ended_at"])
+        await Subscription.filter(trial_id=trial.id).update(status=SubscriptionStatus.CANCELLED)
+        await audit.record(
+            viewer,
+            "trial.cancel",
+            encode_global_id("Trial", trial.id),
+            f"Cancelled trial {trial.trial_id}",
+        )
+    return trial
+
+
+# ---------------------------------------------------------------- list ----
+
+MAX_ENDING_WITHIN_DAYS = 366
+
+
+async def list_trials(
+    viewer: Viewer,
+    *,
+    first: int | None,
+    after: str | None,
+    statuses: Sequence[TrialStatus] | None = None,
+    customer_id: int | None = None,
+    ending_within_days: int | None = None,
+    today: date,
+) -> Page[Trial]:
+    """Trials of the customers the viewer sees, soonest end first."""
+    query = Trial.filter(customer_id__in=Subquery(visible_customers(viewer).values("id")))
+    if statuses is not None:
+        query = query.filter(status__in=list(statuses))
+    if customer_id is not None:
+        query = query.filter(customer_id=customer_id)
+    if ending_within_days is not None:
+        if not 0 <= ending_within_days <= MAX_ENDING_WITHIN_DAYS:
+            raise InvalidArgument(
+                f"`endingWithinDays` must be between 0 and {MAX_ENDING_WITHIN_DAYS}"
+            )
+        query = query.filter(
+            end_date__gte=today, end_date__lte=today + timedelta(days=ending_within_days)
+        )
+    return await keyset_page(query, ("end_date", "id"), first, after, "trials")

@@ -1,0 +1,79 @@
+"""The audit log: one event per successful mutation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.domain import audit
+from app.domain.ids import encode_global_id
+from app.domain.pagination import Page
+from app.models.audit import AuditEvent as AuditEventModel
+from schema.admins import Admin
+from schema.context import Info
+from schema.node import Node
+from schema.pagination import PageInfo
+
+
+@strawberry.type(name="AuditEvent")
+class AuditEvent(Node):
+    model: strawberry.Private[AuditEventModel]
+    at: datetime
+    action: str = strawberry.field(
+        description="e.g. tag.create, trial.start, admin.assign, report.generate."
+    )
+    target_id: strawberry.ID | None
+    summary: str
+
+    @classmethod
+    def of(cls, event: AuditEventModel) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(encode_global_id("AuditEvent", event.id)),
+            model=event,
+            at=event.at,
+            action=event.action,
+            target_id=strawberry.ID(event.target_id) if event.target_id else None,
+            summary=event.summary,
+        )
+
+    @strawberry.field
+    async def actor(self, info: Info) -> Admin | None:
+        if self.model.actor_id is None:
+            return None
+        admin = await info.context.loaders.admins.load(self.model.actor_id)
+        return Admin.from_model(admin) if admin else None
+
+
+@strawberry.type(name="AuditEventEdge")
+class AuditEventEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type(name="AuditEventConnection")
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    nodes: list[AuditEvent]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[AuditEventModel]) -> AuditEventConnection:
+        nodes = [AuditEvent.of(e) for e in page.items]
+        return cls(
+            edges=[
+                AuditEventEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)
+            ],
+            nodes=nodes,
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
+
+async def resolve_audit_log(
+    info: Info, first: int | None = None, after: str | None = None
+) -> AuditEventConnection:
+    return AuditEventConnection.of(
+        await audit.list_events(info.context.viewer, first=first, after=after)
+    )
