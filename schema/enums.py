@@ -26,6 +26,11 @@ ManagedBy = strawberry.enum(
     description="Managed by filter: customers the viewer manages as an external (assigned) "
     "admin, or customers of the viewer's partner organization.",
 )
+ProductFamily = strawberry.enum(
+    enums.ProductFamily,
+    name="ProductFamily",
+    description="The Meetings/Calling toggle of the subscription analytics.",
+)
 SubscriptionKind = strawberry.enum(enums.SubscriptionKind, name="SubscriptionKind")
 SubscriptionStatus = strawberry.enum(enums.SubscriptionStatus, name="SubscriptionStatus")
 TrialStatus = strawberry.enum(enums.TrialStatus, name="TrialStatus")

@@ -28,6 +28,7 @@ from schema.organization import (
 )
 from schema.payloads import DeletePayload
 from schema.resources import Resource, resolve_resources
+from schema.subscription_analytics import SubscriptionAnalytics, resolve_subscription_analytics
 from schema.subscriptions import CustomerSubscription
 from schema.tags import Tag, TagPayload
 from schema.trials import Trial, TrialConnection, TrialPayload
@@ -63,6 +64,10 @@ class Query:
     trials: TrialConnection = strawberry.field(
         resolver=trials.resolve_trials,
         description="Trials of the customers the viewer sees, soonest end first.",
+    )
+    subscription_analytics: SubscriptionAnalytics = strawberry.field(
+        resolver=resolve_subscription_analytics,
+        description="KPIs and sections for the customers the viewer sees, for one product family.",
     )
     resources: list[Resource] = strawberry.field(
         resolver=resolve_resources, description="Resources and help."

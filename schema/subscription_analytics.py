@@ -1,0 +1,436 @@
+"""subscriptionAnalytics(product, region): KPIs, trend and the five sections."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+
+from app.domain import subscription_analytics as analytics
+from app.domain.errors import InvalidArgument
+from app.domain.pagination import Page, decode_cursor, encode_cursor, page_size
+from app.models.customers import Customer as CustomerModel
+from app.models.enums import ProductFamily as ProductFamilyValue
+from app.models.enums import Region as RegionValue
+from schema.context import Info
+from schema.customers import Customer
+from schema.enums import ProductFamily
+from schema.pagination import PageInfo
+
+pct = analytics.pct
+
+
+@strawberry.type(
+    name="SubscriptionKpis",
+    description="Top KPIs. Counted over customers with Webex Calling or Webex Meetings only.",
+)
+class SubscriptionKpis:
+    total_customers: int
+    about_to_expire: int = strawberry.field(
+        description="Customers with a subscription or trial ending within 90 days."
+    )
+    about_to_renew: int = strawberry.field(
+        description="Customers with auto-renewing subscriptions renewing within 90 days."
+    )
+    low_license_assignment: int
+    over_license_limit: int
+
+
+@strawberry.type(name="LicenseTrendPoint")
+class LicenseTrendPoint:
+    week_start: date
+    total: int
+    assigned: int
+    used: int
+
+
+async def _customers_of(rows: list[analytics.Row]) -> dict[int, CustomerModel]:
+    """The customers of a page of rows, in one query (a section loads its own, so a
+    request's cost does not depend on when concurrent sections finish)."""
+    ids = list({r.customer_id for r in rows})
+    return {c.id: c for c in await CustomerModel.filter(id__in=ids)} if ids else {}
+
+
+def _page(section: str, first: int | None, after: str | None) -> tuple[int, int]:
+    size = page_size(first)
+    if after is None:
+        return 0, size
+    payload = decode_cursor(after, section)
+    if len(payload) != 2 or not isinstance(payload[1], int) or payload[1] < 0:
+        raise InvalidArgument("`after` is not a cursor of this list")
+    return payload[1] + 1, size
+
+
+async def _rows(
+    view: analytics.SubscriptionAnalytics, section: str, first: int | None, after: str | None
+) -> Page:
+    offset, size = _page(section, first, after)
+    totals = await view.section_totals(section)
+    rows = await view.section_rows(section, offset, size)
+    return Page(
+        items=rows,
+        cursors=[encode_cursor([section, offset + n]) for n in range(len(rows))],
+        has_next_page=offset + len(rows) < totals.subscriptions,
+        has_previous_page=offset > 0,
+        total_count=totals.subscriptions,
+    )
+
+
+# ----------------------------------------------------------- recently added ----
+
+
+@strawberry.type(name="RecentlyAddedKpis")
+class RecentlyAddedKpis:
+    new_customers: int = strawberry.field(
+        description="Customers with a new subscription or trial in the last 90 days."
+    )
+    total_licenses: int
+
+
+@strawberry.type(name="RecentlyAddedRow")
+class RecentlyAddedRow:
+    customer_model: strawberry.Private[CustomerModel]
+    subscription_id: str
+    days_since_added: int
+    total_licenses: int
+    used: int
+    assigned: int
+    available: int
+    weekly_assignment_change: int
+    weekly_usage_change: int
+
+    @strawberry.field
+    def customer(self) -> Customer:
+        return Customer.of(self.customer_model)
+
+
+@strawberry.type(name="RecentlyAddedRowConnection")
+class RecentlyAddedRowConnection:
+    nodes: list[RecentlyAddedRow]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(name="RecentlyAddedSection")
+class RecentlyAddedSection:
+    view: strawberry.Private[analytics.SubscriptionAnalytics]
+
+    @strawberry.field
+    async def kpis(self) -> RecentlyAddedKpis:
+        totals = await self.view.section_totals("recently_added")
+        return RecentlyAddedKpis(new_customers=totals.customers, total_licenses=totals.total)
+
+    @strawberry.field
+    async def rows(
+        self, first: int | None = None, after: str | None = None
+    ) -> RecentlyAddedRowConnection:
+        page = await _rows(self.view, "recently_added", first, after)
+        customers = await _customers_of(page.items)
+        today = self.view.today
+        nodes = [
+            RecentlyAddedRow(
+                customer_model=customers[r.customer_id],
+                subscription_id=r.subscription_id,
+                days_since_added=(today - r.added_at.date()).days,
+                total_licenses=r.total,
+                used=r.used,
+                assigned=r.assigned,
+                available=r.available,
+                weekly_assignment_change=r.assignment_change,
+                weekly_usage_change=r.usage_change,
+            )
+            for r in page.items
+        ]
+        return RecentlyAddedRowConnection(
+            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+        )
+
+
+# ------------------------------------------------------- expiring, renewing ----
+
+
+@strawberry.type(name="PeriodKpis")
+class PeriodKpis:
+    customers: int
+    license_assignment_pct: float = strawberry.field(
+        description="assigned / total licenses of the section's subscriptions, in percent."
+    )
+    license_usage_pct: float = strawberry.field(
+        description="used in the last 7 days / total licenses of the section's subscriptions, "
+        "in percent."
+    )
+
+
+@strawberry.type(name="PeriodRow")
+class PeriodRow:
+    customer_model: strawberry.Private[CustomerModel]
+    subscription_id: str
+    days_remaining: int = strawberry.field(
+        description="Days until expiry (expiring section) or until renewal (renewing section)."
+    )
+    total_licenses: int
+    used: int
+    assigned: int
+    available: int
+    usage_last3_months: int = strawberry.field(name="usageLast3Months")
+
+    @strawberry.field
+    def customer(self) -> Customer:
+        return Customer.of(self.customer_model)
+
+
+@strawberry.type(name="PeriodRowConnection")
+class PeriodRowConnection:
+    nodes: list[PeriodRow]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(name="PeriodSection")
+class PeriodSection:
+    view: strawberry.Private[analytics.SubscriptionAnalytics]
+    section: strawberry.Private[str]
+
+    @strawberry.field
+    async def kpis(self) -> PeriodKpis:
+        t = await self.view.section_totals(self.section)
+        return PeriodKpis(
+            customers=t.customers,
+            license_assignment_pct=pct(t.assigned, t.total),
+            license_usage_pct=pct(t.used, t.total),
+        )
+
+    @strawberry.field
+    async def rows(self, first: int | None = None, after: str | None = None) -> PeriodRowConnection:
+        page = await _rows(self.view, self.section, first, after)
+        customers = await _customers_of(page.items)
+        today = self.view.today
+        nodes = [
+            PeriodRow(
+                customer_model=customers[r.customer_id],
+                subscription_id=r.subscription_id,
+                days_remaining=(r.end_date - today).days if r.end_date else 0,
+                total_licenses=r.total,
+                used=r.used,
+                assigned=r.assigned,
+                available=r.available,
+                usage_last3_months=r.used_90d,
+            )
+            for r in page.items
+        ]
+        return PeriodRowConnection(
+            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+        )
+
+
+# ------------------------------------------------------------ low assignment ----
+
+
+@strawberry.type(name="LowAssignmentKpis")
+class LowAssignmentKpis:
+    customers: int
+    license_assignment_pct: float
+    usage_on_assignment_pct: float = strawberry.field(
+        description="used assigned licenses / total licenses, in percent."
+    )
+    total_unassigned_licenses: int
+
+
+@strawberry.type(name="LowAssignmentRow")
+class LowAssignmentRow:
+    customer_model: strawberry.Private[CustomerModel]
+    subscription_id: str
+    months_since_added: int
+    assigned: int
+    assigned_pct: float
+    total_licenses: int
+    used: int
+    available: int
+    weekly_assignment_change: int
+
+    @strawberry.field
+    def customer(self) -> Customer:
+        return Customer.of(self.customer_model)
+
+
+@strawberry.type(name="LowAssignmentRowConnection")
+class LowAssignmentRowConnection:
+    nodes: list[LowAssignmentRow]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(name="LowAssignmentSection")
+class LowAssignmentSection:
+    view: strawberry.Private[analytics.SubscriptionAnalytics]
+
+    @strawberry.field
+    async def kpis(self) -> LowAssignmentKpis:
+        t = await self.view.section_totals("low_assignment")
+        return LowAssignmentKpis(
+            customers=t.customers,
+            license_assignment_pct=pct(t.assigned, t.total),
+            usage_on_assignment_pct=pct(t.used, t.total),
+            total_unassigned_licenses=t.available,
+        )
+
+    @strawberry.field
+    async def rows(
+        self, first: int | None = None, after: str | None = None
+    ) -> LowAssignmentRowConnection:
+        page = await _rows(self.view, "low_assignment", first, after)
+        customers = await _customers_of(page.items)
+        today = self.view.today
+        nodes = [
+            LowAssignmentRow(
+                customer_model=customers[r.customer_id],
+                subscription_id=r.subscription_id,
+                months_since_added=analytics.months_between(r.added_at.date(), today),
+                assigned=r.assigned,
+                assigned_pct=pct(r.assigned, r.total),
+                total_licenses=r.total,
+                used=r.used,
+                available=r.available,
+                weekly_assignment_change=r.assignment_change,
+            )
+            for r in page.items
+        ]
+        return LowAssignmentRowConnection(
+            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+        )
+
+
+# ----------------------------------------------------------- over the limit ----
+
+
+@strawberry.type(name="OverageKpis")
+class OverageKpis:
+    customers: int
+    total_overage_licenses: int
+    average_overage: float = strawberry.field(description="totalOverageLicenses / customers.")
+
+
+@strawberry.type(name="OverageRow")
+class OverageRow:
+    customer_model: strawberry.Private[CustomerModel]
+    subscription_id: str
+    months_remaining: int | None
+    auto_renew: bool
+    total_licenses: int
+    assigned: int
+    assigned_pct: float
+    used: int
+    used_pct: float
+
+    @strawberry.field
+    def customer(self) -> Customer:
+        return Customer.of(self.customer_model)
+
+
+@strawberry.type(name="OverageRowConnection")
+class OverageRowConnection:
+    nodes: list[OverageRow]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(name="OverageSection")
+class OverageSection:
+    view: strawberry.Private[analytics.SubscriptionAnalytics]
+
+    @strawberry.field
+    async def kpis(self) -> OverageKpis:
+        t = await self.view.section_totals("over_limit")
+        average = round(t.overage / t.customers, 1) if t.customers else 0.0
+        return OverageKpis(
+            customers=t.customers, total_overage_licenses=t.overage, average_overage=average
+        )
+
+    @strawberry.field
+    async def rows(
+        self, first: int | None = None, after: str | None = None
+    ) -> OverageRowConnection:
+        page = await _rows(self.view, "over_limit", first, after)
+        customers = await _customers_of(page.items)
+        today = self.view.today
+        nodes = [
+            OverageRow(
+                customer_model=customers[r.customer_id],
+                subscription_id=r.subscription_id,
+                months_remaining=analytics.months_between(today, r.end_date)
+                if r.end_date
+                else None,
+                auto_renew=r.auto_renew,
+                total_licenses=r.total,
+                assigned=r.assigned,
+                assigned_pct=pct(r.assigned, r.total),
+                used=r.used,
+                used_pct=pct(r.used, r.total),
+            )
+            for r in page.items
+        ]
+        return OverageRowConnection(
+            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+        )
+
+
+# ---------------------------------------------------------------- the tree ----
+
+
+@strawberry.type(name="SubscriptionAnalytics")
+class SubscriptionAnalytics:
+    view: strawberry.Private[analytics.SubscriptionAnalytics]
+    product: ProductFamily
+
+    @strawberry.field
+    async def kpis(self) -> SubscriptionKpis:
+        k = await self.view.kpis()
+        return SubscriptionKpis(
+            total_customers=k.total_customers,
+            about_to_expire=k.about_to_expire,
+            about_to_renew=k.about_to_renew,
+            low_license_assignment=k.low_license_assignment,
+            over_license_limit=k.over_license_limit,
+        )
+
+    @strawberry.field
+    async def license_distribution_trend(self, weeks: int | None = 12) -> list[LicenseTrendPoint]:
+        weeks = 12 if weeks is None else weeks
+        return [
+            LicenseTrendPoint(
+                week_start=p.week_start, total=p.total, assigned=p.assigned, used=p.used
+            )
+            for p in await self.view.trend(weeks)
+        ]
+
+    @strawberry.field
+    def recently_added(self) -> RecentlyAddedSection:
+        return RecentlyAddedSection(view=self.view)
+
+    @strawberry.field
+    def expiring_soon(self) -> PeriodSection:
+        return PeriodSection(view=self.view, section="expiring")
+
+    @strawberry.field
+    def renewing_soon(self) -> PeriodSection:
+        return PeriodSection(view=self.view, section="renewing")
+
+    @strawberry.field
+    def low_assignment(self) -> LowAssignmentSection:
+        return LowAssignmentSection(view=self.view)
+
+    @strawberry.field
+    def over_license_limit(self) -> OverageSection:
+        return OverageSection(view=self.view)
+
+
+def resolve_subscription_analytics(
+    info: Info, product: ProductFamily, region: RegionValue | None = None
+) -> SubscriptionAnalytics:
+    view = analytics.SubscriptionAnalytics(
+        viewer=info.context.viewer,
+        family=ProductFamilyValue(product),
+        region=region,
+        clock=info.context.clock,
+    )
+    return SubscriptionAnalytics(view=view, product=product)
