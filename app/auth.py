@@ -66,3 +66,9 @@ async def viewer_for_token(token: str) -> Viewer | None:
     if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
         await ApiToken.filter(id=record.id).update(last_used_at=now)
     return Viewer(admin=record.admin, partner=record.admin.partner)
+
+
+async def viewer_for_email(email: str) -> Viewer | None:
+    """The viewer an admin is, found by email (for the CLI, which runs as the admin)."""
+    admin = await Admin.get_or_none(email=email.strip().lower()).select_related("partner")
+    return Viewer(admin=admin, partner=admin.partner) if admin else None

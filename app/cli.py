@@ -236,6 +236,97 @@ def token_create(
     sys.stdout.write(token + "\n")
 
 
+@cli.command("ingest")
+def ingest_file(
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="call-legs, license-snapshots, devices, phone-numbers, app-sessions, "
+            "daily-usage or admin-sign-ins"
+        ),
+    ],
+    file: Annotated[
+        typer.FileBinaryRead, typer.Argument(help="NDJSON file, one object a line ('-' for stdin)")
+    ],
+    email: Annotated[
+        str, typer.Option(help="Email of a FULL_ADMIN of the partner the data belongs to.")
+    ],
+) -> None:
+    """Push an NDJSON file, in batches of 50,000 lines (each batch all or nothing)."""
+    from app.auth import viewer_for_email
+    from app.domain.ingest import KINDS, MAX_LINES, IngestRejected, ingest
+
+    if kind not in KINDS:
+        fail(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
+    settings = _settings()
+    lines = file.read().split(b"\n")
+
+    async def work() -> int:
+        viewer = await viewer_for_email(email)
+        if viewer is None:
+            raise UserFacingError(f"no admin has the email {email.strip()!r}")
+        done = 0
+        with Progress(TextColumn(f"ingesting {kind}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("lines"), TimeElapsedColumn(), console=err) as bar:  # fmt: skip
+            task = bar.add_task(kind, total=len([line for line in lines if line.strip()]))
+            start = 0
+            while start < len(lines):
+                batch, taken = [], 0
+                while start + taken < len(lines) and len(batch) < MAX_LINES:
+                    if lines[start + taken].strip():
+                        batch.append(lines[start + taken])
+                    taken += 1
+                if batch:
+                    try:
+                        done += await ingest(viewer, kind, b"\n".join(
+                            lines[start : start + taken]))  # fmt: skip
+                    except IngestRejected as rejected:
+                        first = rejected.errors[0]
+                        where = f"line {start + first['line']}: " if first["line"] else ""
+                        raise UserFacingError(
+                            f"{where}{first['message']} "
+                            f"({done:,} lines of earlier batches were written)"
+                        ) from None
+                    bar.advance(task, len(batch))
+                start += taken
+        return done
+
+    done = run_async(_with_database(settings, work))
+    out.print(f"ingested {done:,} {kind} lines")
+
+
+@cli.command()
+def rollup(
+    week: Annotated[
+        str | None,
+        typer.Option(
+            help="Monday of the week to (re)build, e.g. 2026-11-09; default: the "
+            "week the latest Sunday refresh covers."
+        ),
+    ] = None,
+) -> None:
+    """Roll up a week of call legs into the weekly calling figures (idempotent)."""
+    from datetime import date
+
+    from app.clock import utcnow
+    from app.domain.calling_rollup import refreshed_week, rollup_week
+
+    settings = _settings()
+    try:
+        day = date.fromisoformat(week) if week else refreshed_week(utcnow())
+    except ValueError:
+        fail(f"--week {week!r} is not a date: use YYYY-MM-DD (a Monday)")
+        return
+    if day.weekday() != 0:
+        fail(f"--week {day.isoformat()} is a {day.strftime('%A')}: a week starts on Monday")
+
+    async def work() -> None:
+        await rollup_week(day)
+
+    run_async(_with_database(settings, work))
+    out.print(f"rolled up the calling week of {day.isoformat()}")
+
+
 def main() -> None:
     cli()
 

@@ -3,6 +3,7 @@ that raw SQL needs (placeholders differ: `?` on SQLite, `$1` on asyncpg)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,30 @@ async def fetch_all(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]
     if is_postgres(conn):
         sql = _numbered(sql)
     return await conn.execute_query_dict(sql, list(params))
+
+
+async def execute(
+    sql: str, params: Sequence[Any] = (), conn: BaseDBAsyncClient | None = None
+) -> None:
+    """Run one statement written with `?` placeholders on either dialect."""
+    conn = conn or connection()
+    await conn.execute_query(_numbered(sql) if is_postgres(conn) else sql, list(params))
+
+
+async def execute_many(
+    sql: str, rows: Sequence[Sequence[Any]], conn: BaseDBAsyncClient | None = None
+) -> None:
+    """Run a statement written with `?` placeholders once per row, on either dialect
+    (inside the caller's transaction when `conn` is one)."""
+    if not rows:
+        return
+    conn = conn or connection()
+    if is_postgres(conn):
+        await conn.execute_many(_numbered(sql), [list(r) for r in rows])
+    else:
+        await conn.execute_many(
+            sql, [[str(v) if isinstance(v, uuid.UUID) else v for v in r] for r in rows]
+        )
 
 
 def _numbered(sql: str) -> str:

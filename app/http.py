@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth import bearer_token, viewer_for_token
 from app.config import Settings, get_settings
 from app.db import close_database, connection, open_database
+from app.domain.ingest import IngestRejected, ingest
 from app.queue import EmbeddedValkey, QueueError, open_queue, ping
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,29 @@ async def healthz(request: Request) -> Response:
     )
 
 
+MAX_INGEST_BYTES = 64 * 1024 * 1024
+
+
+async def ingest_batch(request: Request) -> Response:
+    """POST /ingest/{kind}: one NDJSON batch, validated whole, written in one transaction."""
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > MAX_INGEST_BYTES:
+        return json_response({"errors": [{"line": 0, "message": "The batch is over 64 MiB."}]}, 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_INGEST_BYTES:
+            return json_response(
+                {"errors": [{"line": 0, "message": "The batch is over 64 MiB."}]}, 413
+            )
+    kind = request.path_params["kind"]
+    try:
+        accepted = await ingest(request.state.viewer, kind, bytes(body))
+    except IngestRejected as rejected:
+        return json_response({"errors": rejected.errors}, rejected.status)
+    return json_response({"kind": kind, "accepted": accepted})
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app (a factory for uvicorn: `app.http:create_app`)."""
     from schema.asgi import create_graphql_app
@@ -138,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/ingest/{kind}", ingest_batch, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -10,6 +10,7 @@ from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimite
 from schema import admins, tags, trials
 from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
 from schema.audit import AuditEventConnection, resolve_audit_log
+from schema.calling_analytics import CallingAnalytics, resolve_calling_analytics
 from schema.customers import (
     Customer,
     CustomerConnection,
@@ -68,6 +69,10 @@ class Query:
     subscription_analytics: SubscriptionAnalytics = strawberry.field(
         resolver=resolve_subscription_analytics,
         description="KPIs and sections for the customers the viewer sees, for one product family.",
+    )
+    calling_analytics: CallingAnalytics = strawberry.field(
+        resolver=resolve_calling_analytics,
+        description="Weekly calling engagement of the viewer's customers in one region.",
     )
     resources: list[Resource] = strawberry.field(
         resolver=resolve_resources, description="Resources and help."

@@ -7,14 +7,14 @@ from datetime import date
 import strawberry
 
 from app.domain import subscription_analytics as analytics
-from app.domain.errors import InvalidArgument
-from app.domain.pagination import Page, decode_cursor, encode_cursor, page_size
+from app.domain.pagination import Page, offset_cursors, offset_window
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import ProductFamily as ProductFamilyValue
 from app.models.enums import Region as RegionValue
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import ProductFamily
+from schema.loaders import customers_by_ids
 from schema.pagination import PageInfo
 
 pct = analytics.pct
@@ -45,31 +45,18 @@ class LicenseTrendPoint:
 
 
 async def _customers_of(rows: list[analytics.Row]) -> dict[int, CustomerModel]:
-    """The customers of a page of rows, in one query (a section loads its own, so a
-    request's cost does not depend on when concurrent sections finish)."""
-    ids = list({r.customer_id for r in rows})
-    return {c.id: c for c in await CustomerModel.filter(id__in=ids)} if ids else {}
-
-
-def _page(section: str, first: int | None, after: str | None) -> tuple[int, int]:
-    size = page_size(first)
-    if after is None:
-        return 0, size
-    payload = decode_cursor(after, section)
-    if len(payload) != 2 or not isinstance(payload[1], int) or payload[1] < 0:
-        raise InvalidArgument("`after` is not a cursor of this list")
-    return payload[1] + 1, size
+    return await customers_by_ids([r.customer_id for r in rows])
 
 
 async def _rows(
     view: analytics.SubscriptionAnalytics, section: str, first: int | None, after: str | None
 ) -> Page:
-    offset, size = _page(section, first, after)
+    offset, size = offset_window(first, after, section)
     totals = await view.section_totals(section)
     rows = await view.section_rows(section, offset, size)
     return Page(
         items=rows,
-        cursors=[encode_cursor([section, offset + n]) for n in range(len(rows))],
+        cursors=offset_cursors(section, offset, len(rows)),
         has_next_page=offset + len(rows) < totals.subscriptions,
         has_previous_page=offset > 0,
         total_count=totals.subscriptions,

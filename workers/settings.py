@@ -11,12 +11,15 @@ from arq.worker import Worker
 from app.config import get_settings
 from app.db import close_database, open_database
 from app.queue import QUEUE_NAME, redis_settings
+from workers.calling import rebuild_calling_week, refresh_calling_week
 from workers.trials import expire_trials
 
-FUNCTIONS = [expire_trials]
+FUNCTIONS = [expire_trials, refresh_calling_week, rebuild_calling_week]
 CRON_JOBS = [
-    # Daily at 00:05 UTC; `unique` keeps several workers from running it twice.
+    # `unique` keeps several workers from running one tick twice.
     cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
+    # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
+    cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
 ]
 
 

@@ -54,6 +54,21 @@ class Page(Generic[T]):
     total_count: int
 
 
+def offset_window(first: int | None, after: str | None, kind: str) -> tuple[int, int]:
+    """(offset, page size) of a list paged by offset cursors made by `offset_cursors`."""
+    size = page_size(first)
+    if after is None:
+        return 0, size
+    payload = decode_cursor(after, kind)
+    if len(payload) != 2 or not isinstance(payload[1], int) or payload[1] < 0:
+        raise InvalidArgument("`after` is not a cursor of this list")
+    return payload[1] + 1, size
+
+
+def offset_cursors(kind: str, offset: int, count: int) -> list[str]:
+    return [encode_cursor([kind, offset + n]) for n in range(count)]
+
+
 def offset_page(items: list[T], first: int | None, after: str | None, kind: str) -> Page[T]:
     """A page of a short list held in memory, with offset cursors."""
     size = page_size(first)
