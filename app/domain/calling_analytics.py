@@ -71,11 +71,11 @@ class CallingAnalytics:
         return self.week_start - timedelta(weeks=weeks - 1), weeks
 
     async def _rows(
-        self, table: str, columns: str, extra: str = "", params: tuple = ()
+        self, table: str, columns: str, extra: str = "", params: tuple = (), join: str = ""
     ) -> list[dict]:
         scope = self._scope()
         return await fetch_all(
-            f"SELECT {columns} FROM {table} r JOIN customer c ON c.id = r.customer_id"
+            f"SELECT {columns} FROM {table} r JOIN customer c ON c.id = r.customer_id {join}"
             f" WHERE ({scope.text}) {extra}",
             [*scope.params, *params],
         )
@@ -86,10 +86,13 @@ class CallingAnalytics:
             "calling_weekly_customer",
             "r.week_start, SUM(r.active_users) AS active, SUM(r.users_low) AS low,"
             " SUM(r.users_medium) AS medium, SUM(r.users_high) AS high,"
-            " SUM((SELECT COUNT(*) FROM customer_user u WHERE u.customer_id = r.customer_id))"
-            " AS users",
+            # users of each customer who made no call, never below zero per customer
+            " SUM(CASE WHEN COALESCE(u.n, 0) > r.active_users"
+            " THEN u.n - r.active_users ELSE 0 END) AS none",
             "AND r.week_start >= ? AND r.week_start <= ? GROUP BY r.week_start",
             (first, self.week_start),
+            join="LEFT JOIN (SELECT customer_id, COUNT(*) AS n FROM customer_user"
+            " GROUP BY customer_id) u ON u.customer_id = r.customer_id",
         )
         found = {_date(r["week_start"]): r for r in rows}
         points = []
@@ -100,7 +103,7 @@ class CallingAnalytics:
                 points.append(UsagePoint(week, 0, 0, 0, 0, 0))
                 continue
             active = int(r["active"])
-            points.append(UsagePoint(week, active, max(int(r["users"]) - active, 0),
+            points.append(UsagePoint(week, active, int(r["none"]),
                                      int(r["low"]), int(r["medium"]), int(r["high"])))  # fmt: skip
         return points
 
