@@ -80,3 +80,50 @@ def _sqlite_value(value: Any) -> Any:
     # Tortoise stores UUIDs as text on SQLite; dates, datetimes and decimals go
     # through the sqlite3 adapters Tortoise registers.
     return str(value) if isinstance(value, uuid.UUID) else value
+
+
+async def upsert(
+    conn: BaseDBAsyncClient,
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    update: bool,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert rows, or on a natural-key conflict update the other columns (`update`)
+    or keep the stored row. Call it inside a transaction.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON
+    CONFLICT (several times faster than a statement a row). SQLite: executemany.
+    Rows repeating a key keep the last one (one statement may not touch a row twice).
+    """
+    positions = [list(columns).index(k) for k in key]
+    unique = list({tuple(row[p] for p in positions): row for row in rows}.values())
+    if not unique:
+        return
+    names = ", ".join(columns)
+    others = [c for c in columns if c not in key]
+    action = (
+        "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
+        if update and others
+        else "DO NOTHING"
+    )
+    conflict = f"ON CONFLICT ({', '.join(key)}) {action}"
+    if is_postgres(conn):
+        staging = f"staging_{table}"
+        async with conn.acquire_connection() as raw:
+            await raw.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS"
+                f" SELECT {names} FROM {table} WITH NO DATA"
+            )
+            await raw.execute(f"TRUNCATE {staging}")
+            await raw.copy_records_to_table(staging, records=unique, columns=list(columns))
+            await raw.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}"
+            )
+        return
+    marks = ", ".join("?" * len(columns))
+    await conn.execute_many(
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",
+        [[_sqlite_value(v) for v in row] for row in unique],
+    )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from tortoise.transactions import in_transaction
 
+from app.bulk import upsert
 from app.db import execute_many, fetch_all, is_postgres
 from app.domain.access import ADMIN_MANAGEMENT_ROLES, Viewer
 from app.domain.sql import in_list
@@ -384,25 +385,10 @@ async def ingest(viewer: Viewer, kind_name: str, body: bytes) -> int:
     _check_refs(lines, refs)
     rows = [kind.row(x, refs) for _, x in lines]
     async with in_transaction() as conn:
-        await execute_many(_upsert_sql(kind), rows, conn)
+        await upsert(conn, kind.table, kind.columns, kind.key, kind.update, rows)
         if kind.name == "admin-sign-ins":
             await _note_admin_activity(conn, rows)
     return len(rows)
-
-
-def _upsert_sql(kind: Kind) -> str:
-    columns = ", ".join(kind.columns)
-    marks = ", ".join("?" * len(kind.columns))
-    conflict = ", ".join(kind.key)
-    others = [c for c in kind.columns if c not in kind.key]
-    action = (
-        "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in others)
-        if kind.update and others
-        else "DO NOTHING"
-    )
-    return (
-        f"INSERT INTO {kind.table} ({columns}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}"
-    )
 
 
 async def _note_admin_activity(conn: Any, rows: list[tuple]) -> None:
