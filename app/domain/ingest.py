@@ -14,10 +14,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from tortoise.transactions import in_transaction
 
@@ -42,6 +50,15 @@ class IngestRejected(Exception):
         self.errors = errors
 
 
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-11-16T09:30:00Z")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
 class Line(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid", populate_by_name=False)
 
@@ -55,7 +72,7 @@ class CallLegLine(OrgLine):
     call_id: str = Field(min_length=1, max_length=64)
     user_uuid: uuid.UUID | None = None
     location_id: uuid.UUID | None = None
-    started_at: datetime
+    started_at: UtcDatetime
     duration_seconds: int = Field(ge=0, le=7 * 86400)
     video_seconds: int = Field(default=0, ge=0)
     has_audio: bool = True
@@ -69,13 +86,6 @@ class CallLegLine(OrgLine):
     feature: CallFeature = CallFeature.NONE
     queue_outcome: QueueOutcome | None = None
     queue_wait_seconds: int | None = Field(default=None, ge=0)
-
-    @field_validator("started_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a UTC offset, e.g. 2026-11-16T09:30:00Z")
-        return value.astimezone(UTC)
 
     @field_validator("ip_version")
     @classmethod
@@ -179,14 +189,7 @@ class DailyUsageLine(OrgLine):
 
 class AdminSignInLine(OrgLine):
     user_email: str = Field(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254)
-    signed_in_at: datetime
-
-    @field_validator("signed_in_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a UTC offset")
-        return value.astimezone(UTC)
+    signed_in_at: UtcDatetime
 
 
 @dataclass(frozen=True)
