@@ -527,3 +527,26 @@ def test_the_rollup_command_checks_its_week(tmp_path) -> None:
     assert tuesday.returncode == 1 and "is a Tuesday" in tuesday.stderr
     ok = run_cli(["rollup", "--week", "2026-11-09"], env)
     assert ok.returncode == 0 and "rolled up the calling week of 2026-11-09" in ok.stdout
+
+
+async def test_the_demo_shows_calling_analytics_in_every_region_with_calling_customers(
+    client: httpx.AsyncClient, db
+) -> None:
+    from app.db import fetch_all
+    from app.demo import demo_admins, load_demo
+
+    await load_demo(80, seed=9, now=datetime.now(UTC))
+    admin = demo_admins(9)[0]  # full@northwind.example
+    rows = await fetch_all(
+        "SELECT DISTINCT c.region FROM customer c JOIN partner_organization p ON p.id = c.partner_id"
+        " JOIN call_leg l ON l.customer_id = c.id WHERE p.domain = ?",
+        ["northwind.example"],
+    )
+    regions = sorted(r["region"] for r in rows)
+    assert regions, "the demo has calling customers"
+    for region in regions:
+        answer = await data(client, admin.token, TREE, {"r": region, "w": None})
+        calling = answer["callingAnalytics"]
+        assert calling["refreshedAt"] is not None, region
+        assert calling["customersUsage"]["totalCount"] > 0, region
+        assert sum(p["totalLegs"] for p in calling["qualityTrend"]) > 0, region
