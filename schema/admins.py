@@ -17,7 +17,7 @@ from app.models.admins import CustomerAssignment
 from app.models.enums import AdminRole as AdminRoleValue
 from schema.context import Info
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, connection_parts
 from schema.payloads import DeletePayload, UserError, mutate
 
 if TYPE_CHECKING:
@@ -96,13 +96,7 @@ class AdminConnection:
 
     @classmethod
     def of(cls, page: Page[AdminModel]) -> AdminConnection:
-        nodes = [Admin.from_model(a) for a in page.items]
-        return cls(
-            edges=[AdminEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
-            nodes=nodes,
-            page_info=PageInfo.of(page),
-            total_count=page.total_count,
-        )
+        return cls(**connection_parts(page, Admin.from_model, AdminEdge))
 
 
 @strawberry.input(name="AdminFilter")

@@ -13,7 +13,7 @@ from app.models.audit import AuditEvent as AuditEventModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.node import Node
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, connection_parts
 
 
 @strawberry.type(name="AuditEvent")
@@ -60,15 +60,7 @@ class AuditEventConnection:
 
     @classmethod
     def of(cls, page: Page[AuditEventModel]) -> AuditEventConnection:
-        nodes = [AuditEvent.of(e) for e in page.items]
-        return cls(
-            edges=[
-                AuditEventEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)
-            ],
-            nodes=nodes,
-            page_info=PageInfo.of(page),
-            total_count=page.total_count,
-        )
+        return cls(**connection_parts(page, AuditEvent.of, AuditEventEdge))
 
 
 async def resolve_audit_log(

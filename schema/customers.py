@@ -27,7 +27,7 @@ from schema.enums import (
     SubscriptionKind,
 )
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, connection_parts
 from schema.payloads import UserError, mutate
 from schema.subscriptions import LicenseCounts, SubscriptionConnection
 from schema.tags import SetCustomerTagsInput, Tag
@@ -150,15 +150,7 @@ class CustomerConnection:
 
     @classmethod
     def of(cls, page: Page[CustomerModel]) -> CustomerConnection:
-        nodes = [Customer.of(c) for c in page.items]
-        return cls(
-            edges=[
-                CustomerEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)
-            ],
-            nodes=nodes,
-            page_info=PageInfo.of(page),
-            total_count=page.total_count,
-        )
+        return cls(**connection_parts(page, Customer.of, CustomerEdge))
 
 
 @strawberry.input(name="CustomerFilter")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import strawberry
 
 from app.domain.pagination import Page
@@ -22,3 +25,14 @@ class PageInfo:
             start_cursor=page.cursors[0] if page.cursors else None,
             end_cursor=page.cursors[-1] if page.cursors else None,
         )
+
+
+def connection_parts(page: Page, node: Callable[[Any], Any], edge: type) -> dict[str, Any]:
+    """edges, nodes, pageInfo and totalCount of a Relay connection over `page`."""
+    nodes = [node(item) for item in page.items]
+    return {
+        "edges": [edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+        "nodes": nodes,
+        "page_info": PageInfo.of(page),
+        "total_count": page.total_count,
+    }

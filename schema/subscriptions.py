@@ -24,7 +24,7 @@ from schema.context import Info
 from schema.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
 from schema.loaders import reached_customer
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, connection_parts
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -208,14 +208,10 @@ class SubscriptionConnection:
 
     @classmethod
     def of(cls, page: Page[SubscriptionModel], customer: CustomerModel) -> SubscriptionConnection:
-        nodes = [CustomerSubscription.of(sub, customer) for sub in page.items]
         return cls(
-            edges=[
-                SubscriptionEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)
-            ],
-            nodes=nodes,
-            page_info=PageInfo.of(page),
-            total_count=page.total_count,
+            **connection_parts(
+                page, lambda sub: CustomerSubscription.of(sub, customer), SubscriptionEdge
+            )
         )
 
 

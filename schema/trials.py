@@ -20,7 +20,7 @@ from schema.context import Info
 from schema.enums import Product, Region, TrialStatus
 from schema.loaders import reached_customer
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, connection_parts
 from schema.payloads import UserError, mutate
 
 if TYPE_CHECKING:
@@ -111,13 +111,7 @@ class TrialConnection:
 
     @classmethod
     def of(cls, page: Page[TrialModel]) -> TrialConnection:
-        nodes = [Trial.of(t) for t in page.items]
-        return cls(
-            edges=[TrialEdge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
-            nodes=nodes,
-            page_info=PageInfo.of(page),
-            total_count=page.total_count,
-        )
+        return cls(**connection_parts(page, Trial.of, TrialEdge))
 
 
 @strawberry.input(name="TrialFilter")
