@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Annotated, BinaryIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -245,54 +246,78 @@ def ingest_file(
             "daily-usage or admin-sign-ins"
         ),
     ],
-    file: Annotated[
-        typer.FileBinaryRead, typer.Argument(help="NDJSON file, one object a line ('-' for stdin)")
-    ],
+    file: Annotated[str, typer.Argument(help="NDJSON file, one object a line ('-' for stdin)")],
     email: Annotated[
         str, typer.Option(help="Email of a FULL_ADMIN of the partner the data belongs to.")
     ],
 ) -> None:
-    """Push an NDJSON file, in batches of 50,000 lines (each batch all or nothing)."""
+    """Push an NDJSON file, streamed in batches of 50,000 lines (each batch all or nothing)."""
     from app.auth import viewer_for_email
     from app.domain.ingest import KINDS, MAX_LINES, IngestRejected, ingest
 
     if kind not in KINDS:
         fail(f"unknown kind {kind!r}: one of {', '.join(KINDS)}")
     settings = _settings()
-    lines = file.read().split(b"\n")
+    if file != "-" and not Path(file).is_file():
+        fail(f"no file at {file}")
+    total = None if file == "-" else _count_lines(Path(file))
 
     async def work() -> int:
         viewer = await viewer_for_email(email)
         if viewer is None:
             raise UserFacingError(f"no admin has the email {email.strip()!r}")
         done = 0
-        with Progress(TextColumn(f"ingesting {kind}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("lines"), TimeElapsedColumn(), console=err) as bar:  # fmt: skip
-            task = bar.add_task(kind, total=len([line for line in lines if line.strip()]))
-            start = 0
-            while start < len(lines):
-                batch, taken = [], 0
-                while start + taken < len(lines) and len(batch) < MAX_LINES:
-                    if lines[start + taken].strip():
-                        batch.append(lines[start + taken])
-                    taken += 1
-                if batch:
-                    try:
-                        done += await ingest(viewer, kind, b"\n".join(
-                            lines[start : start + taken]))  # fmt: skip
-                    except IngestRejected as rejected:
-                        first = rejected.errors[0]
-                        where = f"line {start + first['line']}: " if first["line"] else ""
-                        raise UserFacingError(
-                            f"{where}{first['message']} "
-                            f"({done:,} lines of earlier batches were written)"
-                        ) from None
-                    bar.advance(task, len(batch))
-                start += taken
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: ASYNC230
+        with (
+            stream,
+            Progress(
+                TextColumn(f"ingesting {kind}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("lines"),
+                TimeElapsedColumn(),
+                console=err,
+            ) as bar,
+        ):
+            task = bar.add_task(kind, total=total)
+            for offset, lines, count in _batches(stream, MAX_LINES):
+                try:
+                    done += await ingest(viewer, kind, b"\n".join(lines))
+                except IngestRejected as rejected:
+                    first = rejected.errors[0]
+                    where = f"line {offset + first['line']}: " if first["line"] else ""
+                    raise UserFacingError(
+                        f"{where}{first['message']} "
+                        f"({done:,} lines of earlier batches were written)"
+                    ) from None
+                bar.advance(task, count)
         return done
 
     done = run_async(_with_database(settings, work))
     out.print(f"ingested {done:,} {kind} lines")
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _batches(stream: BinaryIO, size: int) -> Iterator[tuple[int, list[bytes], int]]:
+    """(lines before the batch, its raw lines, its non-blank count): at most `size`
+    non-blank lines a batch, read as they come so memory does not grow with the file."""
+    batch: list[bytes] = []
+    count = offset = 0
+    for number, line in enumerate(stream):
+        if not batch:
+            offset = number
+        batch.append(line.rstrip(b"\r\n"))
+        if line.strip():
+            count += 1
+        if count == size:
+            yield offset, batch, count
+            batch, count = [], 0
+    if count:
+        yield offset, batch, count
 
 
 @cli.command()

@@ -303,3 +303,27 @@ async def test_the_cli_ingests_a_file_in_batches(world: dict, tmp_path, database
     result = run_cli(["ingest", "call-legs", str(bad), "--email", email], env)
     assert result.returncode == 1 and "line 2: orgId" in result.stderr
     assert await CallLeg.filter(customer_id=world["customer"].id).count() == 120
+
+
+async def test_the_cli_streams_batches_and_numbers_lines_across_them(
+    world: dict, tmp_path, database_url: str
+) -> None:
+    from app.models.calling import CallLeg
+    from tests.cli_process import cli_env, run_cli
+
+    lines = [leg(world["customer"], n) for n in range(50_005)]
+    lines[50_002] = {
+        **lines[50_002],
+        "durationSeconds": -1,
+    }  # file line 50,003, in the second batch
+    path = tmp_path / "many.ndjson"
+    path.write_bytes(ndjson(lines))
+    env = cli_env(database_url, tmp_path)
+    email = world["team"][AdminRole.FULL_ADMIN].admin.email
+    result = run_cli(["ingest", "call-legs", str(path), "--email", email], env, timeout=300)
+    assert result.returncode == 1
+    assert "line 50003: durationSeconds" in result.stderr
+    assert "(50,000 lines of earlier batches were written)" in result.stderr
+    assert await CallLeg.filter(customer_id=world["customer"].id).count() == 50_000
+    missing = run_cli(["ingest", "call-legs", str(tmp_path / "nope.ndjson"), "--email", email], env)
+    assert missing.returncode == 1 and "no file at" in missing.stderr
