@@ -76,3 +76,47 @@ def test_global_ids_round_trip_and_reject_garbage() -> None:
     assert decode_global_id(encode_global_id("Customer", 42)) == ("Customer", 42)
     for bad in ("", "@@", "Q3VzdG9tZXI6", "Q3VzdG9tZXI6YWJj", "QTpCOkM", "a" * 201):
         assert decode_global_id(bad) is None, bad
+
+
+async def test_node_answers_subscriptions_trials_and_tags_only_within_scope(
+    client: httpx.AsyncClient,
+) -> None:
+    from datetime import date, timedelta
+
+    from app.models.subscriptions import Subscription
+    from app.models.tags import Tag
+
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    contoso = await factories.partner("Contoso Partners", "contoso.example")
+    team = await factories.team(northwind)
+    foreign_full = await factories.admin(contoso, AdminRole.FULL_ADMIN)
+    assigned = await factories.customer(northwind, "Assigned")
+    unassigned = await factories.customer(northwind, "Unassigned")
+    await factories.assign(team[AdminRole.ADMIN].admin, assigned)
+    today = date.today()
+    objects = {}
+    for name, customer in (("assigned", assigned), ("unassigned", unassigned)):
+        trial = await factories.trial(customer, today, today + timedelta(days=10))
+        sub = await Subscription.get(trial_id=trial.id)
+        objects[name] = (
+            encode_global_id("Trial", trial.id),
+            encode_global_id("CustomerSubscription", sub.id),
+        )
+    tag = encode_global_id(
+        "Tag", (await Tag.create(partner=northwind, name="Gold", name_key="gold")).id
+    )
+    query = """query($id: ID!) { node(id: $id) { id __typename
+      ... on Trial { customer { name } } ... on CustomerSubscription { customer { name } } } }"""
+
+    async def found(token: str, global_id: str) -> bool:
+        return (await data(client, token, query, {"id": global_id}))["node"] is not None
+
+    full, admin = team[AdminRole.FULL_ADMIN].token, team[AdminRole.ADMIN].token
+    for global_id in (*objects["assigned"], *objects["unassigned"], tag):
+        assert await found(full, global_id)
+        assert not await found(foreign_full.token, global_id)  # another partner: null
+    for global_id in objects["assigned"]:
+        assert await found(admin, global_id)
+    for global_id in objects["unassigned"]:
+        assert not await found(admin, global_id)  # outside the ADMIN's customers: null
+    assert await found(admin, tag)  # tags are visible to every admin of the partner

@@ -179,3 +179,18 @@ async def test_a_tag_of_another_partner_is_not_found_exactly_like_a_missing_one(
         == [{"field": ["input", "id"], "message": "No such tag.", "code": "NOT_FOUND"}]
     )
     assert await Tag.filter(id=theirs.id).exists()
+
+
+async def test_customer_count_counts_only_customers_the_viewer_reaches(
+    client: httpx.AsyncClient, setup
+) -> None:
+    org, _, full, customers = setup
+    admin = await factories.admin(org, AdminRole.ADMIN)
+    await factories.assign(admin.admin, customers[0])
+    tag = await Tag.create(partner=org, name="Gold", name_key="gold")
+    for customer in customers[:2]:
+        await CustomerTag.create(customer=customer, tag=tag)
+    as_full = await data(client, full.token, "{ tags { name customerCount } }")
+    as_admin = await data(client, admin.token, "{ tags { name customerCount } }")
+    assert as_full["tags"] == [{"name": "Gold", "customerCount": 2}]
+    assert as_admin["tags"] == [{"name": "Gold", "customerCount": 1}]
