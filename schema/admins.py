@@ -64,13 +64,16 @@ class Admin(Node):
     ) -> Annotated[CustomerConnection, strawberry.lazy("schema.customers")]:
         from schema.customers import CustomerConnection
 
-        page = await list_customers(
-            info.context.viewer,
-            info.context.clock,
-            first=first,
-            after=after,
-            flt=CustomerFilter(assigned_admin_id=self.model.id),
-        )
+        if after is None:  # the usual first page: batched over the admins being listed
+            page = await info.context.loaders.assigned_customers(first).load(self.model.id)
+        else:
+            page = await list_customers(
+                info.context.viewer,
+                info.context.clock,
+                first=first,
+                after=after,
+                flt=CustomerFilter(assigned_admin_id=self.model.id),
+            )
         return CustomerConnection.of(page)
 
 

@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from app.domain import customer_detail as detail
 from app.domain.access import Viewer
+from app.domain.customers import assigned_customer_pages
 from app.domain.statuses import StatusClock, statuses_of
 from app.models.customers import Customer
 
@@ -47,6 +48,17 @@ class Loaders:
         self.tag_customer_counts = batched(lambda ids: detail.tag_customer_counts(viewer, ids), 0)
         # Customers reached through an object already in scope (a subscription's customer).
         self.customers = batched(_customers_by_id, None)
+        self._viewer = viewer
+        self._assigned: dict[int | None, DataLoader] = {}
+
+    def assigned_customers(self, first: int | None) -> DataLoader:
+        """First pages of admins' assigned customers, one loader per page size."""
+        if first not in self._assigned:
+            viewer = self._viewer
+            self._assigned[first] = batched(
+                lambda ids: assigned_customer_pages(viewer, ids, first), None
+            )
+        return self._assigned[first]
 
     async def _subscriptions_with_lines(self, customer_ids: list[int]) -> dict[int, list]:
         """Subscriptions of the customers, with their license lines in the same

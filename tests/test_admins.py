@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from app.domain.ids import encode_global_id as gid
+from app.models.admins import Admin, CustomerAssignment
 from app.models.enums import AdminRole
 from tests import factories
 from tests.graphql_client import data, gql
@@ -248,3 +249,53 @@ async def test_audit_log_newest_first_for_full_and_read_only_admins_only(
         response = await gql(client, team[role].token, query)
         assert response.json()["data"] is None
         assert "FULL_ADMIN and READ_ONLY_ADMIN only" in response.json()["errors"][0]["message"]
+
+
+async def test_assigned_customers_of_a_page_of_admins_cost_the_same_statements_and_continue(
+    client: httpx.AsyncClient, org
+) -> None:
+    from tests.test_customer_detail import counting_statements
+
+    partner, team = org
+    full = team[AdminRole.FULL_ADMIN].token
+    customers = [
+        await factories.customer(partner, name)
+        for name in ("delta", "Alpha", "charlie", "Bravo", "echo")
+    ]
+    query = """query($roles: [AdminRole!]) { admins(first: 50, filter: {roles: $roles}) { nodes { id email
+      assignedCustomers(first: 2) { totalCount pageInfo { hasNextPage endCursor } nodes { name } } } } }"""
+    await data(client, full, "{ viewer { email } }")  # the token's first use is written
+
+    async def statements_for(admin_count: int) -> tuple[int, dict]:
+        while await Admin.filter(partner_id=partner.id, role=AdminRole.ADMIN).count() < admin_count:
+            admin = (await factories.admin(partner, AdminRole.ADMIN)).admin
+            for customer in customers[: (admin.id % 5) + 1]:
+                await factories.assign(admin, customer)
+        with counting_statements() as statements:
+            answer = await data(client, full, query, {"roles": ["ADMIN"]})
+        return len(statements), answer
+
+    few, _ = await statements_for(3)
+    many, answer = await statements_for(8)
+    assert few == many
+    for node in answer["admins"]["nodes"]:
+        admin_id = (await Admin.get(email=node["email"])).id
+        mine = [
+            c.name
+            for c in customers
+            if await CustomerAssignment.filter(admin_id=admin_id, customer_id=c.id).exists()
+        ]
+        names = sorted(mine, key=str.lower)
+        page = node["assignedCustomers"]
+        assert page["totalCount"] == len(names)
+        assert [n["name"] for n in page["nodes"]] == names[:2]
+        assert page["pageInfo"]["hasNextPage"] == (len(names) > 2)
+        if page["pageInfo"]["hasNextPage"]:
+            rest = await data(
+                client,
+                full,
+                """query($id: ID!, $after: String) { node(id: $id) { ... on Admin {
+              assignedCustomers(first: 10, after: $after) { nodes { name } } } } }""",
+                {"id": node["id"], "after": page["pageInfo"]["endCursor"]},
+            )
+            assert [n["name"] for n in rest["node"]["assignedCustomers"]["nodes"]] == names[2:]

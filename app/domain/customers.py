@@ -257,3 +257,48 @@ def _cursor_value(value: Any) -> Any:
 async def get_customer(viewer: Viewer, customer_id: int) -> Customer | None:
     """A customer the viewer sees; anything else reads as not found."""
     return await visible_customers(viewer).get_or_none(id=customer_id)
+
+
+async def assigned_customer_pages(
+    viewer: Viewer, admin_ids: list[int], first: int | None
+) -> dict[int, Page[Customer]]:
+    """The first page (by name) of each admin's assigned customers the viewer sees,
+    for a whole page of admins in three statements. Cursors are those of
+    `list_customers` ordered by name, so `after` continues there."""
+    size = page_size(first)
+    scope = customer_scope(viewer)
+    admins = in_list("a.admin_id", admin_ids)
+    base = (
+        "FROM customer_assignment a JOIN customer c ON c.id = a.customer_id"
+        f" WHERE ({scope.text}) AND {admins.text}"
+    )
+    params = [*scope.params, *admins.params]
+    totals = {
+        r["admin_id"]: int(r["n"])
+        for r in await fetch_all(
+            f"SELECT a.admin_id, COUNT(*) AS n {base} GROUP BY a.admin_id", params
+        )
+    }
+    rows = await fetch_all(
+        "SELECT admin_id, customer_id, sort_key, rn FROM ("
+        " SELECT a.admin_id, c.id AS customer_id, LOWER(c.name) AS sort_key,"
+        " ROW_NUMBER() OVER (PARTITION BY a.admin_id ORDER BY LOWER(c.name), c.id) AS rn"
+        f" {base}) ranked WHERE rn <= ? ORDER BY admin_id, rn",
+        [*params, size],
+    )
+    ids = list({r["customer_id"] for r in rows})
+    by_id = {c.id: c for c in await Customer.filter(id__in=ids)} if ids else {}
+    order = CustomerOrder().name
+    pages = {}
+    for admin_id in admin_ids:
+        mine = [r for r in rows if r["admin_id"] == admin_id]
+        pages[admin_id] = Page(
+            items=[by_id[r["customer_id"]] for r in mine],
+            cursors=[
+                encode_cursor(["customers", order, r["sort_key"], r["customer_id"]]) for r in mine
+            ],
+            has_next_page=totals.get(admin_id, 0) > len(mine),
+            has_previous_page=False,
+            total_count=totals.get(admin_id, 0),
+        )
+    return pages
