@@ -30,12 +30,12 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_token(email: str, label: str = "", token: str | None = None) -> str:
+async def create_token(email: str, label: str = "") -> str:
     """Store a new token for the admin with this email and return it (once)."""
     admin = await Admin.get_or_none(email=email.strip().lower())
     if admin is None:
         raise UnknownAdminError(f"no admin has the email {email.strip()!r}")
-    token = token or new_token()
+    token = new_token()
     await ApiToken.create(admin=admin, token_hash=hash_token(token), label=label)
     return token
 

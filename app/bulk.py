@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from app.db import is_postgres
+from app.db import is_postgres, sqlite_value
 
 DEFAULT_CHUNK_ROWS = 20_000
 
@@ -59,7 +58,7 @@ class BulkWriter:
             names = ", ".join(f'"{c}"' for c in columns)
             await self._conn.execute_many(
                 f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
-                [[_sqlite_value(v) for v in row] for row in rows],
+                [[sqlite_value(v) for v in row] for row in rows],
             )
         self.written[table] += len(rows)
         self._buffers[table] = []
@@ -74,12 +73,6 @@ class BulkWriter:
                     f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
                     f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
                 )
-
-
-def _sqlite_value(value: Any) -> Any:
-    # Tortoise stores UUIDs as text on SQLite; dates, datetimes and decimals go
-    # through the sqlite3 adapters Tortoise registers.
-    return str(value) if isinstance(value, uuid.UUID) else value
 
 
 async def upsert(
@@ -125,5 +118,5 @@ async def upsert(
     marks = ", ".join("?" * len(columns))
     await conn.execute_many(
         f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",
-        [[_sqlite_value(v) for v in row] for row in unique],
+        [[sqlite_value(v) for v in row] for row in unique],
     )

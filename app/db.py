@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -150,13 +151,34 @@ def is_postgres(conn: BaseDBAsyncClient | None = None) -> bool:
     return conn.capabilities.dialect == "postgres"
 
 
+def sqlite_value(value: Any) -> Any:
+    """A parameter as SQLite takes it: Tortoise stores UUIDs as text there (dates,
+    datetimes and decimals go through the sqlite3 adapters Tortoise registers)."""
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _params(params: Sequence[Any], postgres: bool) -> list[Any]:
+    return list(params) if postgres else [sqlite_value(v) for v in params]
+
+
+def as_date(value: Any) -> date:
+    """A DATE read back by raw SQL (a date on PostgreSQL, text on SQLite)."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def as_datetime(value: Any) -> datetime:
+    """A timestamp read back by raw SQL (a datetime on PostgreSQL, text on SQLite)."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
 async def fetch_all(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """Run a raw query written with `?` placeholders on either dialect (every `?`
     is a placeholder: keep literals that contain one out of the SQL text)."""
     conn = connection()
-    if is_postgres(conn):
-        sql = _numbered(sql)
-    return await conn.execute_query_dict(sql, list(params))
+    postgres = is_postgres(conn)
+    return await conn.execute_query_dict(
+        _numbered(sql) if postgres else sql, _params(params, postgres)
+    )
 
 
 async def execute(
@@ -164,7 +186,8 @@ async def execute(
 ) -> None:
     """Run one statement written with `?` placeholders on either dialect."""
     conn = conn or connection()
-    await conn.execute_query(_numbered(sql) if is_postgres(conn) else sql, list(params))
+    postgres = is_postgres(conn)
+    await conn.execute_query(_numbered(sql) if postgres else sql, _params(params, postgres))
 
 
 async def execute_many(
@@ -175,12 +198,10 @@ async def execute_many(
     if not rows:
         return
     conn = conn or connection()
-    if is_postgres(conn):
-        await conn.execute_many(_numbered(sql), [list(r) for r in rows])
-    else:
-        await conn.execute_many(
-            sql, [[str(v) if isinstance(v, uuid.UUID) else v for v in r] for r in rows]
-        )
+    postgres = is_postgres(conn)
+    await conn.execute_many(
+        _numbered(sql) if postgres else sql, [_params(r, postgres) for r in rows]
+    )
 
 
 def _numbered(sql: str) -> str:

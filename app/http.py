@@ -24,7 +24,7 @@ from app.auth import bearer_token, viewer_for_token
 from app.config import Settings, get_settings
 from app.db import close_database, connection, open_database
 from app.domain.ingest import IngestRejected, ingest
-from app.queue import EmbeddedValkey, QueueError, open_queue, ping
+from app.queue import EmbeddedValkey, QueueError, ping
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,6 @@ class Runtime:
     valkey: EmbeddedValkey | None = None
     worker_task: asyncio.Task | None = None
     worker: object | None = None
-    queue: object | None = None
 
 
 async def healthz(request: Request) -> Response:
@@ -186,12 +185,9 @@ async def _start_queue(runtime: Runtime) -> None:
     else:
         runtime.redis_url = settings.redis_url or ""
         await ping(runtime.redis_url)
-    runtime.queue = await open_queue(runtime.redis_url)
 
 
 async def _stop_queue(runtime: Runtime) -> None:
-    if runtime.queue is not None:
-        await runtime.queue.aclose()  # type: ignore[attr-defined]
     if runtime.worker is not None:
         await runtime.worker.close()  # type: ignore[attr-defined]
     if runtime.worker_task is not None:

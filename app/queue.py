@@ -7,7 +7,7 @@ import asyncio
 import logging
 from pathlib import Path
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import RedisSettings
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -64,13 +64,3 @@ async def ping(url: str, wait_seconds: float = 2.0) -> None:
         ) from None
     finally:
         await client.aclose()
-
-
-async def open_queue(url: str) -> ArqRedis:
-    """A connection pool for enqueueing jobs."""
-    try:
-        return await create_pool(redis_settings(url), default_queue_name=QUEUE_NAME)
-    except (RedisError, OSError) as exc:
-        raise QueueError(
-            f"cannot reach Redis at {url}: {exc}. Start it or fix REDIS_URL."
-        ) from None

@@ -7,15 +7,13 @@ from datetime import date, datetime
 import strawberry
 
 from app.domain import calling_analytics as calling
-from app.domain.pagination import Page, offset_cursors, offset_window
 from app.domain.subscription_analytics import pct
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import Region as RegionValue
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import Region
-from schema.loaders import customers_by_ids
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, customer_rows
 
 
 @strawberry.type(name="Week")
@@ -167,31 +165,6 @@ def _queue(row: dict, customer: CustomerModel) -> CustomerCallQueue:
     )
 
 
-async def _list(
-    view: calling.CallingAnalytics,
-    name: str,
-    first: int | None,
-    after: str | None,
-    shape,
-    connection,
-):
-    offset, size = offset_window(first, after, f"calling-{name}")
-    total, rows = await view.customer_list(name, offset, size)
-    customers = await customers_by_ids([r["customer_id"] for r in rows])
-    page = Page(
-        items=rows,
-        cursors=offset_cursors(f"calling-{name}", offset, len(rows)),
-        has_next_page=offset + len(rows) < total,
-        has_previous_page=offset > 0,
-        total_count=total,
-    )
-    return connection(
-        nodes=[shape(r, customers[r["customer_id"]]) for r in rows],
-        page_info=PageInfo.of(page),
-        total_count=total,
-    )
-
-
 @strawberry.type(name="CallQueueInsights")
 class CallQueueInsights:
     view: strawberry.Private[calling.CallingAnalytics]
@@ -209,7 +182,15 @@ class CallQueueInsights:
     async def customers(
         self, first: int | None = None, after: str | None = None
     ) -> CustomerCallQueueConnection:
-        return await _list(self.view, "queue", first, after, _queue, CustomerCallQueueConnection)
+        return await customer_rows(
+            CustomerCallQueueConnection,
+            "calling-queue",
+            first,
+            after,
+            lambda offset, size: self.view.customer_list("queue", offset, size),
+            lambda r: r["customer_id"],
+            _queue,
+        )
 
 
 def _week(start: date) -> Week:
@@ -250,7 +231,15 @@ class CallingAnalytics:
     async def customers_usage(
         self, first: int | None = None, after: str | None = None
     ) -> CustomerCallingUsageConnection:
-        return await _list(self.view, "usage", first, after, _usage, CustomerCallingUsageConnection)
+        return await customer_rows(
+            CustomerCallingUsageConnection,
+            "calling-usage",
+            first,
+            after,
+            lambda offset, size: self.view.customer_list("usage", offset, size),
+            lambda r: r["customer_id"],
+            _usage,
+        )
 
     @strawberry.field
     async def quality_trend(self, weeks: int | None = 8) -> list[CallQualityPoint]:
@@ -277,8 +266,14 @@ class CallingAnalytics:
     async def customers_quality(
         self, first: int | None = None, after: str | None = None
     ) -> CustomerCallQualityConnection:
-        return await _list(
-            self.view, "quality", first, after, _quality, CustomerCallQualityConnection
+        return await customer_rows(
+            CustomerCallQualityConnection,
+            "calling-quality",
+            first,
+            after,
+            lambda offset, size: self.view.customer_list("quality", offset, size),
+            lambda r: r["customer_id"],
+            _quality,
         )
 
     @strawberry.field

@@ -47,7 +47,7 @@ class Loaders:
         self.admins = batched(_once(lambda: detail.admins_of_partner(viewer)), None)
         self.tag_customer_counts = batched(lambda ids: detail.tag_customer_counts(viewer, ids), 0)
         # Customers reached through an object already in scope (a subscription's customer).
-        self.customers = batched(_customers_by_id, None)
+        self.customers = batched(customers_by_ids, None)
         self._viewer = viewer
         self._assigned: dict[int | None, DataLoader] = {}
 
@@ -92,10 +92,6 @@ def _membership(
         return dict.fromkeys(await fetch(ids), True)
 
     return as_dict
-
-
-async def _customers_by_id(ids: list[int]) -> dict[int, Customer]:
-    return {c.id: c for c in await Customer.filter(id__in=ids)}
 
 
 async def reached_customer(info: Any, reached_from: Customer | None, customer_id: int) -> Customer:

@@ -7,15 +7,13 @@ from datetime import date
 import strawberry
 
 from app.domain import subscription_analytics as analytics
-from app.domain.pagination import Page, offset_cursors, offset_window
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import ProductFamily as ProductFamilyValue
 from app.models.enums import Region as RegionValue
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import ProductFamily
-from schema.loaders import customers_by_ids
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, customer_rows
 
 pct = analytics.pct
 
@@ -42,25 +40,6 @@ class LicenseTrendPoint:
     total: int
     assigned: int
     used: int
-
-
-async def _customers_of(rows: list[analytics.Row]) -> dict[int, CustomerModel]:
-    return await customers_by_ids([r.customer_id for r in rows])
-
-
-async def _rows(
-    view: analytics.SubscriptionAnalytics, section: str, first: int | None, after: str | None
-) -> Page:
-    offset, size = offset_window(first, after, section)
-    totals = await view.section_totals(section)
-    rows = await view.section_rows(section, offset, size)
-    return Page(
-        items=rows,
-        cursors=offset_cursors(section, offset, len(rows)),
-        has_next_page=offset + len(rows) < totals.subscriptions,
-        has_previous_page=offset > 0,
-        total_count=totals.subscriptions,
-    )
 
 
 # ----------------------------------------------------------- recently added ----
@@ -111,12 +90,11 @@ class RecentlyAddedSection:
     async def rows(
         self, first: int | None = None, after: str | None = None
     ) -> RecentlyAddedRowConnection:
-        page = await _rows(self.view, "recently_added", first, after)
-        customers = await _customers_of(page.items)
         today = self.view.today
-        nodes = [
-            RecentlyAddedRow(
-                customer_model=customers[r.customer_id],
+
+        def node(r: analytics.Row, customer: CustomerModel) -> RecentlyAddedRow:
+            return RecentlyAddedRow(
+                customer_model=customer,
                 subscription_id=r.subscription_id,
                 days_since_added=(today - r.added_at.date()).days,
                 total_licenses=r.total,
@@ -126,10 +104,15 @@ class RecentlyAddedSection:
                 weekly_assignment_change=r.assignment_change,
                 weekly_usage_change=r.usage_change,
             )
-            for r in page.items
-        ]
-        return RecentlyAddedRowConnection(
-            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+
+        return await customer_rows(
+            RecentlyAddedRowConnection,
+            "recently_added",
+            first,
+            after,
+            lambda offset, size: self.view.section_page("recently_added", offset, size),
+            lambda r: r.customer_id,
+            node,
         )
 
 
@@ -189,12 +172,11 @@ class PeriodSection:
 
     @strawberry.field
     async def rows(self, first: int | None = None, after: str | None = None) -> PeriodRowConnection:
-        page = await _rows(self.view, self.section, first, after)
-        customers = await _customers_of(page.items)
         today = self.view.today
-        nodes = [
-            PeriodRow(
-                customer_model=customers[r.customer_id],
+
+        def node(r: analytics.Row, customer: CustomerModel) -> PeriodRow:
+            return PeriodRow(
+                customer_model=customer,
                 subscription_id=r.subscription_id,
                 days_remaining=(r.end_date - today).days if r.end_date else 0,
                 total_licenses=r.total,
@@ -203,10 +185,15 @@ class PeriodSection:
                 available=r.available,
                 usage_last3_months=r.used_90d,
             )
-            for r in page.items
-        ]
-        return PeriodRowConnection(
-            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+
+        return await customer_rows(
+            PeriodRowConnection,
+            self.section,
+            first,
+            after,
+            lambda offset, size: self.view.section_page(self.section, offset, size),
+            lambda r: r.customer_id,
+            node,
         )
 
 
@@ -265,12 +252,11 @@ class LowAssignmentSection:
     async def rows(
         self, first: int | None = None, after: str | None = None
     ) -> LowAssignmentRowConnection:
-        page = await _rows(self.view, "low_assignment", first, after)
-        customers = await _customers_of(page.items)
         today = self.view.today
-        nodes = [
-            LowAssignmentRow(
-                customer_model=customers[r.customer_id],
+
+        def node(r: analytics.Row, customer: CustomerModel) -> LowAssignmentRow:
+            return LowAssignmentRow(
+                customer_model=customer,
                 subscription_id=r.subscription_id,
                 months_since_added=analytics.months_between(r.added_at.date(), today),
                 assigned=r.assigned,
@@ -280,10 +266,15 @@ class LowAssignmentSection:
                 available=r.available,
                 weekly_assignment_change=r.assignment_change,
             )
-            for r in page.items
-        ]
-        return LowAssignmentRowConnection(
-            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+
+        return await customer_rows(
+            LowAssignmentRowConnection,
+            "low_assignment",
+            first,
+            after,
+            lambda offset, size: self.view.section_page("low_assignment", offset, size),
+            lambda r: r.customer_id,
+            node,
         )
 
 
@@ -337,12 +328,11 @@ class OverageSection:
     async def rows(
         self, first: int | None = None, after: str | None = None
     ) -> OverageRowConnection:
-        page = await _rows(self.view, "over_limit", first, after)
-        customers = await _customers_of(page.items)
         today = self.view.today
-        nodes = [
-            OverageRow(
-                customer_model=customers[r.customer_id],
+
+        def node(r: analytics.Row, customer: CustomerModel) -> OverageRow:
+            return OverageRow(
+                customer_model=customer,
                 subscription_id=r.subscription_id,
                 months_remaining=analytics.months_between(today, r.end_date)
                 if r.end_date
@@ -354,10 +344,15 @@ class OverageSection:
                 used=r.used,
                 used_pct=pct(r.used, r.total),
             )
-            for r in page.items
-        ]
-        return OverageRowConnection(
-            nodes=nodes, page_info=PageInfo.of(page), total_count=page.total_count
+
+        return await customer_rows(
+            OverageRowConnection,
+            "over_limit",
+            first,
+            after,
+            lambda offset, size: self.view.section_page("over_limit", offset, size),
+            lambda r: r.customer_id,
+            node,
         )
 
 

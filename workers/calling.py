@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from app.clock import utcnow
@@ -19,9 +19,3 @@ async def refresh_calling_week(ctx: dict[str, Any], now: str | None = None) -> s
     await rollup_week(week, now=moment)
     log.info("rolled up calling week %s", week)
     return week.isoformat()
-
-
-async def rebuild_calling_week(ctx: dict[str, Any], week_start: str) -> str:
-    """Rebuild any past week's rollups (week_start: the Monday, ISO date)."""
-    await rollup_week(date.fromisoformat(week_start))
-    return week_start

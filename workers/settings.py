@@ -11,10 +11,10 @@ from arq.worker import Worker
 from app.config import get_settings
 from app.db import close_database, open_database
 from app.queue import QUEUE_NAME, redis_settings
-from workers.calling import rebuild_calling_week, refresh_calling_week
+from workers.calling import refresh_calling_week
 from workers.trials import expire_trials
 
-FUNCTIONS = [expire_trials, refresh_calling_week, rebuild_calling_week]
+FUNCTIONS = [expire_trials, refresh_calling_week]
 CRON_JOBS = [
     # `unique` keeps several workers from running one tick twice.
     cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),

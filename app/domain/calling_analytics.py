@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from app.db import fetch_all
+from app.db import as_date, fetch_all
 from app.domain.access import Viewer, customer_scope
 from app.domain.calling_rollup import monday_of, refreshed_week
 from app.domain.errors import InvalidArgument
@@ -94,7 +94,7 @@ class CallingAnalytics:
             join="LEFT JOIN (SELECT customer_id, COUNT(*) AS n FROM customer_user"
             " GROUP BY customer_id) u ON u.customer_id = r.customer_id",
         )
-        found = {_date(r["week_start"]): r for r in rows}
+        found = {as_date(r["week_start"]): r for r in rows}
         points = []
         for n in range(count):
             week = first + timedelta(weeks=n)
@@ -115,7 +115,7 @@ class CallingAnalytics:
             "AND r.week_start >= ? AND r.week_start <= ? GROUP BY r.week_start",
             (first, self.week_start),
         )
-        found = {_date(r["week_start"]): r for r in rows}
+        found = {as_date(r["week_start"]): r for r in rows}
         return [
             (week, QualityFigures(int(found[week]["legs"]), int(found[week]["poor"]))
              if week in found else QualityFigures(0, 0))
@@ -212,10 +212,6 @@ class CallingAnalytics:
 def average(total: Any, count: Any) -> float:
     """total / count rounded to one decimal; 0 when count is 0."""
     return round(float(total) / float(count), 1) if count else 0.0
-
-
-def _date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 async def open_calling_analytics(

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import orjson
 from pydantic import (
@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 from tortoise.transactions import in_transaction
 
 from app.bulk import upsert
-from app.db import execute_many, fetch_all, is_postgres
+from app.db import execute_many, fetch_all
 from app.domain.access import ADMIN_MANAGEMENT_ROLES, Viewer
 from app.domain.sql import in_list
 from app.models.enums import CallFeature, CallType, EndpointType, LicenseType, QueueOutcome
@@ -204,77 +204,203 @@ class Kind:
     update: bool  # upsert the other columns (inventory) or keep the first (events)
     row: Callable[[Any, dict], tuple]  # line, resolved refs -> values in column order
 
-    KINDS: ClassVar[dict[str, Kind]] = {}
-
-
-def _kind(kind: Kind) -> Kind:
-    Kind.KINDS[kind.name] = kind
-    return kind
-
 
 def _loc(refs: dict, line: Any) -> int | None:
     return refs["locations"].get(line.location_id) if line.location_id else None
 
 
-_kind(Kind(
-    "call-legs", CallLegLine, "call_leg",
-    ("customer_id", "location_id", "leg_id", "call_id", "user_uuid", "started_at",
-     "duration_seconds", "video_seconds", "has_audio", "has_video", "endpoint_type",
-     "ip_version", "jitter_ms", "latency_ms", "packet_loss_pct", "call_type", "feature",
-     "queue_outcome", "queue_wait_seconds"),
-    ("customer_id", "leg_id"), False,
-    lambda x, r: (r["customers"][x.org_id], _loc(r, x), x.leg_id, x.call_id, x.user_uuid,
-                  x.started_at, x.duration_seconds, x.video_seconds, x.has_audio, x.has_video,
-                  x.endpoint_type.value, x.ip_version, x.jitter_ms, x.latency_ms,
-                  x.packet_loss_pct, x.call_type.value, x.feature.value,
-                  x.queue_outcome.value if x.queue_outcome else None, x.queue_wait_seconds),
-))  # fmt: skip
-_kind(Kind(
-    "license-snapshots", LicenseSnapshotLine, "license_snapshot",
-    ("subscription_id", "license_type", "week_start", "quantity", "assigned", "used_7d",
-     "used_90d"),
-    ("subscription_id", "license_type", "week_start"), True,
-    lambda x, r: (r["subscriptions"][x.subscription_id], x.license_type.value, x.week_start,
-                  x.quantity, x.assigned, x.used7d, x.used90d),
-))  # fmt: skip
-_kind(Kind(
-    "devices", DeviceLine, "device",
-    ("customer_id", "location_id", "device_uuid", "product", "mac", "firmware", "phone_number",
-     "extension", "user_id", "user_uuid"),
-    ("device_uuid",), True,
-    lambda x, r: (r["customers"][x.org_id], _loc(r, x), x.device_id, x.product, x.mac, x.firmware,
-                  x.phone_number, x.extension, x.user_id, x.user_uuid),
-))  # fmt: skip
-_kind(Kind(
-    "phone-numbers", PhoneNumberLine, "phone_number",
-    ("customer_id", "location_id", "number_key", "phone_number", "extension", "pstn_connection",
-     "active", "user_type", "number_type", "user_id", "user_uuid"),
-    ("customer_id", "number_key"), True,
-    lambda x, r: (r["customers"][x.org_id], _loc(r, x), x.number_key, x.phone_number, x.extension,
-                  x.pstn_connection, x.active, x.user_type, x.number_type, x.user_id, x.user_uuid),
-))  # fmt: skip
-_kind(Kind(
-    "app-sessions", AppSessionLine, "app_session",
-    ("customer_id", "user_uuid", "client_type", "platform", "version", "os_version", "seen_on"),
-    ("customer_id", "user_uuid", "client_type", "platform", "seen_on"), True,
-    lambda x, r: (r["customers"][x.org_id], x.user_uuid, x.client_type, x.platform, x.version,
-                  x.os_version, x.seen_on),
-))  # fmt: skip
-_kind(Kind(
-    "daily-usage", DailyUsageLine, "daily_org_usage",
-    ("customer_id", "day", "meeting_participants", "calling_minutes", "messages_sent"),
-    ("customer_id", "day"), True,
-    lambda x, r: (r["customers"][x.org_id], x.day, x.meeting_participants, x.calling_minutes,
-                  x.messages_sent),
-))  # fmt: skip
-_kind(Kind(
-    "admin-sign-ins", AdminSignInLine, "customer_admin_sign_in",
-    ("customer_id", "user_email", "signed_in_at"),
-    ("customer_id", "user_email", "signed_in_at"), False,
-    lambda x, r: (r["customers"][x.org_id], x.user_email.lower(), x.signed_in_at),
-))  # fmt: skip
-
-KINDS = Kind.KINDS
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "call-legs",
+            CallLegLine,
+            "call_leg",
+            (
+                "customer_id",
+                "location_id",
+                "leg_id",
+                "call_id",
+                "user_uuid",
+                "started_at",
+                "duration_seconds",
+                "video_seconds",
+                "has_audio",
+                "has_video",
+                "endpoint_type",
+                "ip_version",
+                "jitter_ms",
+                "latency_ms",
+                "packet_loss_pct",
+                "call_type",
+                "feature",
+                "queue_outcome",
+                "queue_wait_seconds",
+            ),
+            ("customer_id", "leg_id"),
+            False,
+            lambda x, r: (
+                r["customers"][x.org_id],
+                _loc(r, x),
+                x.leg_id,
+                x.call_id,
+                x.user_uuid,
+                x.started_at,
+                x.duration_seconds,
+                x.video_seconds,
+                x.has_audio,
+                x.has_video,
+                x.endpoint_type.value,
+                x.ip_version,
+                x.jitter_ms,
+                x.latency_ms,
+                x.packet_loss_pct,
+                x.call_type.value,
+                x.feature.value,
+                x.queue_outcome.value if x.queue_outcome else None,
+                x.queue_wait_seconds,
+            ),
+        ),
+        Kind(
+            "license-snapshots",
+            LicenseSnapshotLine,
+            "license_snapshot",
+            (
+                "subscription_id",
+                "license_type",
+                "week_start",
+                "quantity",
+                "assigned",
+                "used_7d",
+                "used_90d",
+            ),
+            ("subscription_id", "license_type", "week_start"),
+            True,
+            lambda x, r: (
+                r["subscriptions"][x.subscription_id],
+                x.license_type.value,
+                x.week_start,
+                x.quantity,
+                x.assigned,
+                x.used7d,
+                x.used90d,
+            ),
+        ),
+        Kind(
+            "devices",
+            DeviceLine,
+            "device",
+            (
+                "customer_id",
+                "location_id",
+                "device_uuid",
+                "product",
+                "mac",
+                "firmware",
+                "phone_number",
+                "extension",
+                "user_id",
+                "user_uuid",
+            ),
+            ("device_uuid",),
+            True,
+            lambda x, r: (
+                r["customers"][x.org_id],
+                _loc(r, x),
+                x.device_id,
+                x.product,
+                x.mac,
+                x.firmware,
+                x.phone_number,
+                x.extension,
+                x.user_id,
+                x.user_uuid,
+            ),
+        ),
+        Kind(
+            "phone-numbers",
+            PhoneNumberLine,
+            "phone_number",
+            (
+                "customer_id",
+                "location_id",
+                "number_key",
+                "phone_number",
+                "extension",
+                "pstn_connection",
+                "active",
+                "user_type",
+                "number_type",
+                "user_id",
+                "user_uuid",
+            ),
+            ("customer_id", "number_key"),
+            True,
+            lambda x, r: (
+                r["customers"][x.org_id],
+                _loc(r, x),
+                x.number_key,
+                x.phone_number,
+                x.extension,
+                x.pstn_connection,
+                x.active,
+                x.user_type,
+                x.number_type,
+                x.user_id,
+                x.user_uuid,
+            ),
+        ),
+        Kind(
+            "app-sessions",
+            AppSessionLine,
+            "app_session",
+            (
+                "customer_id",
+                "user_uuid",
+                "client_type",
+                "platform",
+                "version",
+                "os_version",
+                "seen_on",
+            ),
+            ("customer_id", "user_uuid", "client_type", "platform", "seen_on"),
+            True,
+            lambda x, r: (
+                r["customers"][x.org_id],
+                x.user_uuid,
+                x.client_type,
+                x.platform,
+                x.version,
+                x.os_version,
+                x.seen_on,
+            ),
+        ),
+        Kind(
+            "daily-usage",
+            DailyUsageLine,
+            "daily_org_usage",
+            ("customer_id", "day", "meeting_participants", "calling_minutes", "messages_sent"),
+            ("customer_id", "day"),
+            True,
+            lambda x, r: (
+                r["customers"][x.org_id],
+                x.day,
+                x.meeting_participants,
+                x.calling_minutes,
+                x.messages_sent,
+            ),
+        ),
+        Kind(
+            "admin-sign-ins",
+            AdminSignInLine,
+            "customer_admin_sign_in",
+            ("customer_id", "user_email", "signed_in_at"),
+            ("customer_id", "user_email", "signed_in_at"),
+            False,
+            lambda x, r: (r["customers"][x.org_id], x.user_email.lower(), x.signed_in_at),
+        ),
+    )
+}
 
 
 def _error(line: int, message: str) -> dict[str, Any]:
@@ -313,7 +439,7 @@ async def _resolve(viewer: Viewer, lines: Sequence[tuple[int, Any]]) -> dict[str
     refs: dict[str, dict] = {"customers": {}, "subscriptions": {}, "locations": {}}
     orgs = list({x.org_id for _, x in lines if hasattr(x, "org_id")})
     for chunk in _chunks(orgs, 5000):
-        where = in_list("c.org_id", [_db_uuid(o) for o in chunk])
+        where = in_list("c.org_id", chunk)
         rows = await fetch_all(
             f"SELECT c.id, c.org_id FROM customer c WHERE c.partner_id = ? AND {where.text}",
             [viewer.partner_id, *where.params],
@@ -331,7 +457,7 @@ async def _resolve(viewer: Viewer, lines: Sequence[tuple[int, Any]]) -> dict[str
         refs["subscriptions"].update({r["subscription_id"]: r["id"] for r in rows})
     locations = list({x.location_id for _, x in lines if getattr(x, "location_id", None)})
     for chunk in _chunks(locations, 5000):
-        where = in_list("l.uuid", [_db_uuid(u) for u in chunk])
+        where = in_list("l.uuid", chunk)
         rows = await fetch_all(
             "SELECT l.id, l.uuid, l.customer_id FROM location l"
             " JOIN customer c ON c.id = l.customer_id"
@@ -409,7 +535,3 @@ async def _note_admin_activity(conn: Any, rows: list[tuple]) -> None:
 
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _db_uuid(value: uuid.UUID) -> Any:
-    return value if is_postgres() else str(value)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from app.db import fetch_all
+from app.db import as_date, as_datetime, fetch_all
 from app.domain.access import Viewer, customer_scope
 from app.domain.errors import InvalidArgument
 from app.domain.sql import Sql
@@ -314,6 +314,12 @@ FROM facts WHERE {where.text}""",
         "over_limit": "overage DESC, sub_id ASC",
     }
 
+    async def section_page(self, section: str, offset: int, limit: int) -> tuple[int, list[Row]]:
+        """(rows in the section, one page of them)."""
+        return (await self.section_totals(section)).subscriptions, await self.section_rows(
+            section, offset, limit
+        )
+
     async def section_rows(self, section: str, offset: int, limit: int) -> list[Row]:
         facts, where = self._facts(self.family), await self.section_condition(section)
         rows = await fetch_all(
@@ -383,7 +389,7 @@ WHERE ({customers.text}) AND ls.license_type IN ({_types(self.family)})
 GROUP BY ls.week_start""",
             [*customers.params, first, this_week],
         )
-        found = {_as_date(r["week_start"]): r for r in rows}
+        found = {as_date(r["week_start"]): r for r in rows}
         points = []
         for n in range(weeks):
             week = first + timedelta(weeks=n)
@@ -396,21 +402,13 @@ GROUP BY ls.week_start""",
         return points
 
 
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _as_datetime(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-
-
 def _row(r: dict[str, Any]) -> Row:
     return Row(
         customer_id=r["customer_id"],
         subscription_id=r["code"],
         kind=r["kind"],
-        added_at=_as_datetime(r["added_at"]),
-        end_date=_as_date(r["end_date"]) if r["end_date"] is not None else None,
+        added_at=as_datetime(r["added_at"]),
+        end_date=as_date(r["end_date"]) if r["end_date"] is not None else None,
         auto_renew=bool(r["auto_renew"]),
         total=int(r["total"]),
         assigned=int(r["assigned"]),

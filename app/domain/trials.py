@@ -266,7 +266,7 @@ async def _create_customer(viewer: Viewer, new: NewCustomer, now: datetime) -> C
 # ------------------------------------------------- extending, cancelling ----
 
 
-async def _own_active_trial(viewer: Viewer, trial_id: int | None, today: date) -> Trial:
+async def _own_active_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     trial = (
         await Trial.filter(
             id=trial_id or 0, customer_id__in=Subquery(visible_customers(viewer).values("id"))
@@ -296,7 +296,7 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
             UserErrorCode.INVALID,
         )
     async with in_transaction():
-        trial = await _own_active_trial(viewer, trial_id, utcnow().date())
+        trial = await _own_active_trial(viewer, trial_id)
         end = trial.end_date + timedelta(days=days)
         if (end - trial.start_date).days > MAX_TOTAL_DAYS:
             raise reject(
@@ -323,7 +323,7 @@ async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     require_role(viewer, TRIAL_ROLES, "Cancelling trials")
     now = utcnow()
     async with in_transaction():
-        trial = await _own_active_trial(viewer, trial_id, now.date())
+        trial = await _own_active_trial(viewer, trial_id)
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
         await trial.save(update_fields=["status", "ended_at"])
         await Subscription.filter(trial_id=trial.id).update(status=SubscriptionStatus.CANCELLED)
