@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Annotated, BinaryIO, TypeVar
 
@@ -33,6 +34,8 @@ cli = typer.Typer(
 )
 token_cli = typer.Typer(help="Manage API tokens of partner admins.", no_args_is_help=True)
 cli.add_typer(token_cli, name="token")
+report_cli = typer.Typer(help="Generate reports from the command line.", no_args_is_help=True)
+cli.add_typer(report_cli, name="report")
 
 out = Console()
 err = Console(stderr=True)
@@ -151,7 +154,7 @@ def worker(
 
     run_async(preflight)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    build_worker(settings.redis_url or "", in_process=False, burst=burst).run()
+    build_worker(settings.redis_url or "", in_process=False, burst=burst, settings=settings).run()
 
 
 @cli.command()
@@ -331,7 +334,6 @@ def rollup(
     ] = None,
 ) -> None:
     """Roll up a week of call legs into the weekly calling figures (idempotent)."""
-    from datetime import date
 
     from app.clock import utcnow
     from app.domain.calling_rollup import refreshed_week, rollup_week
@@ -350,6 +352,77 @@ def rollup(
 
     run_async(_with_database(settings, work))
     out.print(f"rolled up the calling week of {day.isoformat()}")
+
+
+def _date_option(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name} {value!r} is not a date: use YYYY-MM-DD")
+        raise
+
+
+@report_cli.command("run")
+def report_run(
+    template: Annotated[str, typer.Option(help='Template name, e.g. "Devices" (any case).')],
+    email: Annotated[str, typer.Option(help="Email of the admin the report is for.")],
+    start: Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD), for ranges.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day (YYYY-MM-DD), for ranges.")] = None,
+    region: Annotated[str | None, typer.Option(help="US, CA, EU or UAE; default: all.")] = None,
+) -> None:
+    """Generate one report now, in this process, and print its file's path."""
+    from app.auth import viewer_for_email
+    from app.clock import utctoday
+    from app.domain.errors import MutationRejected
+    from app.domain.report_generation import run_report
+    from app.domain.report_templates import find_template
+    from app.domain.reports import generate_report
+    from app.models.enums import Region, ReportStatus
+    from app.storage import open_storage
+
+    settings = _settings()
+    start_date, end_date = _date_option(start, "start"), _date_option(end, "end")
+    if region is not None and region.upper() not in Region.__members__:
+        fail(f"--region {region!r} is not a region: one of {', '.join(Region)}")
+    chosen_region = Region(region.upper()) if region else None
+    storage = open_storage(settings.report_folder)
+
+    async def work() -> tuple[str, int]:
+        viewer = await viewer_for_email(email)
+        if viewer is None:
+            raise UserFacingError(f"no admin has the email {email.strip()!r}")
+        found = await find_template(viewer, template)
+        if found is None:
+            raise UserFacingError(f"no report template named {template!r}")
+        try:
+            report = await generate_report(
+                viewer, found.id, start_date, end_date, chosen_region, None, utctoday()
+            )
+        except MutationRejected as rejected:
+            raise UserFacingError(rejected.errors[0].message) from None
+        with Progress(
+            TextColumn(f"generating {found.name}"),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task(found.name, total=None)
+            outcome = await run_report(
+                report.id,
+                storage,
+                chunk_rows=settings.report_chunk_rows,
+                progress=lambda rows: bar.update(task, completed=rows),
+            )
+        done = outcome.report
+        if done.status != ReportStatus.SUCCEEDED:
+            raise UserFacingError(f"the report failed: {done.error}")
+        return str(storage.root / (done.storage_key or "")), done.row_count or 0
+
+    path, rows = run_async(_with_database(settings, work))
+    err.print(f"{rows:,} rows")
+    sys.stdout.write(path + "\n")
 
 
 def main() -> None:

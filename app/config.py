@@ -9,6 +9,7 @@ embedded Valkey server with the ARQ worker in the same process.
 from __future__ import annotations
 
 import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,7 +42,9 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=Path("var"), description="Folder for embedded state and files")
     secret_key: str | None = Field(
         default=None,
-        description="Key for signed download URLs and webhooks",
+        description="Key for signed download URLs and webhook signatures (at least 32 "
+        "characters); unset = a random key kept in <var_dir>/secret.key. Set the same "
+        "value on every serve and worker process in production",
     )
     control_hub_url: str = Field(
         default="https://admin.webex.com",
@@ -56,6 +59,28 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Base of the URLs the service hands out (signed downloads)",
     )
+    reports_dir: Path | None = Field(
+        default=None, description="Folder of report files; unset = <var_dir>/reports"
+    )
+    report_chunk_rows: int = Field(
+        default=5000,
+        ge=100,
+        le=100_000,
+        description="Rows a report reads from the database at once",
+    )
+    report_timeout_seconds: int = Field(
+        default=3600,
+        ge=5,
+        le=24 * 3600,
+        description="A report job running longer is stopped; a job whose worker died "
+        "is retried this long (plus 10 s) after it started",
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="First retry delay of a failed webhook; it doubles on each of the 5 tries",
+    )
     log_level: str = Field(default="info")
 
     @model_validator(mode="after")
@@ -63,6 +88,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite://{self.var_dir / 'partnerhub.sqlite3'}"
         return self
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if len(value) < 32:
+            raise ValueError("is too short: use at least 32 random characters")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -104,6 +138,26 @@ class Settings(BaseSettings):
     def embedded_redis(self) -> bool:
         """True when no REDIS_URL is set: serve starts Valkey and runs the worker in-process."""
         return self.redis_url is None
+
+    @property
+    def report_folder(self) -> Path:
+        return self.reports_dir or self.var_dir / "reports"
+
+    def signing_key(self) -> str:
+        """PARTNERHUB_SECRET_KEY, or a random key created once under var_dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     def sqlite_path(self) -> Path:
         return Path(self.database_url.split("://", 1)[1])

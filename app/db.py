@@ -3,13 +3,15 @@ that raw SQL needs (placeholders differ: `?` on SQLite, `$1` on asyncpg)."""
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiosqlite
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -132,11 +134,15 @@ async def pending_migrations() -> list[str]:
 
 
 async def apply_migrations(settings: Settings) -> list[str]:
-    """Apply every pending migration; returns the names applied."""
+    """Apply every pending migration and store the reference rows (the DEFAULT
+    report templates); returns the names of the migrations applied."""
+    from app.domain.report_templates import ensure_default_templates
+
     await open_database(settings, check_migrated=False)
     try:
         pending = await pending_migrations()
         await _migration_executor().migrate()
+        await ensure_default_templates()
         return pending
     finally:
         await close_database()
@@ -219,3 +225,31 @@ def _numbered(sql: str) -> str:
 # For the `tortoise` command of developers (`tortoise makemigrations`), named in
 # pyproject.toml; the service itself builds its config from the settings.
 TORTOISE_ORM: dict[str, Any] = tortoise_config("sqlite://:memory:")
+
+
+async def stream_rows(
+    sql: str, params: Sequence[Any] = (), chunk_rows: int = 5000
+) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """Run a query written with `?` placeholders and yield its rows in chunks of
+    at most `chunk_rows`, never holding more than one chunk in memory.
+
+    PostgreSQL: a server-side cursor on a pooled connection. SQLite: a read-only
+    connection of its own, so a long report does not hold the service's one
+    connection (readers see the last committed state).
+    """
+    conn = connection()
+    if is_postgres(conn):
+        async with conn.acquire_connection() as raw, raw.transaction(readonly=True):
+            cursor = await raw.cursor(_numbered(sql), *params)
+            while rows := await cursor.fetch(chunk_rows):
+                yield [tuple(r) for r in rows]
+        return
+    async with aiosqlite.connect(_read_only_uri(conn), uri=True) as raw:
+        async with raw.execute(sql, [sqlite_value(v) for v in params]) as cursor:
+            while rows := await cursor.fetchmany(chunk_rows):
+                yield [tuple(r) for r in rows]
+
+
+def _read_only_uri(conn: BaseDBAsyncClient) -> str:
+    path = os.path.abspath(conn.filename)  # type: ignore[attr-defined]
+    return f"file:{path}?mode=ro"

@@ -12,23 +12,31 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth import bearer_token, viewer_for_token
+from app.clock import utcnow
 from app.config import Settings, get_settings
 from app.db import close_database, connection, open_database
+from app.domain.downloads import DownloadRefused, check_download
 from app.domain.ingest import IngestRejected, ingest
-from app.queue import EmbeddedValkey, QueueError, ping
+from app.models.enums import ReportStatus
+from app.models.reports import Report
+from app.queue import EmbeddedValkey, JobQueue, QueueError, ping
+from app.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz"})
+# Signed report downloads: the URL is the credential (app/domain/downloads.py).
+PUBLIC_PREFIXES = ("/reports/",)
 
 
 def json_response(body: dict, status_code: int = 200, headers: dict | None = None) -> Response:
@@ -64,7 +72,12 @@ class BearerAuth:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if scope["path"] in PUBLIC_PATHS or (scope["type"] == "http" and _is_graphiql_page(scope)):
+        path = scope["path"]
+        if (
+            path in PUBLIC_PATHS
+            or (scope["type"] == "http" and path.startswith(PUBLIC_PREFIXES))
+            or (scope["type"] == "http" and _is_graphiql_page(scope))
+        ):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -95,6 +108,18 @@ class Runtime:
     valkey: EmbeddedValkey | None = None
     worker_task: asyncio.Task | None = None
     worker: object | None = None
+    _queue: JobQueue | None = None
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue on this process's Redis (opened on first use)."""
+        if self._queue is None or self._queue.redis_url != self.redis_url:
+            self._queue = JobQueue(self.redis_url)
+        return self._queue
+
+    async def close_queue(self) -> None:
+        if self._queue is not None:
+            await self._queue.close()
 
 
 async def healthz(request: Request) -> Response:
@@ -139,6 +164,52 @@ async def ingest_batch(request: Request) -> Response:
     return json_response({"kind": kind, "accepted": accepted})
 
 
+async def download_report(request: Request) -> Response:
+    """GET /reports/{id}/download?expires=…&signature=…: the file, for anyone
+    holding an unexpired URL that Report.download signed."""
+    settings: Settings = request.app.state.runtime.settings
+    report_id = request.path_params["report_id"]
+    try:
+        check_download(
+            settings.signing_key(),
+            report_id,
+            request.query_params.get("expires"),
+            request.query_params.get("signature"),
+            utcnow(),
+        )
+    except DownloadRefused as refused:
+        return json_response({"error": str(refused)}, 403)
+    report = await Report.get_or_none(id=report_id)
+    storage = open_storage(settings.report_folder)
+    if report is None or report.status == ReportStatus.EXPIRED or not report.storage_key:
+        return json_response({"error": "This report's file was deleted (retention)."}, 410)
+    if report.status != ReportStatus.SUCCEEDED or not storage.exists(report.storage_key):
+        return json_response({"error": "This report's file is not available."}, 404)
+    name = report.file_name or "report.csv"
+    headers = {
+        "Content-Disposition": content_disposition(name),
+        "Content-Length": str(storage.size(report.storage_key)),
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if report.checksum:
+        headers["X-Checksum-SHA256"] = report.checksum
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers, media_type=CSV_MEDIA_TYPE)
+    return StreamingResponse(
+        storage.read(report.storage_key), headers=headers, media_type=CSV_MEDIA_TYPE
+    )
+
+
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
+    fallback = file_name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app (a factory for uvicorn: `app.http:create_app`)."""
     from schema.asgi import create_graphql_app
@@ -162,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/ingest/{kind}", ingest_batch, methods=["POST"]),
+            Route("/reports/{report_id:int}/download", download_report, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
     )
@@ -180,7 +252,9 @@ async def _start_queue(runtime: Runtime) -> None:
         runtime.redis_url = await asyncio.to_thread(runtime.valkey.start)
         from workers.settings import build_worker
 
-        runtime.worker = worker = build_worker(runtime.redis_url, in_process=True)
+        runtime.worker = worker = build_worker(
+            runtime.redis_url, in_process=True, settings=settings
+        )
         runtime.worker_task = asyncio.create_task(worker.async_run(), name="arq-worker")
     else:
         runtime.redis_url = settings.redis_url or ""
@@ -188,6 +262,7 @@ async def _start_queue(runtime: Runtime) -> None:
 
 
 async def _stop_queue(runtime: Runtime) -> None:
+    await runtime.close_queue()
     if runtime.worker is not None:
         await runtime.worker.close()  # type: ignore[attr-defined]
     if runtime.worker_task is not None:

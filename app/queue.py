@@ -4,10 +4,13 @@ set-up, ARQ connection settings, and a health probe."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis, RedisSettings, create_pool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -64,3 +67,71 @@ async def ping(url: str, wait_seconds: float = 2.0) -> None:
         ) from None
     finally:
         await client.aclose()
+
+
+class JobQueue:
+    """Enqueues jobs and publishes or listens to events on one Redis server.
+
+    The connection pool opens on first use, so a process that never enqueues
+    never connects; every Redis failure comes out as QueueError.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self._pool: ArqRedis | None = None
+
+    async def _open(self) -> ArqRedis:
+        if self._pool is None:
+            try:
+                self._pool = await create_pool(
+                    redis_settings(self.redis_url), default_queue_name=QUEUE_NAME
+                )
+            except (RedisError, OSError, TimeoutError) as exc:
+                raise QueueError(f"cannot reach Redis: {exc or type(exc).__name__}") from None
+        return self._pool
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_seconds: float | None = None
+    ) -> None:
+        """Queue `function(*args)` once: a job id already queued or kept is not queued again."""
+        pool = await self._open()
+        try:
+            await pool.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_seconds)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise QueueError(f"cannot queue {function}: {exc or type(exc).__name__}") from None
+
+    async def publish(self, channel: str, message: str) -> None:
+        pool = await self._open()
+        try:
+            await pool.publish(channel, message)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise QueueError(f"cannot publish on {channel}: {exc}") from None
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+        """Subscribe to `channel`; yields an iterator of its messages (subscribed
+        before the caller reads any state, so no message is missed)."""
+        client = Redis.from_url(self.redis_url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await client.aclose()
+            raise QueueError(f"cannot listen on {channel}: {exc}") from None
+
+        async def messages() -> AsyncIterator[str]:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    data = message["data"]
+                    yield data.decode() if isinstance(data, bytes) else str(data)
+
+        try:
+            yield messages()
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None

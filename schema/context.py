@@ -14,6 +14,7 @@ from app.clock import utcnow
 from app.config import Settings
 from app.domain.access import Viewer
 from app.domain.statuses import StatusClock
+from app.queue import JobQueue
 
 
 @dataclass
@@ -30,6 +31,11 @@ class Context:
             expiring_soon_days=self.settings.expiring_soon_days,
             no_recent_activity_days=self.settings.no_recent_activity_days,
         )
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue (Redis) of the process serving this request."""
+        return self.request.app.state.runtime.queue
 
     @cached_property
     def loaders(self):

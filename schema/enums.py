@@ -36,6 +36,10 @@ SubscriptionStatus = strawberry.enum(enums.SubscriptionStatus, name="Subscriptio
 TrialStatus = strawberry.enum(enums.TrialStatus, name="TrialStatus")
 CustomerOrderField = strawberry.enum(CustomerOrderFieldValue, name="CustomerOrderField")
 UserErrorCode = strawberry.enum(UserErrorCodeValue, name="UserErrorCode")
+ReportType = strawberry.enum(enums.ReportType, name="ReportType")
+ReportTemplateKind = strawberry.enum(enums.ReportTemplateKind, name="ReportTemplateKind")
+ReportStatus = strawberry.enum(enums.ReportStatus, name="ReportStatus")
+ReportFrequency = strawberry.enum(enums.ReportFrequency, name="ReportFrequency")
 
 
 @strawberry.enum(name="SortDirection")

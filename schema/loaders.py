@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from app.domain import customer_detail as detail
+from app.domain import reports
 from app.domain.access import Viewer
 from app.domain.customers import assigned_customer_pages
 from app.domain.statuses import StatusClock, statuses_of
@@ -48,6 +49,9 @@ class Loaders:
         self.tag_customer_counts = batched(lambda ids: detail.tag_customer_counts(viewer, ids), 0)
         # Customers reached through an object already in scope (a subscription's customer).
         self.customers = batched(customers_by_ids, None)
+        self.report_templates = batched(lambda ids: reports.templates_by_ids(viewer, ids), None)
+        self.report_schedules = batched(lambda ids: reports.schedules_by_ids(viewer, ids), None)
+        self.last_reports = batched(lambda ids: reports.last_reports_of(viewer, ids), None)
         self._viewer = viewer
         self._assigned: dict[int | None, DataLoader] = {}
 

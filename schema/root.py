@@ -8,6 +8,7 @@ import strawberry
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from schema import admins, tags, trials
+from schema import reports as report_schema
 from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
 from schema.audit import AuditEventConnection, resolve_audit_log
 from schema.calling_analytics import CallingAnalytics, resolve_calling_analytics
@@ -74,6 +75,21 @@ class Query:
         resolver=resolve_calling_analytics,
         description="Weekly calling engagement of the viewer's customers in one region.",
     )
+    report_templates: list[report_schema.ReportTemplate] = strawberry.field(
+        resolver=report_schema.resolve_report_templates,
+        description="The five DEFAULT templates, then the partner's CUSTOM ones.",
+    )
+    reports: report_schema.ReportConnection = strawberry.field(
+        resolver=report_schema.resolve_reports,
+        description="Reports the viewer may see, newest first.",
+    )
+    report: report_schema.Report | None = strawberry.field(
+        resolver=report_schema.resolve_report,
+        description="A report the viewer may see; null otherwise.",
+    )
+    report_schedules: report_schema.ReportScheduleConnection = strawberry.field(
+        resolver=report_schema.resolve_report_schedules
+    )
     resources: list[Resource] = strawberry.field(
         resolver=resolve_resources, description="Resources and help."
     )
@@ -109,11 +125,29 @@ class Mutation:
     )
     create_admin: AdminPayload = strawberry.field(resolver=admins.resolve_create_admin)
     update_admin_role: AdminPayload = strawberry.field(resolver=admins.resolve_update_admin_role)
+    create_report_template: report_schema.ReportTemplatePayload = strawberry.field(
+        resolver=report_schema.resolve_create_report_template
+    )
+    generate_report: report_schema.ReportPayload = strawberry.field(
+        resolver=report_schema.resolve_generate_report,
+        description="Queues a report; a worker writes its CSV file (see reportUpdated).",
+    )
+    create_report_schedule: report_schema.ReportSchedulePayload = strawberry.field(
+        resolver=report_schema.resolve_create_report_schedule
+    )
+    update_report_schedule: report_schema.ReportSchedulePayload = strawberry.field(
+        resolver=report_schema.resolve_update_report_schedule
+    )
+    delete_report_schedule: DeletePayload = strawberry.field(
+        resolver=report_schema.resolve_delete_report_schedule,
+        description="Deletes the schedule; its past reports stay.",
+    )
 
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=report_schema.Subscription,
     # Types reached only through interfaces, so node(id:) can answer them.
     types=[CustomerSubscription, Trial, Tag],
     extensions=[

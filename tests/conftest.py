@@ -95,6 +95,14 @@ async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
 
 
 async def empty_all_tables() -> None:
+    """Every table emptied, then the reference rows `partnerhub migrate` stores."""
+    from app.domain.report_templates import ensure_default_templates
+
+    await _truncate_all_tables()
+    await ensure_default_templates()
+
+
+async def _truncate_all_tables() -> None:
     conn = connection()
     tables = [model._meta.db_table for model in Tortoise.apps["models"].values()]
     if is_postgres(conn):
@@ -150,3 +158,4 @@ async def client(http_settings: Settings, redis_url: str) -> AsyncIterator[httpx
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+    await app.state.runtime.close_queue()

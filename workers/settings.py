@@ -5,42 +5,72 @@ from __future__ import annotations
 
 from typing import Any
 
-from arq import cron
+from arq import cron, func
 from arq.worker import Worker
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import close_database, open_database
-from app.queue import QUEUE_NAME, redis_settings
+from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
+from workers.reports import (
+    MAX_TRIES,
+    deliver_webhook,
+    expire_reports,
+    generate_report,
+    report_tick,
+)
 from workers.trials import expire_trials
 
-FUNCTIONS = [expire_trials, refresh_calling_week]
-CRON_JOBS = [
-    # `unique` keeps several workers from running one tick twice.
-    cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
-    # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
-    cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
-]
+EVERY_MINUTE = set(range(60))
+
+
+def cron_jobs() -> list:
+    return [
+        # `unique` keeps several workers from running one tick twice.
+        cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
+        # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
+        cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
+        # Schedules: every minute; the claim in the database keeps an occurrence single.
+        cron(report_tick, minute=EVERY_MINUTE, second=0, unique=True, run_at_startup=False),
+        cron(expire_reports, hour=0, minute=15, unique=True, run_at_startup=False),
+    ]
 
 
 async def _open_database(ctx: dict[str, Any]) -> None:
-    await open_database(get_settings())
+    await open_database(ctx["settings"])
 
 
 async def _close_database(ctx: dict[str, Any]) -> None:
+    await ctx["queue"].close()
     await close_database()
 
 
-def build_worker(redis_url: str, *, in_process: bool, burst: bool = False) -> Worker:
+async def _close_queue(ctx: dict[str, Any]) -> None:
+    await ctx["queue"].close()
+
+
+def build_worker(
+    redis_url: str, *, in_process: bool, burst: bool = False, settings: Settings | None = None
+) -> Worker:
     """A worker on `redis_url`. In-process workers share the service's database
     connection and leave signals to uvicorn; standalone ones open their own."""
+    settings = settings or get_settings()
+    functions = [
+        expire_trials,
+        refresh_calling_week,
+        func(generate_report, timeout=settings.report_timeout_seconds, max_tries=MAX_TRIES),
+        func(deliver_webhook, timeout=60, max_tries=10),
+        report_tick,
+        expire_reports,
+    ]
     return Worker(
-        functions=FUNCTIONS,
-        cron_jobs=CRON_JOBS,
+        functions=functions,
+        cron_jobs=cron_jobs(),
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings(redis_url),
+        ctx={"settings": settings, "queue": JobQueue(redis_url)},
         on_startup=None if in_process else _open_database,
-        on_shutdown=None if in_process else _close_database,
+        on_shutdown=_close_queue if in_process else _close_database,
         handle_signals=not in_process,
         burst=burst,
         max_tries=5,

@@ -26,6 +26,7 @@ from app.models.admins import Admin
 from app.models.customers import Customer
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
+from app.models.reports import Report, ReportSchedule, ReportTemplate
 
 # Roles that see every customer of their partner organization.
 ALL_CUSTOMER_ROLES: frozenset[AdminRole] = frozenset(
@@ -127,6 +128,12 @@ TRIAL_ROLES = frozenset(
     {AdminRole.FULL_ADMIN, AdminRole.ADMIN, AdminRole.SALES_FULL_ADMIN, AdminRole.SALES_ADMIN}
 )
 AUDIT_ROLES = frozenset({AdminRole.FULL_ADMIN, AdminRole.READ_ONLY_ADMIN})
+# Reports: every role may generate and download reports (rows stay within its
+# customers); READ_ONLY_ADMIN changes nothing else, so it makes no templates;
+# schedules are FULL_ADMIN's (SPEC.md: roles).
+REPORT_ROLES = frozenset(AdminRole)
+REPORT_TEMPLATE_ROLES = frozenset(set(AdminRole) - {AdminRole.READ_ONLY_ADMIN})
+SCHEDULE_ROLES = frozenset({AdminRole.FULL_ADMIN})
 # Roles that see only assigned customers: the ones a customer can be assigned to.
 ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 
@@ -134,3 +141,26 @@ ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:
     """A viewer sees its own partner organization and no other."""
     return organization_id == viewer.partner_id
+
+
+def visible_reports(viewer: Viewer) -> QuerySet[Report]:
+    """Reports of the viewer's partner. A role that sees every customer sees every
+    report; the others see only the reports they asked for (another admin's report
+    may hold customers they do not reach)."""
+    reports = Report.filter(partner_id=viewer.partner_id)
+    if viewer.sees_all_customers:
+        return reports
+    return reports.filter(requested_by_id=viewer.admin.id)
+
+
+def visible_schedules(viewer: Viewer) -> QuerySet[ReportSchedule]:
+    """Schedules of the viewer's partner, on the same rule as reports."""
+    schedules = ReportSchedule.filter(partner_id=viewer.partner_id)
+    if viewer.sees_all_customers:
+        return schedules
+    return schedules.filter(created_by_id=viewer.admin.id)
+
+
+def visible_templates(viewer: Viewer) -> QuerySet[ReportTemplate]:
+    """The DEFAULT templates and the CUSTOM templates of the viewer's partner."""
+    return ReportTemplate.filter(Q(partner_id=None) | Q(partner_id=viewer.partner_id))

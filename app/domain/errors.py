@@ -26,6 +26,8 @@ class UserErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     CONFLICT = "CONFLICT"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    # A service the mutation needs (the job queue) does not answer; retry later.
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 @dataclass(frozen=True)

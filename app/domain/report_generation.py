@@ -1,0 +1,170 @@
+"""Generating one report (the worker's side): QUEUED -> RUNNING -> SUCCEEDED or
+FAILED, rows streamed from the database in chunks into a CSV file.
+
+Memory holds one chunk of rows at a time, whatever the report's size. The file
+is written under a partial name and moved into place only when complete, and
+the status moves to SUCCEEDED only after that, once: a retried job (a worker
+that died) starts the file over, and a job for a report that already finished
+does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.clock import utcnow
+from app.domain.access import Viewer, customer_scope
+from app.domain.report_csv import encode_rows
+from app.domain.report_rows import report_rows, row_query
+from app.domain.report_templates import columns_of, definition_of
+from app.domain.reports import TERMINAL_STATUSES
+from app.models.admins import Admin
+from app.models.enums import Region, ReportStatus, ReportType
+from app.models.reports import Report
+from app.storage import LocalStorage
+
+# Called with the report after each status change (Redis pub/sub in the worker).
+Notify = Callable[[Report], Awaitable[None]]
+# Called after each chunk with the rows written so far (the CLI's progress bar).
+Progress = Callable[[int], None]
+
+
+class ReportMissing(Exception):
+    """The report row is not there (yet): its transaction may not have committed."""
+
+
+class ReportFailure(Exception):
+    """A report that cannot succeed however often it is tried; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    report: Report
+    ran: bool  # False when the report had already finished
+
+
+async def _requester(report: Report) -> Viewer:
+    if report.requested_by_id is None:
+        raise ReportFailure(
+            "The admin who asked for this report (or created its schedule) no longer exists."
+        )
+    admin = await Admin.get_or_none(id=report.requested_by_id).prefetch_related("partner")
+    if admin is None or admin.partner_id != report.partner_id:
+        raise ReportFailure("The admin who asked for this report no longer exists.")
+    return Viewer(admin=admin, partner=admin.partner)
+
+
+async def start(report_id: int, now: datetime) -> Report | None:
+    """Move the report to RUNNING (again, on a retry); None when it already finished."""
+    report = await Report.get_or_none(id=report_id)
+    if report is None:
+        raise ReportMissing(f"report {report_id} is not stored (yet)")
+    if report.status in TERMINAL_STATUSES:
+        return None
+    report.status = ReportStatus.RUNNING
+    report.started_at = now
+    report.attempts += 1
+    report.error = None
+    await report.save(update_fields=["status", "started_at", "attempts", "error"])
+    return report
+
+
+async def write_file(
+    report: Report,
+    storage: LocalStorage,
+    chunk_rows: int,
+    progress: Progress | None = None,
+) -> tuple[int, int, str]:
+    """Stream the report's rows into its file; returns (rows, bytes, sha256 hex)."""
+    viewer = await _requester(report)
+    template = await report.template
+    definition = definition_of(template)
+    columns = columns_of(template)
+    if not columns:
+        raise ReportFailure("The report template has no columns left.")
+    now = utcnow()
+    query = row_query(
+        ReportType(template.report_type),
+        customer_scope(viewer),
+        Region(report.region) if report.region else None,
+        report.start_date,
+        report.end_date,
+        now.date(),
+    )
+    assert report.storage_key
+    upload = storage.upload(report.storage_key)
+    digest = hashlib.sha256()
+    size = rows = 0
+
+    def write(data: bytes) -> None:
+        nonlocal size
+        upload.write(data)
+        digest.update(data)
+        size += len(data)
+
+    try:
+        write(encode_rows([[c.title for c in columns]]))
+        async for chunk in report_rows(query, definition, [c.key for c in columns], chunk_rows):
+            write(encode_rows(chunk))
+            rows += len(chunk)
+            if progress is not None:
+                progress(rows)
+        upload.commit()
+    except BaseException:
+        upload.abort()
+        raise
+    return rows, size, digest.hexdigest()
+
+
+async def finish(report: Report, rows: int, size: int, checksum: str, now: datetime) -> Report:
+    updated = await Report.filter(id=report.id, status=ReportStatus.RUNNING).update(
+        status=ReportStatus.SUCCEEDED,
+        finished_at=now,
+        row_count=rows,
+        byte_size=size,
+        checksum=checksum,
+        error=None,
+    )
+    await report.refresh_from_db()
+    if not updated:
+        raise ReportFailure(f"report {report.id} changed status while it ran ({report.status})")
+    return report
+
+
+async def fail(report: Report, message: str, now: datetime) -> Report:
+    await (
+        Report.filter(id=report.id)
+        .exclude(status__in=list(TERMINAL_STATUSES))
+        .update(status=ReportStatus.FAILED, finished_at=now, error=message[:2000])
+    )
+    await report.refresh_from_db()
+    return report
+
+
+async def run_report(
+    report_id: int,
+    storage: LocalStorage,
+    *,
+    chunk_rows: int,
+    notify: Notify | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """Generate one report. ReportFailure ends it FAILED; any other error is left
+    to the caller (the job retries it) with the report still RUNNING."""
+    report = await start(report_id, utcnow())
+    if report is None:
+        return Outcome(await Report.get(id=report_id), ran=False)
+    if notify:
+        await notify(report)
+    try:
+        rows, size, checksum = await write_file(report, storage, chunk_rows, progress=progress)
+        report = await finish(report, rows, size, checksum, utcnow())
+    except ReportFailure as failure:
+        storage.delete(report.storage_key or "")
+        report = await fail(report, str(failure), utcnow())
+    if notify:
+        await notify(report)
+    return Outcome(report, ran=True)

@@ -1,0 +1,389 @@
+"""Report schedules: DAILY, WEEKLY (dayOfWeek) or MONTHLY (dayOfMonth 1..28) at
+`hourUtc`, and the tick that runs the due ones.
+
+`next_run_at` is the schedule's next occurrence. The tick claims a due
+schedule by moving its `next_run_at` to the first occurrence after now with a
+compare-and-set UPDATE (only one worker's UPDATE matches the old value), so two
+workers never run one occurrence, and a worker that was down runs a schedule
+once for everything it missed, for the period that ended at its latest
+occurrence.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlsplit
+
+from tortoise.transactions import in_transaction
+
+from app.domain import audit
+from app.domain.access import (
+    SCHEDULE_ROLES,
+    Viewer,
+    require_role,
+    require_setup_completed,
+    visible_schedules,
+)
+from app.domain.calling_rollup import monday_of
+from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
+from app.domain.ids import encode_global_id
+from app.domain.pagination import Page, keyset_page
+from app.domain.report_templates import definition_of, get_template
+from app.domain.reports import ReportRequest, create_report
+from app.models.enums import Region, ReportFrequency
+from app.models.reports import Report, ReportSchedule
+from app.queue import JobQueue, QueueError
+
+log = logging.getLogger(__name__)
+
+MAX_WEBHOOK_URL_LENGTH = 2000
+LOCAL_HOSTS = frozenset({"localhost"})
+
+
+# ------------------------------------------------------------------ occurrences
+
+
+@dataclass(frozen=True)
+class Timing:
+    frequency: ReportFrequency
+    day_of_week: int | None
+    day_of_month: int | None
+    hour_utc: int
+
+
+def _at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour=hour), UTC)
+
+
+def _add_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, day.day)
+
+
+def next_occurrence(timing: Timing, after: datetime) -> datetime:
+    """The first occurrence strictly after `after`."""
+    today = after.astimezone(UTC).date()
+    if timing.frequency is ReportFrequency.DAILY:
+        candidate, step = today, timedelta(days=1)
+    elif timing.frequency is ReportFrequency.WEEKLY:
+        assert timing.day_of_week is not None
+        candidate = monday_of(today) + timedelta(days=timing.day_of_week - 1)
+        step = timedelta(weeks=1)
+    else:
+        assert timing.day_of_month is not None
+        candidate = today.replace(day=timing.day_of_month)
+        while _at(candidate, timing.hour_utc) <= after:
+            candidate = _add_month(candidate)
+        return _at(candidate, timing.hour_utc)
+    while _at(candidate, timing.hour_utc) <= after:
+        candidate += step
+    return _at(candidate, timing.hour_utc)
+
+
+def latest_occurrence(timing: Timing, due: datetime, now: datetime) -> datetime:
+    """The last occurrence at or before `now`, starting from the due one."""
+    latest = due
+    while (following := next_occurrence(timing, latest)) <= now:
+        latest = following
+    return latest
+
+
+def period_before(frequency: ReportFrequency, occurrence: datetime) -> tuple[date, date]:
+    """The period that just ended at an occurrence: the previous day, the previous
+    Monday-to-Sunday week, or the previous calendar month."""
+    day = occurrence.astimezone(UTC).date()
+    if frequency is ReportFrequency.DAILY:
+        return day - timedelta(days=1), day - timedelta(days=1)
+    if frequency is ReportFrequency.WEEKLY:
+        monday = monday_of(day)
+        return monday - timedelta(weeks=1), monday - timedelta(days=1)
+    first_of_month = day.replace(day=1)
+    last_of_previous = first_of_month - timedelta(days=1)
+    return last_of_previous.replace(day=1), last_of_previous
+
+
+def timing_of(schedule: ReportSchedule) -> Timing:
+    return Timing(
+        ReportFrequency(schedule.frequency),
+        schedule.day_of_week,
+        schedule.day_of_month,
+        schedule.hour_utc,
+    )
+
+
+# ------------------------------------------------------------------ validation
+
+
+def check_webhook_url(url: str | None, field: tuple[str, ...]) -> str | None:
+    """https, or http to this machine (localhost, 127.0.0.0/8, ::1); '' clears it."""
+    if url is None or url.strip() == "":
+        return None
+    url = url.strip()
+    problem = None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts, host, problem = None, "", "is not a valid URL"
+    if problem is None and len(url) > MAX_WEBHOOK_URL_LENGTH:
+        problem = f"is longer than {MAX_WEBHOOK_URL_LENGTH} characters"
+    elif problem is None and (parts is None or not host or parts.scheme not in ("https", "http")):
+        problem = "is not an https:// URL"
+    elif problem is None and parts is not None and parts.username is not None:
+        problem = "must not carry a user name or password"
+    elif problem is None and parts is not None and parts.scheme == "http" and not _is_local(host):
+        problem = "must use https:// (plain http is allowed only to localhost)"
+    if problem:
+        raise reject(field, f"The webhook URL {problem}.", UserErrorCode.INVALID)
+    return url
+
+
+def _is_local(host: str) -> bool:
+    if host.lower() in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_timing(
+    frequency: ReportFrequency,
+    day_of_week: int | None,
+    day_of_month: int | None,
+    hour_utc: int,
+) -> Timing:
+    errors: list[UserError] = []
+
+    def bad(field: str, message: str) -> None:
+        errors.append(UserError(("input", field), message, UserErrorCode.INVALID))
+
+    if not 0 <= hour_utc <= 23:
+        bad("hourUtc", "hourUtc is 0 to 23.")
+    if frequency is ReportFrequency.WEEKLY:
+        if day_of_week is None:
+            bad("dayOfWeek", "A WEEKLY schedule needs dayOfWeek (1 = Monday .. 7 = Sunday).")
+        elif not 1 <= day_of_week <= 7:
+            bad("dayOfWeek", "dayOfWeek is 1 (Monday) to 7 (Sunday).")
+    elif day_of_week is not None:
+        bad("dayOfWeek", f"dayOfWeek is for WEEKLY schedules, not {frequency.value}.")
+    if frequency is ReportFrequency.MONTHLY:
+        if day_of_month is None:
+            bad("dayOfMonth", "A MONTHLY schedule needs dayOfMonth (1 to 28).")
+        elif not 1 <= day_of_month <= 28:
+            bad("dayOfMonth", "dayOfMonth is 1 to 28 (so every month has it).")
+    elif day_of_month is not None:
+        bad("dayOfMonth", f"dayOfMonth is for MONTHLY schedules, not {frequency.value}.")
+    if errors:
+        raise MutationRejected(errors)
+    return Timing(frequency, day_of_week, day_of_month, hour_utc)
+
+
+def _check(viewer: Viewer, action: str) -> None:
+    require_setup_completed(viewer)
+    require_role(viewer, SCHEDULE_ROLES, action)
+
+
+def _describe(schedule: ReportSchedule) -> str:
+    when = {
+        ReportFrequency.DAILY: "daily",
+        ReportFrequency.WEEKLY: f"weekly on day {schedule.day_of_week}",
+        ReportFrequency.MONTHLY: f"monthly on day {schedule.day_of_month}",
+    }[ReportFrequency(schedule.frequency)]
+    return f"{when} at {schedule.hour_utc:02d}:00 UTC"
+
+
+# ------------------------------------------------------------------ mutations
+
+
+async def create_schedule(
+    viewer: Viewer,
+    template_id: int | None,
+    frequency: ReportFrequency,
+    day_of_week: int | None,
+    day_of_month: int | None,
+    hour_utc: int,
+    region: Region | None,
+    webhook_url: str | None,
+    now: datetime,
+) -> ReportSchedule:
+    _check(viewer, "Scheduling reports")
+    template = await get_template(viewer, template_id)
+    if template is None:
+        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
+    timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
+    url = check_webhook_url(webhook_url, ("input", "webhookUrl"))
+    async with in_transaction():
+        schedule = await ReportSchedule.create(
+            partner_id=viewer.partner_id,
+            template_id=template.id,
+            frequency=timing.frequency,
+            day_of_week=timing.day_of_week,
+            day_of_month=timing.day_of_month,
+            hour_utc=timing.hour_utc,
+            region=region,
+            enabled=True,
+            next_run_at=next_occurrence(timing, now),
+            created_by_id=viewer.admin.id,
+            webhook_url=url,
+        )
+        await audit.record(
+            viewer,
+            "report_schedule.create",
+            encode_global_id("ReportSchedule", schedule.id),
+            f"Scheduled {template.name!r} {_describe(schedule)}",
+        )
+    return schedule
+
+
+async def _own_schedule(viewer: Viewer, schedule_id: int | None) -> ReportSchedule:
+    schedule = (
+        await visible_schedules(viewer).select_for_update().get_or_none(id=schedule_id)
+        if schedule_id
+        else None
+    )
+    if schedule is None:
+        raise reject(("input", "id"), "No such report schedule.", UserErrorCode.NOT_FOUND)
+    return schedule
+
+
+async def update_schedule(
+    viewer: Viewer,
+    schedule_id: int | None,
+    *,
+    enabled: bool | None,
+    frequency: ReportFrequency | None,
+    day_of_week: int | None,
+    day_of_month: int | None,
+    hour_utc: int | None,
+    webhook_url: str | None,
+    now: datetime,
+) -> ReportSchedule:
+    """Change what is given. A new frequency drops the day fields it does not use
+    unless they are given (and then they must fit it)."""
+    _check(viewer, "Changing report schedules")
+    url = check_webhook_url(webhook_url, ("input", "webhookUrl"))
+    async with in_transaction():
+        schedule = await _own_schedule(viewer, schedule_id)
+        new_frequency = frequency or ReportFrequency(schedule.frequency)
+        changes_frequency = new_frequency.value != schedule.frequency
+        week_day = day_of_week
+        month_day = day_of_month
+        if week_day is None and not changes_frequency:
+            week_day = schedule.day_of_week
+        if month_day is None and not changes_frequency:
+            month_day = schedule.day_of_month
+        timing = check_timing(
+            new_frequency,
+            week_day,
+            month_day,
+            schedule.hour_utc if hour_utc is None else hour_utc,
+        )
+        schedule.frequency = timing.frequency
+        schedule.day_of_week = timing.day_of_week
+        schedule.day_of_month = timing.day_of_month
+        schedule.hour_utc = timing.hour_utc
+        if enabled is not None:
+            schedule.enabled = enabled
+        if webhook_url is not None:
+            schedule.webhook_url = url
+        schedule.next_run_at = next_occurrence(timing, now) if schedule.enabled else None
+        await schedule.save()
+        template = await schedule.template
+        state = "" if schedule.enabled else " (disabled)"
+        await audit.record(
+            viewer,
+            "report_schedule.update",
+            encode_global_id("ReportSchedule", schedule.id),
+            f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}",
+        )
+    return schedule
+
+
+async def delete_schedule(viewer: Viewer, schedule_id: int | None) -> int:
+    """Delete a schedule; its past reports stay (without their schedule)."""
+    _check(viewer, "Deleting report schedules")
+    async with in_transaction():
+        schedule = await _own_schedule(viewer, schedule_id)
+        template = await schedule.template
+        await schedule.delete()
+        await audit.record(
+            viewer,
+            "report_schedule.delete",
+            encode_global_id("ReportSchedule", schedule.id),
+            f"Deleted the {_describe(schedule)} schedule of {template.name!r}",
+        )
+    return schedule.id
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def get_schedule(viewer: Viewer, schedule_id: int | None) -> ReportSchedule | None:
+    if schedule_id is None:
+        return None
+    return await visible_schedules(viewer).get_or_none(id=schedule_id)
+
+
+async def list_schedules(
+    viewer: Viewer, *, first: int | None, after: str | None
+) -> Page[ReportSchedule]:
+    return await keyset_page(visible_schedules(viewer), ("id",), first, after, "schedules")
+
+
+# ------------------------------------------------------------------ the tick
+
+
+async def claim(schedule: ReportSchedule, now: datetime) -> datetime | None:
+    """Claim the schedule's due occurrence: returns the latest occurrence to run,
+    or None when another worker claimed it first."""
+    timing = timing_of(schedule)
+    due = schedule.next_run_at
+    assert due is not None
+    occurrence = latest_occurrence(timing, due, now)
+    claimed = await ReportSchedule.filter(id=schedule.id, enabled=True, next_run_at=due).update(
+        next_run_at=next_occurrence(timing, now), last_run_at=now
+    )
+    return occurrence if claimed else None
+
+
+async def run_due_schedules(queue: JobQueue, now: datetime) -> list[Report]:
+    """Start a report for each due schedule (the per-minute tick)."""
+    due = await ReportSchedule.filter(enabled=True, next_run_at__lte=now).order_by(
+        "next_run_at", "id"
+    )
+    started: list[Report] = []
+    for schedule in due:
+        try:
+            report = await _run_schedule(schedule, queue, now)
+        except QueueError:
+            log.warning("schedule %s not run: the job queue does not answer", schedule.id)
+            continue
+        if report is not None:
+            started.append(report)
+    return started
+
+
+async def _run_schedule(schedule: ReportSchedule, queue: JobQueue, now: datetime) -> Report | None:
+    async with in_transaction():
+        occurrence = await claim(schedule, now)
+        if occurrence is None:
+            return None
+        template = await schedule.template
+        start = end = None
+        if definition_of(template).supports_date_range:
+            start, end = period_before(ReportFrequency(schedule.frequency), occurrence)
+        request = ReportRequest(
+            template, start, end, Region(schedule.region) if schedule.region else None
+        )
+        return await create_report(
+            schedule.partner_id,
+            request,
+            schedule.created_by_id,
+            queue,
+            occurrence.date(),
+            schedule_id=schedule.id,
+        )

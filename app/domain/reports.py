@@ -1,0 +1,266 @@
+"""Reports: `generateReport` (validate, store QUEUED, queue the job), the
+reports list, and download handles. The worker side is report_generation.py."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from app.db import fetch_all
+from app.domain import audit
+from app.domain.access import (
+    REPORT_ROLES,
+    Viewer,
+    customer_scope,
+    require_role,
+    require_setup_completed,
+    visible_reports,
+    visible_schedules,
+    visible_templates,
+)
+from app.domain.downloads import sign_download
+from app.domain.errors import UserErrorCode, reject
+from app.domain.ids import encode_global_id
+from app.domain.pagination import Page, keyset_page
+from app.domain.report_templates import definition_of, get_template
+from app.domain.sql import Sql
+from app.models.enums import Region, ReportStatus
+from app.models.reports import Report, ReportSchedule, ReportTemplate
+from app.queue import JobQueue, QueueError
+
+MAX_RANGE_DAYS = 90
+TERMINAL_STATUSES = frozenset({ReportStatus.SUCCEEDED, ReportStatus.FAILED, ReportStatus.EXPIRED})
+GENERATE_JOB = "generate_report"
+FILE_TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+def report_job_id(report: Report) -> str:
+    """The ARQ job id of a report: unique per report, the same on every retry."""
+    return f"report:{report.id}:{report.storage_key}"
+
+
+def file_name_for(template_name: str, day: date) -> str:
+    """`<Template Name>_<random alphanumeric>_<YYYY-MM-DD>.csv` (SPEC.md: reports)."""
+    token = "".join(secrets.choice(FILE_TOKEN_ALPHABET) for _ in range(12))
+    safe_name = re.sub(r"[^A-Za-z0-9 ._()&+,'-]", "-", template_name).strip() or "Report"
+    return f"{safe_name}_{token}_{day.isoformat()}.csv"
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    template: ReportTemplate
+    start_date: date | None
+    end_date: date | None
+    region: Region | None
+
+
+async def check_request(
+    viewer: Viewer,
+    template_id: int | None,
+    start_date: date | None,
+    end_date: date | None,
+    region: Region | None,
+    today: date,
+) -> ReportRequest:
+    """Validate a report request; raise MutationRejected naming the field at fault."""
+    template = await get_template(viewer, template_id)
+    if template is None:
+        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
+    definition = definition_of(template)
+    if not definition.supports_date_range:
+        if start_date is not None or end_date is not None:
+            field = "startDate" if start_date is not None else "endDate"
+            raise reject(
+                ("input", field),
+                f"{definition.name} is a point-in-time report: it takes no date range.",
+                UserErrorCode.INVALID,
+            )
+    elif start_date is None or end_date is None:
+        if definition.requires_date_range or (start_date, end_date) != (None, None):
+            field = "startDate" if start_date is None else "endDate"
+            raise reject(
+                ("input", field),
+                f"{definition.name} needs a date range: give startDate and endDate.",
+                UserErrorCode.INVALID,
+            )
+    else:
+        if end_date < start_date:
+            raise reject(
+                ("input", "endDate"), "endDate is before startDate.", UserErrorCode.INVALID
+            )
+        if end_date > today:
+            raise reject(
+                ("input", "endDate"),
+                f"endDate {end_date} is in the future (today is {today} UTC).",
+                UserErrorCode.INVALID,
+            )
+        days = (end_date - start_date).days + 1
+        if days > MAX_RANGE_DAYS:
+            raise reject(
+                ("input", "endDate"),
+                f"A report covers at most {MAX_RANGE_DAYS} days (this range has {days}).",
+                UserErrorCode.INVALID,
+            )
+    if region is not None and not await _has_customers_in(viewer, region):
+        raise reject(
+            ("input", "region"),
+            f"You have no customers in the {region.value} region.",
+            UserErrorCode.INVALID,
+        )
+    return ReportRequest(template, start_date, end_date, region)
+
+
+async def _has_customers_in(viewer: Viewer, region: Region) -> bool:
+    scope = customer_scope(viewer) & Sql("c.region = ?", (region.value,))
+    rows = await fetch_all(f"SELECT 1 FROM customer c WHERE {scope.text} LIMIT 1", scope.params)
+    return bool(rows)
+
+
+async def create_report(
+    partner_id: int,
+    request: ReportRequest,
+    requested_by_id: int | None,
+    queue: JobQueue | None,
+    today: date,
+    schedule_id: int | None = None,
+) -> Report:
+    """Store a QUEUED report and queue its job (call inside a transaction: if Redis
+    cannot take the job, the caller's transaction rolls the report back). With no
+    queue the caller runs the report itself (the CLI)."""
+    file_name = file_name_for(request.template.name, today)
+    report = await Report.create(
+        partner_id=partner_id,
+        template_id=request.template.id,
+        status=ReportStatus.QUEUED,
+        region=request.region,
+        start_date=request.start_date,
+        end_date=request.end_date,
+        requested_by_id=requested_by_id,
+        schedule_id=schedule_id,
+        file_name=file_name,
+        storage_key=f"{partner_id}/{file_name}",
+    )
+    if queue is not None:
+        await queue.enqueue(GENERATE_JOB, report.id, job_id=report_job_id(report))
+    return report
+
+
+async def generate_report(
+    viewer: Viewer,
+    template_id: int | None,
+    start_date: date | None,
+    end_date: date | None,
+    region: Region | None,
+    queue: JobQueue | None,
+    today: date,
+) -> Report:
+    """generateReport: a QUEUED report whose job a worker runs, or user errors and
+    nothing stored (also when the job queue is down). With no queue, the report
+    is only stored, for the caller to run (`partnerhub report run`)."""
+    require_setup_completed(viewer)
+    require_role(viewer, REPORT_ROLES, "Generating reports")
+    request = await check_request(viewer, template_id, start_date, end_date, region, today)
+    try:
+        async with in_transaction():
+            report = await create_report(viewer.partner_id, request, viewer.admin.id, queue, today)
+            await audit.record(
+                viewer,
+                "report.generate",
+                encode_global_id("Report", report.id),
+                f"Generated a {request.template.name!r} report"
+                + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
+                + (f" in {request.region.value}" if request.region else ""),
+            )
+    except QueueError:
+        raise reject(
+            None,
+            "Reports cannot be queued right now: the job queue (Redis) does not answer. "
+            "Nothing was saved; try again in a moment.",
+            UserErrorCode.UNAVAILABLE,
+        ) from None
+    return report
+
+
+async def get_report(viewer: Viewer, report_id: int | None) -> Report | None:
+    if report_id is None:
+        return None
+    return await visible_reports(viewer).get_or_none(id=report_id)
+
+
+async def list_reports(
+    viewer: Viewer,
+    *,
+    first: int | None,
+    after: str | None,
+    statuses: list[ReportStatus] | None = None,
+    template_id: int | None = None,
+    schedule_id: int | None = None,
+    filter_template: bool = False,
+    filter_schedule: bool = False,
+) -> Page[Report]:
+    """Reports the viewer may see, newest first. A filter id that names nothing of
+    ours matches nothing."""
+    query = visible_reports(viewer)
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    if filter_template:
+        query = query.filter(template_id=template_id or 0)
+    if filter_schedule:
+        query = query.filter(schedule_id=schedule_id or 0)
+    return await keyset_page(query, ("id",), first, after, "reports", descending=True)
+
+
+@dataclass(frozen=True)
+class DownloadHandle:
+    url: str
+    expires_at: datetime
+    file_name: str
+    byte_size: int
+    checksum: str
+
+
+def download_handle(
+    report: Report, key: str, base_url: str, now: datetime, ttl_seconds: int
+) -> DownloadHandle | None:
+    """A fresh signed URL for a SUCCEEDED report; None for any other status."""
+    if report.status != ReportStatus.SUCCEEDED or not report.file_name:
+        return None
+    signed = sign_download(key, base_url, report.id, now, ttl_seconds)
+    return DownloadHandle(
+        url=signed.url,
+        expires_at=signed.expires_at,
+        file_name=report.file_name,
+        byte_size=report.byte_size or 0,
+        checksum=report.checksum or "",
+    )
+
+
+def retention_cutoff(now: datetime, retention_days: int) -> datetime:
+    return now - timedelta(days=retention_days)
+
+
+def report_channel(report_id: int) -> str:
+    """The Redis pub/sub channel that carries a report's status changes."""
+    return f"partnerhub:report:{report_id}"
+
+
+async def templates_by_ids(viewer: Viewer, ids: list[int]) -> dict[int, ReportTemplate]:
+    return {t.id: t for t in await visible_templates(viewer).filter(id__in=ids)}
+
+
+async def schedules_by_ids(viewer: Viewer, ids: list[int]) -> dict[int, ReportSchedule]:
+    return {s.id: s for s in await visible_schedules(viewer).filter(id__in=ids)}
+
+
+async def last_reports_of(viewer: Viewer, schedule_ids: list[int]) -> dict[int, Report]:
+    """The newest report of each schedule (one query for a page of schedules)."""
+    newest: dict[int, Report] = {}
+    reports = visible_reports(viewer).filter(schedule_id__in=schedule_ids).order_by("-id")
+    for report in await reports:
+        newest.setdefault(report.schedule_id, report)  # type: ignore[arg-type]
+    return newest

@@ -1,0 +1,497 @@
+"""Reports: templates, reports with their download handles, schedules, the
+mutations, and the `reportUpdated` subscription."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import date, datetime
+
+import strawberry
+
+from app.domain import report_schedules, report_templates, reports
+from app.domain.access import SCHEDULE_ROLES
+from app.domain.errors import InvalidArgument
+from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.pagination import Page
+from app.domain.webhooks import schedule_secret
+from app.models.enums import ReportStatus as ReportStatusValue
+from app.models.reports import Report as ReportModel
+from app.models.reports import ReportSchedule as ReportScheduleModel
+from app.models.reports import ReportTemplate as ReportTemplateModel
+from schema.admins import Admin
+from schema.context import Info
+from schema.enums import Region, ReportFrequency, ReportStatus, ReportTemplateKind, ReportType
+from schema.node import Node, node_loader
+from schema.pagination import PageInfo, connection_parts
+from schema.payloads import DeleteInput, DeletePayload, UserError, mutate
+
+# ---------------------------------------------------------------- templates
+
+
+@strawberry.type(name="ReportColumn")
+class ReportColumn:
+    key: str
+    title: str
+    description: str
+
+
+@strawberry.type(name="ReportTemplate")
+class ReportTemplate(Node):
+    model: strawberry.Private[ReportTemplateModel]
+    name: str
+    kind: ReportTemplateKind
+    report_type: ReportType
+    description: str
+    columns: list[ReportColumn]
+    supports_date_range: bool = strawberry.field(
+        description="False for point-in-time inventory reports (devices, phone numbers)."
+    )
+    requires_date_range: bool = strawberry.field(
+        description="True when generateReport needs startDate and endDate (calling usage). "
+        "Webex App versions takes an optional range (default: the last 90 days)."
+    )
+
+    @classmethod
+    def of(cls, template: ReportTemplateModel) -> ReportTemplate:
+        definition = report_templates.definition_of(template)
+        return cls(
+            id=strawberry.ID(encode_global_id("ReportTemplate", template.id)),
+            model=template,
+            name=template.name,
+            kind=template.kind,
+            report_type=template.report_type,
+            description=report_templates.description_of(template),
+            columns=[
+                ReportColumn(key=c.key, title=c.title, description=c.description)
+                for c in report_templates.columns_of(template)
+            ],
+            supports_date_range=definition.supports_date_range,
+            requires_date_range=definition.requires_date_range,
+        )
+
+
+@node_loader("ReportTemplate")
+async def load_template(info: Info, pk: int) -> ReportTemplate | None:
+    template = await report_templates.get_template(info.context.viewer, pk)
+    return ReportTemplate.of(template) if template else None
+
+
+async def _template(info: Info, template_id: int) -> ReportTemplate:
+    template = await info.context.loaders.report_templates.load(template_id)
+    return ReportTemplate.of(template)
+
+
+# ---------------------------------------------------------------- reports
+
+
+@strawberry.type(name="DownloadHandle")
+class DownloadHandle:
+    url: str = strawberry.field(
+        description="Signed URL; works without other credentials until expiresAt."
+    )
+    expires_at: datetime
+    file_name: str
+    byte_size: int
+    checksum: str = strawberry.field(description="sha256 of the file, hex.")
+
+
+@strawberry.type(name="Report")
+class Report(Node):
+    model: strawberry.Private[ReportModel]
+    status: ReportStatus
+    region: Region | None
+    start_date: date | None
+    end_date: date | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    row_count: int | None = strawberry.field(
+        description="Rows in the file (0 for an empty report); null until SUCCEEDED."
+    )
+    error: str | None
+
+    @classmethod
+    def of(cls, report: ReportModel) -> Report:
+        return cls(
+            id=strawberry.ID(encode_global_id("Report", report.id)),
+            model=report,
+            status=report.status,
+            region=report.region,
+            start_date=report.start_date,
+            end_date=report.end_date,
+            created_at=report.created_at,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            row_count=report.row_count,
+            error=report.error,
+        )
+
+    @strawberry.field
+    async def template(self, info: Info) -> ReportTemplate:
+        return await _template(info, self.model.template_id)
+
+    @strawberry.field
+    async def requested_by(self, info: Info) -> Admin | None:
+        if self.model.requested_by_id is None:
+            return None
+        admin = await info.context.loaders.admins.load(self.model.requested_by_id)
+        return Admin.from_model(admin) if admin else None
+
+    @strawberry.field
+    async def schedule(self, info: Info) -> ReportSchedule | None:
+        if self.model.schedule_id is None:
+            return None
+        schedule = await info.context.loaders.report_schedules.load(self.model.schedule_id)
+        return ReportSchedule.of(schedule) if schedule else None
+
+    @strawberry.field(description="Null until SUCCEEDED; a fresh handle on every read.")
+    def download(self, info: Info) -> DownloadHandle | None:
+        settings = info.context.settings
+        handle = reports.download_handle(
+            self.model,
+            settings.signing_key(),
+            settings.public_base_url,
+            info.context.clock.now,
+            settings.download_url_ttl_seconds,
+        )
+        if handle is None:
+            return None
+        return DownloadHandle(
+            url=handle.url,
+            expires_at=handle.expires_at,
+            file_name=handle.file_name,
+            byte_size=handle.byte_size,
+            checksum=handle.checksum,
+        )
+
+
+@node_loader("Report")
+async def load_report(info: Info, pk: int) -> Report | None:
+    report = await reports.get_report(info.context.viewer, pk)
+    return Report.of(report) if report else None
+
+
+@strawberry.type(name="ReportEdge")
+class ReportEdge:
+    cursor: str
+    node: Report
+
+
+@strawberry.type(name="ReportConnection")
+class ReportConnection:
+    edges: list[ReportEdge]
+    nodes: list[Report]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[ReportModel]) -> ReportConnection:
+        return cls(**connection_parts(page, Report.of, ReportEdge))
+
+
+@strawberry.input(name="ReportFilter")
+class ReportFilter:
+    statuses: list[ReportStatus] | None = None
+    template_id: strawberry.ID | None = None
+    schedule_id: strawberry.ID | None = None
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@strawberry.type(name="ReportSchedule")
+class ReportSchedule(Node):
+    model: strawberry.Private[ReportScheduleModel]
+    frequency: ReportFrequency
+    day_of_week: int | None = strawberry.field(description="1 = Monday .. 7 = Sunday, for WEEKLY.")
+    day_of_month: int | None = strawberry.field(description="1..28, for MONTHLY.")
+    hour_utc: int
+    region: Region | None
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    webhook_url: str | None = strawberry.field(
+        description="HTTPS URL that receives a signed POST when a run finishes."
+    )
+
+    @classmethod
+    def of(cls, schedule: ReportScheduleModel) -> ReportSchedule:
+        return cls(
+            id=strawberry.ID(encode_global_id("ReportSchedule", schedule.id)),
+            model=schedule,
+            frequency=schedule.frequency,
+            day_of_week=schedule.day_of_week,
+            day_of_month=schedule.day_of_month,
+            hour_utc=schedule.hour_utc,
+            region=schedule.region,
+            enabled=schedule.enabled,
+            next_run_at=schedule.next_run_at,
+            last_run_at=schedule.last_run_at,
+            webhook_url=schedule.webhook_url,
+        )
+
+    @strawberry.field
+    async def template(self, info: Info) -> ReportTemplate:
+        return await _template(info, self.model.template_id)
+
+    @strawberry.field
+    async def last_report(self, info: Info) -> Report | None:
+        report = await info.context.loaders.last_reports.load(self.model.id)
+        return Report.of(report) if report else None
+
+    @strawberry.field
+    async def created_by(self, info: Info) -> Admin | None:
+        if self.model.created_by_id is None:
+            return None
+        admin = await info.context.loaders.admins.load(self.model.created_by_id)
+        return Admin.from_model(admin) if admin else None
+
+    @strawberry.field(
+        description="Key of the webhook's X-PartnerHub-Signature header: HMAC-SHA256 of "
+        '"<X-PartnerHub-Timestamp>.<body>", hex. Null unless the viewer may change schedules.'
+    )
+    def webhook_signing_secret(self, info: Info) -> str | None:
+        if info.context.viewer.role not in SCHEDULE_ROLES:
+            return None
+        return schedule_secret(info.context.settings.signing_key(), self.model.id)
+
+
+@node_loader("ReportSchedule")
+async def load_schedule(info: Info, pk: int) -> ReportSchedule | None:
+    schedule = await report_schedules.get_schedule(info.context.viewer, pk)
+    return ReportSchedule.of(schedule) if schedule else None
+
+
+@strawberry.type(name="ReportScheduleEdge")
+class ReportScheduleEdge:
+    cursor: str
+    node: ReportSchedule
+
+
+@strawberry.type(name="ReportScheduleConnection")
+class ReportScheduleConnection:
+    edges: list[ReportScheduleEdge]
+    nodes: list[ReportSchedule]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[ReportScheduleModel]) -> ReportScheduleConnection:
+        return cls(**connection_parts(page, ReportSchedule.of, ReportScheduleEdge))
+
+
+# ---------------------------------------------------------------- queries
+
+
+async def resolve_report_templates(info: Info) -> list[ReportTemplate]:
+    templates = await report_templates.list_templates(info.context.viewer)
+    return [ReportTemplate.of(t) for t in templates]
+
+
+async def resolve_reports(
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    filter: ReportFilter | None = None,
+) -> ReportConnection:
+    f = filter or ReportFilter()
+    page = await reports.list_reports(
+        info.context.viewer,
+        first=first,
+        after=after,
+        statuses=f.statuses,
+        template_id=decode_id_of(str(f.template_id), "ReportTemplate") if f.template_id else None,
+        schedule_id=decode_id_of(str(f.schedule_id), "ReportSchedule") if f.schedule_id else None,
+        filter_template=f.template_id is not None,
+        filter_schedule=f.schedule_id is not None,
+    )
+    return ReportConnection.of(page)
+
+
+async def resolve_report(info: Info, id: strawberry.ID) -> Report | None:
+    report = await reports.get_report(info.context.viewer, decode_id_of(str(id), "Report"))
+    return Report.of(report) if report else None
+
+
+async def resolve_report_schedules(
+    info: Info, first: int | None = None, after: str | None = None
+) -> ReportScheduleConnection:
+    page = await report_schedules.list_schedules(info.context.viewer, first=first, after=after)
+    return ReportScheduleConnection.of(page)
+
+
+# ---------------------------------------------------------------- mutations
+
+
+@strawberry.input(name="CreateReportTemplateInput")
+class CreateReportTemplateInput:
+    name: str
+    report_type: ReportType
+    column_keys: list[str] = strawberry.field(
+        description="Subset of the default template's column keys, in output order."
+    )
+
+
+@strawberry.type(name="ReportTemplatePayload")
+class ReportTemplatePayload:
+    template: ReportTemplate | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="GenerateReportInput")
+class GenerateReportInput:
+    template_id: strawberry.ID
+    start_date: date | None = None
+    end_date: date | None = None
+    region: Region | None = None
+
+
+@strawberry.type(name="ReportPayload")
+class ReportPayload:
+    report: Report | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(name="CreateReportScheduleInput")
+class CreateReportScheduleInput:
+    template_id: strawberry.ID
+    frequency: ReportFrequency
+    hour_utc: int
+    day_of_week: int | None = None
+    day_of_month: int | None = None
+    region: Region | None = None
+    webhook_url: str | None = None
+
+
+@strawberry.input(name="UpdateReportScheduleInput")
+class UpdateReportScheduleInput:
+    id: strawberry.ID
+    enabled: bool | None = None
+    frequency: ReportFrequency | None = None
+    day_of_week: int | None = None
+    day_of_month: int | None = None
+    hour_utc: int | None = None
+    webhook_url: str | None = strawberry.field(
+        default=None, description='An empty string ("") removes the webhook.'
+    )
+
+
+@strawberry.type(name="ReportSchedulePayload")
+class ReportSchedulePayload:
+    schedule: ReportSchedule | None
+    user_errors: list[UserError]
+
+
+async def resolve_create_report_template(
+    info: Info, input: CreateReportTemplateInput
+) -> ReportTemplatePayload:
+    return await mutate(
+        ReportTemplatePayload,
+        lambda: report_templates.create_template(
+            info.context.viewer, input.name, input.report_type, input.column_keys
+        ),
+        lambda template: {"template": ReportTemplate.of(template)},
+    )
+
+
+async def resolve_generate_report(info: Info, input: GenerateReportInput) -> ReportPayload:
+    return await mutate(
+        ReportPayload,
+        lambda: reports.generate_report(
+            info.context.viewer,
+            decode_id_of(str(input.template_id), "ReportTemplate"),
+            input.start_date,
+            input.end_date,
+            input.region,
+            info.context.queue,
+            info.context.clock.today,
+        ),
+        lambda report: {"report": Report.of(report)},
+    )
+
+
+async def resolve_create_report_schedule(
+    info: Info, input: CreateReportScheduleInput
+) -> ReportSchedulePayload:
+    return await mutate(
+        ReportSchedulePayload,
+        lambda: report_schedules.create_schedule(
+            info.context.viewer,
+            decode_id_of(str(input.template_id), "ReportTemplate"),
+            input.frequency,
+            input.day_of_week,
+            input.day_of_month,
+            input.hour_utc,
+            input.region,
+            input.webhook_url,
+            info.context.clock.now,
+        ),
+        lambda schedule: {"schedule": ReportSchedule.of(schedule)},
+    )
+
+
+async def resolve_update_report_schedule(
+    info: Info, input: UpdateReportScheduleInput
+) -> ReportSchedulePayload:
+    return await mutate(
+        ReportSchedulePayload,
+        lambda: report_schedules.update_schedule(
+            info.context.viewer,
+            decode_id_of(str(input.id), "ReportSchedule"),
+            enabled=input.enabled,
+            frequency=input.frequency,
+            day_of_week=input.day_of_week,
+            day_of_month=input.day_of_month,
+            hour_utc=input.hour_utc,
+            webhook_url=input.webhook_url,
+            now=info.context.clock.now,
+        ),
+        lambda schedule: {"schedule": ReportSchedule.of(schedule)},
+    )
+
+
+async def resolve_delete_report_schedule(info: Info, input: DeleteInput) -> DeletePayload:
+    return await mutate(
+        DeletePayload,
+        lambda: report_schedules.delete_schedule(
+            info.context.viewer, decode_id_of(str(input.id), "ReportSchedule")
+        ),
+        lambda pk: {"deleted_id": strawberry.ID(encode_global_id("ReportSchedule", pk))},
+    )
+
+
+# ---------------------------------------------------------------- subscription
+
+
+async def report_updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Report, None]:
+    """The report now, then again on each status change, until SUCCEEDED or FAILED."""
+    viewer = info.context.viewer
+    report_id = decode_id_of(str(id), "Report")
+    if await reports.get_report(viewer, report_id) is None:
+        raise InvalidArgument("No such report.")
+    assert report_id is not None
+    async with info.context.queue.listen(reports.report_channel(report_id)) as changes:
+        last = None
+        report = await reports.get_report(viewer, report_id)
+        while report is not None:
+            if report.status != last:
+                yield Report.of(report)
+                last = report.status
+            if report.status in FINAL_STATUSES:
+                return
+            await anext(changes)
+            report = await reports.get_report(viewer, report_id)
+
+
+FINAL_STATUSES = frozenset(
+    {ReportStatusValue.SUCCEEDED, ReportStatusValue.FAILED, ReportStatusValue.EXPIRED}
+)
+
+
+@strawberry.type(name="Subscription")
+class Subscription:
+    report_updated: Report = strawberry.subscription(
+        resolver=report_updates,
+        description="Emits the report each time its status changes, ending after SUCCEEDED "
+        "or FAILED.",
+    )
