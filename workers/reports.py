@@ -42,7 +42,7 @@ async def _notify(ctx: dict[str, Any], report: Report) -> None:
         log.warning("report %s: status %s not published: %s", report.id, report.status, exc)
 
 
-async def generate_report(ctx: dict[str, Any], report_id: int) -> str:
+async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str) -> str:
     """Generate one report; retried (same job id) when its worker dies or an
     unexpected error stops it, FAILED after the last try."""
     settings = _settings(ctx)
@@ -52,6 +52,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int) -> str:
             report_id,
             open_storage(settings.report_folder),
             chunk_rows=settings.report_chunk_rows,
+            storage_key=storage_key,
             notify=lambda report: _notify(ctx, report),
         )
     except ReportMissing:

@@ -57,10 +57,12 @@ async def _requester(report: Report) -> Viewer:
     return Viewer(admin=admin, partner=admin.partner)
 
 
-async def start(report_id: int, now: datetime) -> Report | None:
-    """Move the report to RUNNING (again, on a retry); None when it already finished."""
+async def start(report_id: int, now: datetime, storage_key: str | None = None) -> Report | None:
+    """Move the report to RUNNING (again, on a retry); None when it already finished.
+    A job names its report's storage key too, so a job left in the queue from
+    before a database reset never runs another report with the same id."""
     report = await Report.get_or_none(id=report_id)
-    if report is None:
+    if report is None or (storage_key is not None and report.storage_key != storage_key):
         raise ReportMissing(f"report {report_id} is not stored (yet)")
     if report.status in TERMINAL_STATUSES:
         return None
@@ -149,12 +151,13 @@ async def run_report(
     storage: LocalStorage,
     *,
     chunk_rows: int,
+    storage_key: str | None = None,
     notify: Notify | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
     """Generate one report. ReportFailure ends it FAILED; any other error is left
     to the caller (the job retries it) with the report still RUNNING."""
-    report = await start(report_id, utcnow())
+    report = await start(report_id, utcnow(), storage_key)
     if report is None:
         return Outcome(await Report.get(id=report_id), ran=False)
     if notify:

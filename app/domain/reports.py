@@ -146,7 +146,9 @@ async def create_report(
         storage_key=f"{partner_id}/{file_name}",
     )
     if queue is not None:
-        await queue.enqueue(GENERATE_JOB, report.id, job_id=report_job_id(report))
+        await queue.enqueue(
+            GENERATE_JOB, report.id, report.storage_key, job_id=report_job_id(report)
+        )
     return report
 
 
