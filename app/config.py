@@ -68,12 +68,12 @@ class Settings(BaseSettings):
         le=100_000,
         description="Rows a report reads from the database at once",
     )
-    report_timeout_seconds: int = Field(
+    job_timeout_seconds: int = Field(
         default=3600,
         ge=5,
         le=24 * 3600,
-        description="A report job running longer is stopped; a job whose worker died "
-        "is retried this long (plus 10 s) after it started",
+        description="A job (a report, a rollup) running longer is stopped; a job whose "
+        "worker died is retried this long (plus 10 s) after it started",
     )
     webhook_retry_base_seconds: float = Field(
         default=30.0,

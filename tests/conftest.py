@@ -82,7 +82,7 @@ _migrated: set[str] = set()
 @pytest.fixture
 async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
     """A migrated, empty database opened as Tortoise's default connection."""
-    settings = Settings(DATABASE_URL=database_url, PARTNERHUB_VAR_DIR=str(tmp_path / "var"))
+    settings = Settings(DATABASE_URL=database_url, var_dir=tmp_path / "var")
     if database_url not in _migrated:
         await apply_migrations(settings)
         _migrated.add(database_url)

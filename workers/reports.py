@@ -102,7 +102,7 @@ async def report_tick(ctx: dict[str, Any], now: str | None = None) -> int:
     moment = datetime.fromisoformat(now) if now else utcnow()
     settings = _settings(ctx)
     started = await run_due_schedules(_queue(ctx), moment)
-    for report in await fail_abandoned_reports(moment, settings.report_timeout_seconds):
+    for report in await fail_abandoned_reports(moment, settings.job_timeout_seconds):
         await _notify(ctx, report)
     if started:
         log.info("started %d scheduled report(s)", len(started))

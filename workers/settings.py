@@ -58,8 +58,8 @@ def build_worker(
     functions = [
         expire_trials,
         refresh_calling_week,
-        func(generate_report, timeout=settings.report_timeout_seconds, max_tries=MAX_TRIES),
-        func(deliver_webhook, timeout=60, max_tries=10),
+        func(generate_report, timeout=settings.job_timeout_seconds, max_tries=MAX_TRIES),
+        func(deliver_webhook, max_tries=10),
         report_tick,
         expire_reports,
     ]
@@ -74,6 +74,7 @@ def build_worker(
         handle_signals=not in_process,
         burst=burst,
         max_tries=5,
-        job_timeout=3600,
+        # Also how long a job whose worker died waits before another worker retries it.
+        job_timeout=settings.job_timeout_seconds,
         keep_result=3600,
     )
