@@ -11,7 +11,10 @@ import pytest
 from app.demo import demo_admins
 from tests.cli_process import cli_env, run_cli
 
-COMMANDS = [[], ["serve"], ["worker"], ["migrate"], ["demo"], ["token"], ["token", "create"]]
+COMMANDS = [
+    [], ["serve"], ["worker"], ["migrate"], ["demo"], ["token"], ["token", "create"],
+    ["ingest"], ["rollup"], ["report"], ["report", "run"],
+]  # fmt: skip
 
 
 def one_line_error(stderr: str) -> str:

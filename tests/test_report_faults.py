@@ -32,13 +32,17 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
         )
 
 
-async def wait_for(condition, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
+def read(log: Path) -> str:
+    return log.read_text()
+
+
+async def wait_for(condition, limit: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if await condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} not seen in {timeout}s:\n{log.read_text()}")
+    raise AssertionError(f"{what} not seen in {limit}s:\n{read(log)}")
 
 
 async def test_a_killed_worker_leaves_no_partial_file_and_the_retry_succeeds_once(

@@ -460,3 +460,45 @@ async def test_reports_list_filters_and_pages(
     ] == 0
     bad = await gql(client, token, query, {"first": 101})
     assert "errors" in bad.json()
+
+
+def _read_bytes(path) -> bytes:
+    return path.read_bytes()
+
+
+async def test_the_cli_runs_a_report_and_prints_its_file(
+    db: Settings, database_url: str, tmp_path
+) -> None:
+    from pathlib import Path
+
+    from tests.cli_process import cli_env, run_cli
+
+    w = await build_report_world()
+    env = cli_env(database_url, db.var_dir)
+    email = w.team[AdminRole.ADMIN].admin.email
+    result = run_cli(["report", "run", "--template", "devices", "--email", email], env)
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip())
+    assert path.name.startswith("Devices_")
+    assert "rows" in result.stderr
+    rows = parse_csv(_read_bytes(path))
+    keys = [
+        c.key for c in __import__("app.domain.report_columns", fromlist=["DEVICES"]).DEVICES.columns
+    ]
+    assert rows[1:] == _expected(w, "DEVICES", keys, _customer_ids(w, "alpha"))
+    report = await Report.get()
+    assert report.status == ReportStatus.SUCCEEDED and report.row_count == len(rows) - 1
+    assert report.requested_by_id == w.team[AdminRole.ADMIN].admin.id
+
+    # Bad input: one line on stderr, exit 1, nothing stored.
+    for args, message in (
+        (["--template", "nope", "--email", email], "no report template named 'nope'"),
+        (["--template", "devices", "--email", "who@nowhere.example"], "no admin has the email"),
+        (["--template", "Calling usage detail", "--email", email], "needs a date range"),
+        (["--template", "devices", "--email", email, "--start", "yesterday"], "not a date"),
+        (["--template", "devices", "--email", email, "--region", "MARS"], "not a region"),
+    ):
+        failed = run_cli(["report", "run", *args], env)
+        assert failed.returncode == 1, args
+        assert message in failed.stderr, failed.stderr
+    assert await Report.all().count() == 1
