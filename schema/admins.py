@@ -56,6 +56,14 @@ class Admin(Node):
             created_at=admin.created_at,
         )
 
+    @classmethod
+    async def by_id(cls, info: Info, admin_id: int | None) -> Admin | None:
+        """An admin of the viewer's partner named by a foreign key (null when gone)."""
+        if admin_id is None:
+            return None
+        admin = await info.context.loaders.admins.load(admin_id)
+        return cls.from_model(admin) if admin else None
+
     @strawberry.field(
         description="Customers this admin is assigned to, among those the viewer sees."
     )

@@ -39,10 +39,7 @@ class AuditEvent(Node):
 
     @strawberry.field
     async def actor(self, info: Info) -> Admin | None:
-        if self.model.actor_id is None:
-            return None
-        admin = await info.context.loaders.admins.load(self.model.actor_id)
-        return Admin.from_model(admin) if admin else None
+        return await Admin.by_id(info, self.model.actor_id)
 
 
 @strawberry.type(name="AuditEventEdge")

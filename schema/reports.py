@@ -132,10 +132,7 @@ class Report(Node):
 
     @strawberry.field
     async def requested_by(self, info: Info) -> Admin | None:
-        if self.model.requested_by_id is None:
-            return None
-        admin = await info.context.loaders.admins.load(self.model.requested_by_id)
-        return Admin.from_model(admin) if admin else None
+        return await Admin.by_id(info, self.model.requested_by_id)
 
     @strawberry.field
     async def schedule(self, info: Info) -> ReportSchedule | None:
@@ -241,10 +238,7 @@ class ReportSchedule(Node):
 
     @strawberry.field
     async def created_by(self, info: Info) -> Admin | None:
-        if self.model.created_by_id is None:
-            return None
-        admin = await info.context.loaders.admins.load(self.model.created_by_id)
-        return Admin.from_model(admin) if admin else None
+        return await Admin.by_id(info, self.model.created_by_id)
 
     @strawberry.field(
         description="Key of the webhook's X-PartnerHub-Signature header: HMAC-SHA256 of "

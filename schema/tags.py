@@ -38,10 +38,7 @@ class Tag(Node):
 
     @strawberry.field
     async def created_by(self, info: Info) -> Admin | None:
-        if self.model.created_by_id is None:
-            return None
-        admin = await info.context.loaders.admins.load(self.model.created_by_id)
-        return Admin.from_model(admin) if admin else None
+        return await Admin.by_id(info, self.model.created_by_id)
 
 
 @node_loader("Tag")
