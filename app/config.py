@@ -55,9 +55,10 @@ class Settings(BaseSettings):
     report_retention_days: int = Field(default=30, ge=1, le=3650)
     max_tags_per_customer: int = Field(default=20, ge=1, le=1000)
     download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    public_base_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Base of the URLs the service hands out (signed downloads)",
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base of the URLs the service hands out (signed downloads); unset = "
+        "the address each request came to (webhooks then use http://127.0.0.1:8000)",
     )
     reports_dir: Path | None = Field(
         default=None, description="Folder of report files; unset = <var_dir>/reports"
@@ -138,6 +139,11 @@ class Settings(BaseSettings):
     def embedded_redis(self) -> bool:
         """True when no REDIS_URL is set: serve starts Valkey and runs the worker in-process."""
         return self.redis_url is None
+
+    @property
+    def webhook_base_url(self) -> str:
+        """Base of the download URLs in webhooks, sent by workers (no request to read)."""
+        return self.public_base_url or "http://127.0.0.1:8000"
 
     @property
     def report_folder(self) -> Path:

@@ -33,6 +33,13 @@ class Context:
         )
 
     @property
+    def public_base_url(self) -> str:
+        """PARTNERHUB_PUBLIC_BASE_URL, or the address this request came to."""
+        if self.settings.public_base_url:
+            return self.settings.public_base_url
+        return str(self.request.base_url).rstrip("/")
+
+    @property
     def queue(self) -> JobQueue:
         """The job queue (Redis) of the process serving this request."""
         return self.request.app.state.runtime.queue

@@ -147,7 +147,7 @@ class Report(Node):
         handle = reports.download_handle(
             self.model,
             settings.signing_key(),
-            settings.public_base_url,
+            info.context.public_base_url,
             info.context.clock.now,
             settings.download_url_ttl_seconds,
         )

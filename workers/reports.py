@@ -87,7 +87,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> bool:
     attempt = await deliver(
         delivery_id,
         settings.signing_key(),
-        settings.public_base_url,
+        settings.webhook_base_url,
         settings.download_url_ttl_seconds,
         settings.webhook_retry_base_seconds,
         utcnow(),
