@@ -387,7 +387,7 @@ def report_run(
     if region is not None and region.upper() not in Region.__members__:
         fail(f"--region {region!r} is not a region: one of {', '.join(Region)}")
     chosen_region = Region(region.upper()) if region else None
-    storage = open_storage(settings.report_folder)
+    storage = open_storage(settings)
 
     async def work() -> tuple[str, int]:
         viewer = await viewer_for_email(email)
@@ -418,7 +418,7 @@ def report_run(
         done = outcome.report
         if done.status != ReportStatus.SUCCEEDED:
             raise UserFacingError(f"the report failed: {done.error}")
-        return str(storage.root / (done.storage_key or "")), done.row_count or 0
+        return storage.describe(done.storage_key or ""), done.row_count or 0
 
     path, rows = run_async(_with_database(settings, work))
     err.print(f"{rows:,} rows")

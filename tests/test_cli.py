@@ -39,6 +39,9 @@ def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
         ("DATABASE_URL", "postgres://user:pw@localhost:5432"),
         ("REDIS_URL", "http://localhost:6379"),
         ("PARTNERHUB_EXPIRING_SOON_DAYS", "soon"),
+        ("PARTNERHUB_SECRET_KEY", "too-short"),
+        ("PARTNERHUB_S3_ENDPOINT_URL", "ftp://storage.example"),
+        ("PARTNERHUB_JOB_TIMEOUT_SECONDS", "1"),
     ],
 )
 def test_a_malformed_setting_is_named_in_a_one_line_error(

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.models.enums import AdminRole, ReportStatus
 from app.models.reports import Report, ReportTemplate
 from app.queue import JobQueue
-from app.storage import open_storage
+from app.storage import LocalStorage
 from tests import factories
 from tests.cli_process import PARTNERHUB, ROOT, cli_env
 from tests.report_helpers import flush_queue
@@ -68,7 +68,7 @@ async def test_a_killed_worker_leaves_no_partial_file_and_the_retry_succeeds_onc
         )
     finally:
         await queue.close()
-    storage = open_storage(db.report_folder)
+    storage = LocalStorage(db.report_folder)
     partial = storage.partial_path(report.storage_key)
 
     first = start_worker(env, log)
@@ -90,7 +90,7 @@ async def test_a_killed_worker_leaves_no_partial_file_and_the_retry_succeeds_onc
             first.kill()
     killed = await Report.get(id=report.id)
     assert killed.status == ReportStatus.RUNNING and killed.attempts == 1
-    assert not storage.exists(report.storage_key)  # nothing under the real name
+    assert not await storage.exists(report.storage_key)  # nothing under the real name
 
     second = start_worker(env, log)
     try:

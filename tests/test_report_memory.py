@@ -38,7 +38,7 @@ async def _add_devices(customer_id: int, count: int, offset: int) -> None:
 
 
 async def _peak_bytes(report_id: int, settings: Settings) -> tuple[int, int]:
-    storage = open_storage(settings.report_folder)
+    storage = open_storage(settings)
     tracemalloc.start()
     try:
         outcome = await run_report(report_id, storage, chunk_rows=2000)

@@ -432,19 +432,19 @@ async def test_retention_deletes_old_files_and_expires_their_reports(
     before = await report_of(client, token, answer["report"]["id"])
     url = before["download"]["url"]
     report = await Report.get()
-    storage = open_storage(http_settings.report_folder)
-    assert storage.exists(report.storage_key)
+    storage = open_storage(http_settings)
+    assert await storage.exists(report.storage_key)
     ctx = {"settings": http_settings, "queue": JobQueue(redis_url)}
     try:
         day29 = (report.finished_at + timedelta(days=29, hours=23)).isoformat()
         assert await expire_reports(ctx, day29) == 0
-        assert storage.exists(report.storage_key)
+        assert await storage.exists(report.storage_key)
         day30 = (report.finished_at + timedelta(days=30, seconds=1)).isoformat()
         assert await expire_reports(ctx, day30) == 1
         assert await expire_reports(ctx, day30) == 0
     finally:
         await ctx["queue"].close()
-    assert not storage.exists(report.storage_key)
+    assert not await storage.exists(report.storage_key)
     after = await report_of(client, token, answer["report"]["id"])
     assert after["status"] == "EXPIRED" and after["download"] is None
     response = await download(client, url)

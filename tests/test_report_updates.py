@@ -93,13 +93,25 @@ async def test_report_updated_emits_each_status_change_then_completes(
 
 
 def test_report_updated_over_websocket_with_a_separate_worker(
-    fresh_database_url: str, redis_url: str, tmp_path: Path
+    fresh_database_url: str, redis_url: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
     """Production set-up: serve and worker are separate processes sharing
-    PARTNERHUB_SECRET_KEY; the worker's status changes reach the serve process's
-    websocket through Redis, and the signed URL works with a plain GET."""
+    PARTNERHUB_SECRET_KEY and an S3-compatible bucket; the worker's status changes
+    reach the serve process's websocket through Redis, and the signed URL streams
+    the object with a plain GET."""
+    from tests.test_report_s3 import BUCKET, ensure_bucket
+
+    asyncio.run(ensure_bucket(s3_endpoint))
     env = cli_env(fresh_database_url, tmp_path / "var", redis_url=redis_url)
     env["PARTNERHUB_SECRET_KEY"] = "a-shared-secret-of-more-than-32-characters"
+    env |= {
+        "PARTNERHUB_S3_BUCKET": BUCKET,
+        "PARTNERHUB_S3_ENDPOINT_URL": s3_endpoint,
+        "PARTNERHUB_S3_PREFIX": f"serve-{tmp_path.name}/",
+        "PARTNERHUB_S3_REGION": "us-east-1",
+        "PARTNERHUB_S3_ACCESS_KEY_ID": "test",
+        "PARTNERHUB_S3_SECRET_ACCESS_KEY": "test",
+    }
     assert run_cli(["migrate"], env).returncode == 0
     assert run_cli(["demo", "--customers", "24"], env).returncode == 0
     asyncio.run(flush_queue(redis_url))
@@ -172,6 +184,7 @@ def test_report_updated_over_websocket_with_a_separate_worker(
         assert len(response.content) == answer["download"]["byteSize"]
         assert response.text.count("\r\n") == answer["rowCount"] + 1 > 1
         assert answer["download"]["fileName"] in response.headers["content-disposition"]
+        assert not list((tmp_path / "var").rglob("*.csv"))  # the file is in the bucket
 
         # Without a token the websocket is refused.
         async def anonymous() -> int | None:

@@ -50,7 +50,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str)
     try:
         outcome = await run_report(
             report_id,
-            open_storage(settings.report_folder),
+            open_storage(settings),
             chunk_rows=settings.report_chunk_rows,
             storage_key=storage_key,
             notify=lambda report: _notify(ctx, report),
@@ -114,7 +114,7 @@ async def expire_reports(ctx: dict[str, Any], now: str | None = None) -> int:
     moment = datetime.fromisoformat(now) if now else utcnow()
     settings = _settings(ctx)
     expired = await expire_old_reports(
-        open_storage(settings.report_folder), moment, settings.report_retention_days
+        open_storage(settings), moment, settings.report_retention_days
     )
     for report in expired:
         await _notify(ctx, report)

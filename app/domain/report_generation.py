@@ -24,7 +24,7 @@ from app.domain.reports import TERMINAL_STATUSES
 from app.models.admins import Admin
 from app.models.enums import Region, ReportStatus, ReportType
 from app.models.reports import Report
-from app.storage import LocalStorage
+from app.storage import ReportStorage
 
 # Called with the report after each status change (Redis pub/sub in the worker).
 Notify = Callable[[Report], Awaitable[None]]
@@ -76,7 +76,7 @@ async def start(report_id: int, now: datetime, storage_key: str | None = None) -
 
 async def write_file(
     report: Report,
-    storage: LocalStorage,
+    storage: ReportStorage,
     chunk_rows: int,
     progress: Progress | None = None,
 ) -> tuple[int, int, str]:
@@ -97,26 +97,26 @@ async def write_file(
         now.date(),
     )
     assert report.storage_key
-    upload = storage.upload(report.storage_key)
+    upload = await storage.upload(report.storage_key)
     digest = hashlib.sha256()
     size = rows = 0
 
-    def write(data: bytes) -> None:
+    async def write(data: bytes) -> None:
         nonlocal size
-        upload.write(data)
+        await upload.write(data)
         digest.update(data)
         size += len(data)
 
     try:
-        write(encode_rows([[c.title for c in columns]]))
+        await write(encode_rows([[c.title for c in columns]]))
         async for chunk in report_rows(query, definition, [c.key for c in columns], chunk_rows):
-            write(encode_rows(chunk))
+            await write(encode_rows(chunk))
             rows += len(chunk)
             if progress is not None:
                 progress(rows)
-        upload.commit()
+        await upload.commit()
     except BaseException:
-        upload.abort()
+        await upload.abort()
         raise
     return rows, size, digest.hexdigest()
 
@@ -148,7 +148,7 @@ async def fail(report: Report, message: str, now: datetime) -> Report:
 
 async def run_report(
     report_id: int,
-    storage: LocalStorage,
+    storage: ReportStorage,
     *,
     chunk_rows: int,
     storage_key: str | None = None,
@@ -166,7 +166,7 @@ async def run_report(
         rows, size, checksum = await write_file(report, storage, chunk_rows, progress=progress)
         report = await finish(report, rows, size, checksum, utcnow())
     except ReportFailure as failure:
-        storage.delete(report.storage_key or "")
+        await storage.delete(report.storage_key or "")
         report = await fail(report, str(failure), utcnow())
     if notify:
         await notify(report)

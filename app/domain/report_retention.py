@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 from app.models.enums import ReportStatus
 from app.models.reports import Report
-from app.storage import LocalStorage
+from app.storage import ReportStorage
 
 
 async def expire_old_reports(
-    storage: LocalStorage, now: datetime, retention_days: int
+    storage: ReportStorage, now: datetime, retention_days: int
 ) -> list[Report]:
     """Delete the files of SUCCEEDED reports finished more than `retention_days`
     ago and mark them EXPIRED; returns those reports."""
@@ -21,7 +21,7 @@ async def expire_old_reports(
     expired = []
     for report in old:
         if report.storage_key:
-            storage.delete(report.storage_key)
+            await storage.delete(report.storage_key)
         updated = await Report.filter(id=report.id, status=ReportStatus.SUCCEEDED).update(
             status=ReportStatus.EXPIRED
         )
