@@ -108,9 +108,12 @@ class JobQueue:
             raise QueueError(f"cannot publish on {channel}: {exc}") from None
 
     @contextlib.asynccontextmanager
-    async def listen(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-        """Subscribe to `channel`; yields an iterator of its messages (subscribed
-        before the caller reads any state, so no message is missed)."""
+    async def listen(
+        self, channel: str, heartbeat_seconds: float = 15.0
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """Subscribe to `channel`; yields an iterator of its messages, and of ""
+        every `heartbeat_seconds` without one (pub/sub delivers at most once, so a
+        listener re-reads the state it follows on each item)."""
         client = Redis.from_url(self.redis_url)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -120,8 +123,13 @@ class JobQueue:
             raise QueueError(f"cannot listen on {channel}: {exc}") from None
 
         async def messages() -> AsyncIterator[str]:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
+            while True:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=heartbeat_seconds
+                )
+                if message is None:
+                    yield ""
+                elif message.get("type") == "message":
                     data = message["data"]
                     yield data.decode() if isinstance(data, bytes) else str(data)
 

@@ -458,13 +458,16 @@ async def resolve_delete_report_schedule(info: Info, input: DeleteInput) -> Dele
 
 
 async def report_updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Report, None]:
-    """The report now, then again on each status change, until SUCCEEDED or FAILED."""
+    """The report now, then again on each status change, until SUCCEEDED or FAILED
+    (re-read on every event and every heartbeat, so a missed event costs a delay,
+    never the end of the stream)."""
     viewer = info.context.viewer
     report_id = decode_id_of(str(id), "Report")
     if await reports.get_report(viewer, report_id) is None:
         raise InvalidArgument("No such report.")
     assert report_id is not None
-    async with info.context.queue.listen(reports.report_channel(report_id)) as changes:
+    channel = reports.report_channel(report_id)
+    async with info.context.queue.listen(channel, HEARTBEAT_SECONDS) as changes:
         last = None
         report = await reports.get_report(viewer, report_id)
         while report is not None:
@@ -477,6 +480,8 @@ async def report_updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Report
             report = await reports.get_report(viewer, report_id)
 
 
+# How often a subscription re-reads its report when no event came.
+HEARTBEAT_SECONDS = 15.0
 FINAL_STATUSES = frozenset(
     {ReportStatusValue.SUCCEEDED, ReportStatusValue.FAILED, ReportStatusValue.EXPIRED}
 )

@@ -115,6 +115,7 @@ async def test_schedule_mutations_validate_and_compute_next_run(
         ({"frequency": "DAILY", "hourUtc": 6, "webhookUrl": "https:///nohost"}, [["input", "webhookUrl"]]),
         ({"frequency": "DAILY", "hourUtc": 6, "webhookUrl": "https://example.com/" + "a" * 2000}, [["input", "webhookUrl"]]),
         ({"frequency": "DAILY", "hourUtc": 6, "templateId": encode_global_id("ReportTemplate", 999)}, [["input", "templateId"]]),
+        ({"frequency": "DAILY", "hourUtc": 6, "region": "UAE"}, [["input", "region"]]),
     ]  # fmt: skip
     for input, fields in cases:
         answer = (await data(client, token, CREATE, {"input": {"templateId": devices} | input}))[

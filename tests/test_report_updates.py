@@ -200,3 +200,36 @@ def test_report_updated_over_websocket_with_a_separate_worker(
             return None
 
         assert asyncio.run(anonymous()) in (4401, 403)
+
+
+async def test_a_missed_event_costs_a_heartbeat_not_the_stream(
+    db: Settings, redis_url: str, monkeypatch
+) -> None:
+    """Redis pub/sub delivers at most once: a status change nobody published is
+    still seen at the next heartbeat."""
+    from app.models.enums import ReportStatus
+    from app.models.reports import Report
+    from schema import reports as report_schema
+
+    monkeypatch.setattr(report_schema, "HEARTBEAT_SECONDS", 0.2)
+    await flush_queue(redis_url)
+    org = await factories.partner("Northwind Partners", "northwind.example")
+    admin = (await factories.admin(org, AdminRole.FULL_ADMIN)).admin
+    await admin.fetch_related("partner")
+    context = await _context(db, redis_url, Viewer(admin=admin, partner=admin.partner))
+    template = await ReportTemplate.get(partner_id=None, report_type="DEVICES")
+    report = await create_report(
+        org.id, ReportRequest(template, None, None, None), admin.id, None, factories.NOW.date()
+    )
+    stream = await schema.subscribe(
+        SUBSCRIPTION,
+        variable_values={"id": encode_global_id("Report", report.id)},
+        context_value=context,
+    )
+    first = await anext(stream)  # type: ignore[arg-type]
+    assert first.data["reportUpdated"]["status"] == "QUEUED"
+    await Report.filter(id=report.id).update(status=ReportStatus.FAILED, error="disk full")
+    second = await asyncio.wait_for(anext(stream), 5)  # type: ignore[arg-type]
+    assert second.data["reportUpdated"]["status"] == "FAILED"
+    assert [r async for r in stream] == []  # type: ignore[union-attr]
+    await context.queue.close()

@@ -32,7 +32,7 @@ from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_templates import definition_of, get_template
-from app.domain.reports import ReportRequest, create_report
+from app.domain.reports import ReportRequest, check_region, create_report
 from app.models.enums import Region, ReportFrequency
 from app.models.reports import Report, ReportSchedule
 from app.queue import JobQueue, QueueError
@@ -216,6 +216,7 @@ async def create_schedule(
         raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
     timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
     url = check_webhook_url(webhook_url, ("input", "webhookUrl"))
+    await check_region(viewer, region)
     async with in_transaction():
         schedule = await ReportSchedule.create(
             partner_id=viewer.partner_id,

@@ -106,13 +106,18 @@ async def check_request(
                 f"A report covers at most {MAX_RANGE_DAYS} days (this range has {days}).",
                 UserErrorCode.INVALID,
             )
+    await check_region(viewer, region)
+    return ReportRequest(template, start_date, end_date, region)
+
+
+async def check_region(viewer: Viewer, region: Region | None) -> None:
+    """A region is offered only where the viewer has customers (SPEC.md: region selector)."""
     if region is not None and not await _has_customers_in(viewer, region):
         raise reject(
             ("input", "region"),
             f"You have no customers in the {region.value} region.",
             UserErrorCode.INVALID,
         )
-    return ReportRequest(template, start_date, end_date, region)
 
 
 async def _has_customers_in(viewer: Viewer, region: Region) -> bool:
