@@ -10,6 +10,7 @@ does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,7 +117,8 @@ async def write_file(
                 progress(rows)
         await upload.commit()
     except BaseException:
-        await upload.abort()
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            await upload.abort()
         raise
     return rows, size, digest.hexdigest()
 
