@@ -503,3 +503,40 @@ async def test_the_cli_runs_a_report_and_prints_its_file(
         assert failed.returncode == 1, args
         assert message in failed.stderr, failed.stderr
     assert await Report.all().count() == 1
+
+
+async def test_a_reports_page_costs_the_same_statements_for_3_and_12_reports(
+    db: Settings, client: httpx.AsyncClient, redis_url: str
+) -> None:
+    from app.domain.reports import ReportRequest, create_report
+    from app.models.reports import ReportSchedule, ReportTemplate
+    from tests.test_customer_detail import counting_statements
+
+    w = await build_report_world()
+    token = w.team[AdminRole.FULL_ADMIN].token
+    template = await ReportTemplate.get(partner_id=None, report_type="DEVICES")
+    schedule = await ReportSchedule.create(
+        partner=w.northwind, template=template, frequency="DAILY", hour_utc=6,
+        created_by=w.team[AdminRole.FULL_ADMIN].admin,
+    )  # fmt: skip
+    query = """{ reports(first: 50) { totalCount nodes { id status template { name columns { key } }
+                 requestedBy { email } schedule { id lastReport { id } createdBy { email } }
+                 download { url } } } }"""
+    await data(client, token, "{ viewer { email } }")  # the token's first use is noted once
+    costs = []
+    for total in (3, 12):
+        while await Report.all().count() < total:
+            n = await Report.all().count()
+            await create_report(
+                w.northwind.id,
+                ReportRequest(template, None, None, None),
+                w.team[list(AdminRole)[n % 5]].admin.id,
+                None,
+                w.today,
+                schedule_id=schedule.id if n % 2 else None,
+            )
+        with counting_statements() as statements:
+            answer = await data(client, token, query)
+        assert answer["reports"]["totalCount"] == total
+        costs.append(len(statements))
+    assert costs[0] == costs[1], costs
