@@ -174,20 +174,26 @@ class Settings(BaseSettings):
         """PARTNERHUB_SECRET_KEY, or a random key created once under var_dir."""
         if self.secret_key:
             return self.secret_key
-        path = self.var_dir / "secret.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process made it first
-                pass
-            else:
-                with os.fdopen(fd, "w") as out:
-                    out.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        return _key_file(self.var_dir.resolve() / "secret.key")
 
     def sqlite_path(self) -> Path:
         return Path(self.database_url.split("://", 1)[1])
+
+
+@lru_cache(maxsize=8)
+def _key_file(path: Path) -> str:
+    """The key kept in `path`, created (random, mode 0600) on first use; read once
+    a process, since every download handle needs it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def known_variables() -> set[str]:

@@ -113,13 +113,14 @@ class Runtime:
     @property
     def queue(self) -> JobQueue:
         """The job queue on this process's Redis (opened on first use)."""
-        if self._queue is None or self._queue.redis_url != self.redis_url:
+        if self._queue is None:
             self._queue = JobQueue(self.redis_url)
         return self._queue
 
     async def close_queue(self) -> None:
         if self._queue is not None:
             await self._queue.close()
+            self._queue = None
 
 
 async def healthz(request: Request) -> Response:

@@ -294,12 +294,17 @@ async def resolve_reports(
         first=first,
         after=after,
         statuses=f.statuses,
-        template_id=decode_id_of(str(f.template_id), "ReportTemplate") if f.template_id else None,
-        schedule_id=decode_id_of(str(f.schedule_id), "ReportSchedule") if f.schedule_id else None,
-        filter_template=f.template_id is not None,
-        filter_schedule=f.schedule_id is not None,
+        template_id=_filter_id(f.template_id, "ReportTemplate"),
+        schedule_id=_filter_id(f.schedule_id, "ReportSchedule"),
     )
     return ReportConnection.of(page)
+
+
+def _filter_id(global_id: strawberry.ID | None, type_name: str) -> int | None:
+    """None when the filter is not given; 0 (matches nothing) for an id not of ours."""
+    if global_id is None:
+        return None
+    return decode_id_of(str(global_id), type_name) or 0
 
 
 async def resolve_report(info: Info, id: strawberry.ID) -> Report | None:
@@ -463,13 +468,15 @@ async def report_updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Report
     never the end of the stream)."""
     viewer = info.context.viewer
     report_id = decode_id_of(str(id), "Report")
-    if await reports.get_report(viewer, report_id) is None:
+    if report_id is None:
         raise InvalidArgument("No such report.")
-    assert report_id is not None
     channel = reports.report_channel(report_id)
+    # Subscribed before the first read, so no change between the two is missed.
     async with info.context.queue.listen(channel, HEARTBEAT_SECONDS) as changes:
         last = None
         report = await reports.get_report(viewer, report_id)
+        if report is None:
+            raise InvalidArgument("No such report.")
         while report is not None:
             if report.status != last:
                 yield Report.of(report)

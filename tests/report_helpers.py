@@ -40,6 +40,23 @@ async def run_jobs(redis_url: str, settings: Settings) -> None:
         await worker.close()
 
 
+TEMPLATE_FIELDS = (
+    "id name kind reportType description supportsDateRange requiresDateRange "
+    "columns { key title description }"
+)
+
+
+async def templates_by_type(client: httpx.AsyncClient, token: str) -> dict[str, dict]:
+    """The viewer's DEFAULT templates by report type (CUSTOM ones left out)."""
+    query = f"{{ reportTemplates {{ {TEMPLATE_FIELDS} }} }}"
+    answer = await data(client, token, query)
+    return {t["reportType"]: t for t in answer["reportTemplates"] if t["kind"] == "DEFAULT"}
+
+
+async def template_ids(client: httpx.AsyncClient, token: str) -> dict[str, str]:
+    return {k: t["id"] for k, t in (await templates_by_type(client, token)).items()}
+
+
 async def report_of(client: httpx.AsyncClient, token: str, report_id: str) -> dict:
     query = f"query($id: ID!) {{ report(id: $id) {{ {REPORT_FIELDS} }} }}"
     return (await data(client, token, query, {"id": report_id}))["report"]

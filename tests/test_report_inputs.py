@@ -17,7 +17,7 @@ from app.models.organization import PartnerOrganization
 from app.models.reports import Report, ReportSchedule, ReportTemplate
 from app.queue import QUEUE_NAME
 from tests.graphql_client import data
-from tests.report_helpers import flush_queue, generate
+from tests.report_helpers import flush_queue, generate, template_ids
 from tests.report_world import ReportWorld, build_report_world
 from tests.test_mutation_matrix import everything
 
@@ -27,8 +27,7 @@ CREATE_TEMPLATE = """mutation($input: CreateReportTemplateInput!) {
 
 
 async def _templates(client: httpx.AsyncClient, w: ReportWorld) -> dict[str, str]:
-    answer = await data(client, w.team[AdminRole.FULL_ADMIN].token, TEMPLATES)
-    return {t["reportType"]: t["id"] for t in answer["reportTemplates"]}
+    return await template_ids(client, w.team[AdminRole.FULL_ADMIN].token)
 
 
 async def _queued_jobs(redis_url: str) -> int:

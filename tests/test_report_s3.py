@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import aioboto3
+import httpx
 import pytest
 
 from app.config import Settings
@@ -86,15 +87,13 @@ async def _pending_uploads(settings: Settings) -> list[str]:
 async def test_reports_live_in_the_bucket_and_download_through_the_signed_url(
     db: Settings, redis_url: str, s3_settings: Settings
 ) -> None:
-    import httpx as _httpx
-
     from app.http import create_app
 
     await flush_queue(redis_url)
     app = create_app(s3_settings)
     app.state.runtime.redis_url = redis_url
-    async with _httpx.AsyncClient(
-        transport=_httpx.ASGITransport(app=app), base_url="http://testserver"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as client:
         w = await build_report_world()
         token = w.team[AdminRole.FULL_ADMIN].token

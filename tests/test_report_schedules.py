@@ -24,7 +24,7 @@ from app.models.reports import Report, ReportSchedule, WebhookDelivery
 from app.queue import JobQueue
 from app.storage import open_storage
 from tests.graphql_client import data
-from tests.report_helpers import download, flush_queue, report_of, run_jobs
+from tests.report_helpers import download, flush_queue, report_of, run_jobs, template_ids
 from tests.report_world import ReportWorld, build_report_world
 from tests.test_mutation_matrix import everything
 from workers.reports import expire_reports, report_tick
@@ -85,17 +85,12 @@ DELETE = """mutation($input: DeleteInput!) { deleteReportSchedule(input: $input)
   deletedId userErrors { field message code } } }"""
 
 
-async def _template_ids(client: httpx.AsyncClient, token: str) -> dict[str, str]:
-    answer = await data(client, token, "{ reportTemplates { id reportType } }")
-    return {t["reportType"]: t["id"] for t in answer["reportTemplates"]}
-
-
 async def test_schedule_mutations_validate_and_compute_next_run(
     db: Settings, client: httpx.AsyncClient
 ) -> None:
     w = await build_report_world()
     token = w.team[AdminRole.FULL_ADMIN].token
-    ids = await _template_ids(client, token)
+    ids = await template_ids(client, token)
     devices = ids["DEVICES"]
     before = await everything()
     cases = [
@@ -329,7 +324,7 @@ async def _scheduled_report_with_webhook(
     client: httpx.AsyncClient, w: ReportWorld, url: str
 ) -> tuple[str, str]:
     token = w.team[AdminRole.FULL_ADMIN].token
-    ids = await _template_ids(client, token)
+    ids = await template_ids(client, token)
     created = await data(
         client,
         token,
@@ -427,7 +422,7 @@ async def test_retention_deletes_old_files_and_expires_their_reports(
     await flush_queue(redis_url)
     w = await build_report_world()
     token = w.team[AdminRole.FULL_ADMIN].token
-    ids = await _template_ids(client, token)
+    ids = await template_ids(client, token)
     answer = await generate(client, token, templateId=ids["DEVICES"])
     await run_jobs(redis_url, http_settings)
     before = await report_of(client, token, answer["report"]["id"])

@@ -21,19 +21,16 @@ from workers.reports import (
 )
 from workers.trials import expire_trials
 
-EVERY_MINUTE = set(range(60))
-
-
-def cron_jobs() -> list:
-    return [
-        # `unique` keeps several workers from running one tick twice.
-        cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
-        # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
-        cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
-        # Schedules: every minute; the claim in the database keeps an occurrence single.
-        cron(report_tick, minute=EVERY_MINUTE, second=0, unique=True, run_at_startup=False),
-        cron(expire_reports, hour=0, minute=15, unique=True, run_at_startup=False),
-    ]
+CRON_JOBS = [
+    # `unique` keeps several workers from running one tick twice.
+    cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
+    # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
+    cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
+    # Schedules: every minute at second 0 (arq's default when no minute is given);
+    # the claim in the database keeps an occurrence single.
+    cron(report_tick, unique=True, run_at_startup=False),
+    cron(expire_reports, hour=0, minute=15, unique=True, run_at_startup=False),
+]
 
 
 async def _open_database(ctx: dict[str, Any]) -> None:
@@ -65,7 +62,7 @@ def build_worker(
     ]
     return Worker(
         functions=functions,
-        cron_jobs=cron_jobs(),
+        cron_jobs=CRON_JOBS,
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings(redis_url),
         ctx={"settings": settings, "queue": JobQueue(redis_url)},

@@ -7,8 +7,9 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from app.db import fetch_all
@@ -207,18 +208,15 @@ async def list_reports(
     statuses: list[ReportStatus] | None = None,
     template_id: int | None = None,
     schedule_id: int | None = None,
-    filter_template: bool = False,
-    filter_schedule: bool = False,
 ) -> Page[Report]:
-    """Reports the viewer may see, newest first. A filter id that names nothing of
-    ours matches nothing."""
+    """Reports the viewer may see, newest first (None: no filter on that id)."""
     query = visible_reports(viewer)
     if statuses:
         query = query.filter(status__in=list(statuses))
-    if filter_template:
-        query = query.filter(template_id=template_id or 0)
-    if filter_schedule:
-        query = query.filter(schedule_id=schedule_id or 0)
+    if template_id is not None:
+        query = query.filter(template_id=template_id)
+    if schedule_id is not None:
+        query = query.filter(schedule_id=schedule_id)
     return await keyset_page(query, ("id",), first, after, "reports", descending=True)
 
 
@@ -247,10 +245,6 @@ def download_handle(
     )
 
 
-def retention_cutoff(now: datetime, retention_days: int) -> datetime:
-    return now - timedelta(days=retention_days)
-
-
 def report_channel(report_id: int) -> str:
     """The Redis pub/sub channel that carries a report's status changes."""
     return f"partnerhub:report:{report_id}"
@@ -265,9 +259,14 @@ async def schedules_by_ids(viewer: Viewer, ids: list[int]) -> dict[int, ReportSc
 
 
 async def last_reports_of(viewer: Viewer, schedule_ids: list[int]) -> dict[int, Report]:
-    """The newest report of each schedule (one query for a page of schedules)."""
-    newest: dict[int, Report] = {}
-    reports = visible_reports(viewer).filter(schedule_id__in=schedule_ids).order_by("-id")
-    for report in await reports:
-        newest.setdefault(report.schedule_id, report)  # type: ignore[arg-type]
-    return newest
+    """The newest report of each schedule: the newest ids per schedule, then those
+    reports (two queries for a page of schedules, however many runs each has)."""
+    newest_ids = (
+        await visible_reports(viewer)
+        .filter(schedule_id__in=schedule_ids)
+        .annotate(newest=Max("id"))
+        .group_by("schedule_id")
+        .values_list("newest", flat=True)
+    )
+    reports = await Report.filter(id__in=list(newest_ids))
+    return {r.schedule_id: r for r in reports}  # type: ignore[misc]
