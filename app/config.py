@@ -94,6 +94,63 @@ class Settings(BaseSettings):
         le=3600,
         description="First retry delay of a failed webhook; it doubles on each of the 5 tries",
     )
+    max_query_cost: int = Field(
+        default=25_000,
+        ge=10,
+        le=10_000_000,
+        description="Highest static cost of one GraphQL operation (README: query cost); "
+        "a costlier document is refused with MAX_COST_EXCEEDED before it runs",
+    )
+    throttle_capacity: int = Field(
+        default=100_000,
+        ge=10,
+        le=100_000_000,
+        description="Cost points each viewer's bucket holds (shared by every API process "
+        "through Redis); an operation costing more than what is available is THROTTLED",
+    )
+    throttle_restore_rate: float = Field(
+        default=10_000.0,
+        gt=0,
+        le=10_000_000,
+        description="Cost points per second restored to each viewer's bucket",
+    )
+    operation_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="Time limit of one GraphQL query or mutation (TIMEOUT past it); on "
+        "PostgreSQL also the statement_timeout of the API processes' statements",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest /graphql request body; a larger one gets HTTP 413",
+    )
+    max_websocket_message_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest websocket message (graphql-transport-ws); a larger one closes "
+        "the socket (1009)",
+    )
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="Comma-separated host names or IP addresses that webhooks may reach "
+        "although they are loopback or private (local test receivers); empty = none",
+    )
+    api_token_ttl_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Lifetime of a new API token unless its creator sets another",
+    )
+    websocket_auth_recheck_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=60,
+        description="How often an open websocket re-checks its token (revoked or expired: closed)",
+    )
     log_level: str = Field(default="info")
 
     @model_validator(mode="after")
@@ -165,6 +222,13 @@ class Settings(BaseSettings):
     def webhook_base_url(self) -> str:
         """Base of the download URLs in webhooks, sent by workers (no request to read)."""
         return self.public_base_url or "http://127.0.0.1:8000"
+
+    @property
+    def webhook_allowed_hosts(self) -> frozenset[str]:
+        """PARTNERHUB_WEBHOOK_ALLOW_HOSTS as a set of lower-cased names and addresses."""
+        return frozenset(
+            h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
 
     @property
     def report_folder(self) -> Path:
