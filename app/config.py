@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         description="First retry delay of a failed webhook; it doubles on each of the 5 tries",
     )
     max_query_cost: int = Field(
-        default=25_000,
+        default=50_000,
         ge=10,
         le=10_000_000,
         description="Highest static cost of one GraphQL operation (README: query cost); "
@@ -157,6 +157,16 @@ class Settings(BaseSettings):
     def _default_database_in_var_dir(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite://{self.var_dir / 'partnerhub.sqlite3'}"
+        return self
+
+    @model_validator(mode="after")
+    def _bucket_holds_the_costliest_operation(self) -> Settings:
+        if self.throttle_capacity < self.max_query_cost:
+            raise ValueError(
+                f"PARTNERHUB_THROTTLE_CAPACITY ({self.throttle_capacity}) is below "
+                f"PARTNERHUB_MAX_QUERY_COST ({self.max_query_cost}): an operation at the "
+                "maximum cost could never run"
+            )
         return self
 
     @field_validator("secret_key")

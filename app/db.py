@@ -57,9 +57,18 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-async def open_database(settings: Settings, *, check_migrated: bool = True) -> None:
+async def open_database(
+    settings: Settings,
+    *,
+    check_migrated: bool = True,
+    statement_timeout_seconds: float | None = None,
+) -> None:
     """Connect Tortoise (as the process-wide default context) and, unless told
-    otherwise, refuse an unmigrated database with a message that says what to run."""
+    otherwise, refuse an unmigrated database with a message that says what to run.
+
+    `statement_timeout_seconds` (PostgreSQL): no statement of this process runs
+    longer (the API processes' bound; jobs that need longer lift it with
+    `unbounded_statements` inside their transaction)."""
     _ensure_sqlite_folder(settings)
     # Tortoise caches each model's INSERT/DELETE SQL by connection *name*, not
     # dialect: a process that reopens "default" on another engine (the test
@@ -70,6 +79,10 @@ async def open_database(settings: Settings, *, check_migrated: bool = True) -> N
             config=tortoise_config(settings.database_url), _enable_global_fallback=True
         )
         connection = connections.get("default")
+        if statement_timeout_seconds is not None and hasattr(connection, "server_settings"):
+            connection.server_settings["statement_timeout"] = str(
+                int(statement_timeout_seconds * 1000)
+            )
         await connection.execute_query("SELECT 1")
     except (OSError, ConnectionError) as exc:
         await close_database()
@@ -146,6 +159,13 @@ async def apply_migrations(settings: Settings) -> list[str]:
         return pending
     finally:
         await close_database()
+
+
+async def unbounded_statements(conn: BaseDBAsyncClient) -> None:
+    """Lift the API process's statement_timeout for the rest of the transaction
+    `conn` (PostgreSQL; a long report or rollup run by an in-process worker)."""
+    if is_postgres(conn):
+        await conn.execute_query("SET LOCAL statement_timeout = 0")
 
 
 def connection() -> BaseDBAsyncClient:
@@ -240,6 +260,7 @@ async def stream_rows(
     conn = connection()
     if is_postgres(conn):
         async with conn.acquire_connection() as raw, raw.transaction(readonly=True):
+            await raw.execute("SET LOCAL statement_timeout = 0")  # a report may take long
             cursor = await raw.cursor(_numbered(sql), *params)
             while rows := await cursor.fetch(chunk_rows):
                 yield [tuple(r) for r in rows]

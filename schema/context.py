@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +16,7 @@ from app.config import Settings
 from app.domain.access import Viewer
 from app.domain.statuses import StatusClock
 from app.queue import JobQueue
+from app.throttle import Throttle
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Context:
     viewer: Viewer
     settings: Settings
     clock: StatusClock = field(init=False)
+    # `extensions.cost` of the answer, set by schema/limits.py before execution.
+    cost: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.clock = StatusClock(
@@ -43,6 +47,19 @@ class Context:
     def queue(self) -> JobQueue:
         """The job queue (Redis) of the process serving this request."""
         return self.request.app.state.runtime.queue
+
+    @property
+    def throttle(self) -> Throttle | None:
+        """The per-viewer cost buckets (Redis) of the process serving this request
+        (None for a schema run in process, without the HTTP app: benchmarks)."""
+        runtime = getattr(
+            getattr(getattr(self.request, "app", None), "state", None), "runtime", None
+        )
+        return runtime.throttle if runtime is not None else None
+
+    @property
+    def request_id(self) -> str | None:
+        return getattr(getattr(self.request, "state", None), "request_id", None)
 
     @cached_property
     def loaders(self):

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.db import execute
+from app.db import execute, unbounded_statements
 
 POOR_JITTER_MS, POOR_LATENCY_MS, POOR_LOSS_PCT = 150, 400, 5
 MEASURED = (
@@ -138,6 +138,7 @@ async def rollup_week(week_start: date, now: datetime | None = None) -> None:
     start, end = _week_bounds(week_start)
     now = now or utcnow()
     async with in_transaction() as conn:
+        await unbounded_statements(conn)
         for table in ROLLUP_TABLES:
             await execute(f"DELETE FROM {table} WHERE week_start = ?", [week_start], conn)
         for sql in (CUSTOMER_SQL, ENDPOINT_SQL, FEATURE_SQL, QUEUE_SQL):

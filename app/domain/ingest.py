@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 from tortoise.transactions import in_transaction
 
 from app.bulk import upsert
-from app.db import execute_many, fetch_all
+from app.db import execute_many, fetch_all, unbounded_statements
 from app.domain.access import ADMIN_MANAGEMENT_ROLES, Viewer
 from app.domain.sql import in_list
 from app.models.enums import CallFeature, CallType, EndpointType, LicenseType, QueueOutcome
@@ -514,6 +514,7 @@ async def ingest(viewer: Viewer, kind_name: str, body: bytes) -> int:
     _check_refs(lines, refs)
     rows = [kind.row(x, refs) for _, x in lines]
     async with in_transaction() as conn:
+        await unbounded_statements(conn)  # a bulk batch, bounded by its size instead
         await upsert(conn, kind.table, kind.columns, kind.key, kind.update, rows)
         if kind.name == "admin-sign-ins":
             await _note_admin_activity(conn, rows)

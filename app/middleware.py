@@ -1,0 +1,144 @@
+"""ASGI middleware of the HTTP edge: request ids, body limits, and access logs
+that leak no credential."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _json(status: int, message: str, code: str, extra_headers: list | None = None) -> tuple:
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra_headers or []),
+    ]
+    return {"type": "http.response.start", "status": status, "headers": headers}, {
+        "type": "http.response.body",
+        "body": body,
+    }
+
+
+class RequestId:
+    """Gives every request an id (the client's `X-Request-ID` when it is a sane
+    one, else a new one), kept in `request.state.request_id` and returned in the
+    response's `X-Request-ID`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` on the given paths with HTTP 413 and
+    a JSON error: at once when Content-Length says so, else as soon as the bytes
+    read pass the limit (nothing more is buffered)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.paths = paths
+
+    def _too_large(self) -> tuple:
+        return _json(
+            413,
+            f"The request body is over the limit of {self.max_bytes} bytes.",
+            "PAYLOAD_TOO_LARGE",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isascii() or not declared.isdigit()):
+            for message in _json(400, "Content-Length is not a number.", "BAD_REQUEST"):
+                await send(message)
+            return
+        if declared is not None and int(declared) > self.max_bytes:
+            for message in self._too_large():
+                await send(message)
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except _BodyTooLarge:
+            if started:  # pragma: no cover - the view reads the whole body first
+                raise
+            for message in self._too_large():
+                await send(message)
+
+
+class RedactCredentials(logging.Filter):
+    """Access-log lines show request targets without signatures or tokens."""
+
+    _SECRET_PARAMETER = re.compile(
+        r"(?i)([?&;](?:signature|token|access_token|auth|authorization|api_key|key)=)[^&;\s\"]*"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.redact(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        return True
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        return cls._SECRET_PARAMETER.sub(r"\1REDACTED", text)
+
+
+def redact_access_log() -> None:
+    """Install RedactCredentials on uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactCredentials) for f in access.filters):
+        access.addFilter(RedactCredentials())
