@@ -558,3 +558,67 @@ def test_access_log_lines_show_no_signature_and_no_token(
         assert "s3cret" not in line and "abc.DEF" not in line and "phk_secret" not in line
         assert "REDACTED" in line
     assert "expires=1790000000" in lines[0] and "/reports/7/download" in lines[0]
+
+
+# ------------------------------------------------------------ a real server
+
+
+def test_a_real_server_caps_bodies_and_websocket_messages_and_redacts_its_access_log(
+    tmp_path: Path,
+) -> None:
+    """`partnerhub serve` under uvicorn: the body cap, the websocket message cap
+    (uvicorn closes with 1009) and the access log without signatures."""
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from app.demo import demo_admins
+    from tests.cli_process import cli_env, free_port, run_cli
+    from tests.test_serve import running, wait_healthy
+
+    env = cli_env(None, tmp_path / "var")
+    env["PARTNERHUB_MAX_BODY_BYTES"] = "4096"
+    env["PARTNERHUB_MAX_WEBSOCKET_MESSAGE_BYTES"] = "2048"
+    assert run_cli(["migrate"], env).returncode == 0
+    assert run_cli(["demo", "--customers", "24", "--if-empty"], env).returncode == 0
+    port = free_port()
+    log = tmp_path / "serve.log"
+    token = demo_admins(1)[0].token
+    auth = {"Authorization": f"Bearer {token}"}
+    with running(["serve", "--port", str(port)], env, log) as server:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, server, log)
+        query = {"query": "{ viewer { email } }", "variables": {}}
+        assert httpx.post(f"{base}/graphql", json=query, headers=auth).status_code == 200
+        padded = {**query, "padding": "x" * 5000}
+        too_big = httpx.post(f"{base}/graphql", json=padded, headers=auth)
+        assert too_big.status_code == 413
+        assert too_big.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+        link = f"{base}/reports/1/download?expires=1790000000&signature=SeCrEtSiGnAtUrE"
+        assert httpx.get(link).status_code in (403, 404, 410)
+
+        with connect(
+            f"ws://127.0.0.1:{port}/graphql",
+            subprotocols=["graphql-transport-ws"],
+            additional_headers=auth,
+            open_timeout=10,
+        ) as socket:
+            socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(socket.recv(timeout=10))["type"] == "connection_ack"
+            small = "{ viewer { email } }"
+            socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": small}}))
+            answer = json.loads(socket.recv(timeout=10))
+            assert answer["type"] == "next" and answer["payload"]["data"]["viewer"]["email"]
+            socket.send(
+                json.dumps(
+                    {"id": "2", "type": "subscribe", "payload": {"query": small + " " * 4000}}
+                )
+            )
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(5):
+                    socket.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    text = log.read_text()
+    assert "/reports/1/download?expires=1790000000&signature=REDACTED" in text
+    assert "SeCrEtSiGnAtUrE" not in text and token not in text
