@@ -151,6 +151,20 @@ class Settings(BaseSettings):
         le=60,
         description="How often an open websocket re-checks its token (revoked or expired: closed)",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer of the OIDC access tokens an SPA signs in with (its discovery "
+        "document names the JWKS); unset = API tokens only",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="Audience (`aud`) the OIDC access tokens must carry"
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="JWKS URL of the issuer; unset = from its discovery document"
+    )
+    oidc_email_claim: str = Field(
+        default="email", description="Claim of the OIDC token that names the admin (its email)"
+    )
     log_level: str = Field(default="info")
 
     @model_validator(mode="after")
