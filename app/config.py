@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         le=60,
         description="How often an open websocket re-checks its token (revoked or expired: closed)",
     )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins (https://app.example.com) allowed to "
+        "call the API and open its websocket; the embedded default also allows "
+        "http://localhost and http://127.0.0.1 on any port",
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description="Issuer of the OIDC access tokens an SPA signs in with (its discovery "
@@ -246,6 +252,37 @@ class Settings(BaseSettings):
     def webhook_base_url(self) -> str:
         """Base of the download URLs in webhooks, sent by workers (no request to read)."""
         return self.public_base_url or "http://127.0.0.1:8000"
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",")):
+            if not origin:
+                continue
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or origin.endswith("/")
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port] "
+                    "(e.g. https://app.example.com), no path"
+                )
+        return value
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """PARTNERHUB_CORS_ORIGINS as a list of exact origins."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def is_embedded_default(self) -> bool:
+        """SQLite and the embedded Valkey: the local set-up of `make run`."""
+        return self.is_sqlite and self.embedded_redis
 
     @property
     def webhook_allowed_hosts(self) -> frozenset[str]:

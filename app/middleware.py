@@ -11,6 +11,8 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import Settings
+
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -142,3 +144,29 @@ def redact_access_log() -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactCredentials) for f in access.filters):
         access.addFilter(RedactCredentials())
+
+
+# The embedded default (`make run`) also serves a local dev server (Vite on 5173 ...).
+LOCAL_ORIGINS = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
+EXPOSED_HEADERS = ["Content-Disposition", "X-Checksum-SHA256", "X-Request-ID", "Retry-After"]
+
+
+def cors_options(settings: Settings) -> dict:
+    """Starlette CORSMiddleware's options: the allowed origins of the settings,
+    bearer tokens in a header (no cookies), the download headers exposed."""
+    return {
+        "allow_origins": settings.allowed_origins,
+        "allow_origin_regex": LOCAL_ORIGINS if settings.is_embedded_default else None,
+        "allow_methods": ["GET", "POST", "HEAD"],
+        "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+        "expose_headers": EXPOSED_HEADERS,
+        "allow_credentials": False,
+        "max_age": 600,
+    }
+
+
+def origin_allowed(settings: Settings, origin: str) -> bool:
+    """True when a browser page of `origin` may use the API (CORS and websockets)."""
+    if origin in settings.allowed_origins:
+        return True
+    return settings.is_embedded_default and re.fullmatch(LOCAL_ORIGINS, origin) is not None
