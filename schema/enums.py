@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from enum import StrEnum
 
 import strawberry
@@ -9,6 +11,19 @@ import strawberry
 from app.domain.customers import CustomerOrderField as CustomerOrderFieldValue
 from app.domain.errors import UserErrorCode as UserErrorCodeValue
 from app.models import enums
+
+
+def describe_values(enum_type: type, descriptions: Mapping[str, str]) -> None:
+    """Give the values of an enum made from the product's own enum their
+    descriptions (strawberry.enum_value needs the class to be written here)."""
+    definition = enum_type.__strawberry_definition__  # type: ignore[attr-defined]
+    unknown = set(descriptions) - {value.name for value in definition.values}
+    assert not unknown, f"{definition.name} has no values {sorted(unknown)}"
+    definition.values = [
+        dataclasses.replace(value, description=descriptions.get(value.name, value.description))
+        for value in definition.values
+    ]
+
 
 Region = strawberry.enum(
     enums.Region, name="Region", description="Data residency region of a customer organization."
@@ -19,6 +34,21 @@ CustomerStatus = strawberry.enum(
     enums.CustomerStatus,
     name="CustomerStatus",
     description="Customer list statuses. A customer can carry several at once.",
+)
+describe_values(
+    CustomerStatus,
+    {
+        "TRIAL": "An ongoing Webex trial.",
+        "ACTIVE": "At least one active subscription.",
+        "EXPIRING_SOON": "A subscription or trial ends within the expiring-soon window "
+        "(default 30 days).",
+        "LICENSE_OVERAGE": "A subscription has more licenses assigned than purchased.",
+        "NO_RECENT_ACTIVITY": "No admin of the customer organization signed in within the "
+        "activity window (default 30 days).",
+        "READY_FOR_ORDER_SETUP": "A subscription is not fully set up yet.",
+        "SUSPENDED": "A subscription has not been paid.",
+        "EXPIRED": "No active subscription and no ongoing trial.",
+    },
 )
 ManagedBy = strawberry.enum(
     enums.ManagedBy,

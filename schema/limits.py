@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from app.throttle import ThrottleStatus
@@ -42,7 +42,8 @@ def cost_extension(requested: int, actual: int, status: ThrottleStatus | None) -
 
 
 class OperationLimits(SchemaExtension):
-    """Refuses an operation without a viewer (UNAUTHENTICATED), above the maximum
+    """Refuses an operation without a viewer (UNAUTHENTICATED), a document of
+    several operations without `operationName` (BAD_REQUEST), one above the maximum
     cost (MAX_COST_EXCEEDED) or above what the viewer's bucket holds (THROTTLED,
     with Retry-After); otherwise takes its cost from the bucket."""
 
@@ -52,6 +53,18 @@ class OperationLimits(SchemaExtension):
         if getattr(context, "viewer", None) is None:
             execution.result = _refusal(
                 "Sign in first: send `Authorization: Bearer <token>`.", code="UNAUTHENTICATED"
+            )
+            yield
+            return
+        operations = [
+            d
+            for d in execution.graphql_document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ]
+        if execution._provided_operation_name is None and len(operations) > 1:
+            execution.result = _refusal(
+                "The document holds several operations: name the one to run in `operationName`.",
+                code="BAD_REQUEST",
             )
             yield
             return

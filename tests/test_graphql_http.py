@@ -1,0 +1,59 @@
+"""GraphQL over HTTP to the letter: what the served schema and the endpoint say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from graphql import GraphQLEnumType, build_schema
+
+from app.models.enums import AdminRole
+from tests import factories
+from tests.graphql_client import gql
+
+CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract" / "schema.graphql"
+
+
+def test_every_enum_value_description_of_the_contract_is_served() -> None:
+    from schema import schema
+
+    contract = build_schema(CONTRACT.read_text())
+    served = schema._schema
+    described = 0
+    for name, type_ in contract.type_map.items():
+        if name.startswith("__") or not isinstance(type_, GraphQLEnumType):
+            continue
+        for value_name, value in type_.values.items():
+            if value.description:
+                described += 1
+                ours = served.type_map[name].values[value_name].description  # type: ignore[union-attr]
+                assert ours == value.description, f"{name}.{value_name}"
+    assert described >= 13
+
+
+async def test_several_operations_without_an_operation_name_are_an_error(
+    client: httpx.AsyncClient,
+) -> None:
+    org = await factories.partner("Northwind Partners", "northwind.example")
+    admin = await factories.admin(org, AdminRole.FULL_ADMIN)
+    document = "query A { viewer { email } } query B { organization { name } }"
+    response = await gql(client, admin.token, document)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body.get("data") is None, body
+    assert "operationName" in body["errors"][0]["message"] or "operation name" in (
+        body["errors"][0]["message"].lower()
+    )
+    named = await client.post(
+        "/graphql",
+        json={"query": document, "operationName": "B"},
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert named.json()["data"] == {"organization": {"name": "Northwind Partners"}}
+    unknown = await client.post(
+        "/graphql",
+        json={"query": document, "operationName": "C"},
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    assert unknown.headers["content-type"].startswith("application/json")
+    assert unknown.json()["errors"]
