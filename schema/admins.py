@@ -16,6 +16,7 @@ from app.models.admins import Admin as AdminModel
 from app.models.admins import CustomerAssignment
 from app.models.enums import AdminRole as AdminRoleValue
 from schema.context import Info
+from schema.enums import describe_values
 from schema.node import Node, node_loader
 from schema.pagination import PageInfo, connection_parts
 from schema.payloads import DeletePayload, UserError, mutate
@@ -27,6 +28,16 @@ AdminRole = strawberry.enum(
     AdminRoleValue,
     name="AdminRole",
     description="What a partner admin sees and may change (SPEC.md: roles).",
+)
+describe_values(
+    AdminRole,
+    {
+        "FULL_ADMIN": "Every customer; manages admins, tags, trials and reports.",
+        "ADMIN": "Only assigned customers; edits tags, starts trials, runs reports for them.",
+        "READ_ONLY_ADMIN": "Every customer, read only.",
+        "SALES_FULL_ADMIN": "Every customer; sales operations (trials, tags), no admin management.",
+        "SALES_ADMIN": "Customers it created or is assigned; starts trials for them.",
+    },
 )
 
 
