@@ -157,6 +157,15 @@ class Settings(BaseSettings):
         "call the API and open its websocket; the embedded default also allows "
         "http://localhost and http://127.0.0.1 on any port",
     )
+    trusted_documents_file: Path | None = Field(
+        default=None,
+        description="Manifest of trusted documents (JSON: sha256 -> document, as GraphQL "
+        "Code Generator or Relay write it); viewers signed in through OIDC may run only "
+        "these. Unset = any document",
+    )
+    graphiql: bool = Field(
+        default=True, description="Serve the GraphiQL page at GET /graphql (false in production)"
+    )
     oidc_issuer: str | None = Field(
         default=None,
         description="Issuer of the OIDC access tokens an SPA signs in with (its discovery "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 
 import orjson
 from starlette.datastructures import Headers
@@ -14,6 +15,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 
 REQUEST_ID_HEADER = "x-request-id"
+# Any of these query parameters makes a GET an operation (GraphQL over HTTP).
+OPERATION_PARAMETERS = frozenset({"query", "operationname", "variables", "extensions"})
+
+
+def wants_graphiql_page(method: str, parameter_names: Iterable[str], accept: str) -> bool:
+    """A browser asking for the GraphiQL page itself: a GET of HTML with no
+    operation parameter (the names as decoded from the URL, any case)."""
+    return (
+        method == "GET"
+        and not any(name.strip().lower() in OPERATION_PARAMETERS for name in parameter_names)
+        and "text/html" in accept
+    )
+
+
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
