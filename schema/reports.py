@@ -424,6 +424,7 @@ async def resolve_create_report_schedule(
             input.region,
             input.webhook_url,
             info.context.clock.now,
+            allowed_webhook_hosts=info.context.settings.webhook_allowed_hosts,
         ),
         lambda schedule: {"schedule": ReportSchedule.of(schedule)},
     )
@@ -444,6 +445,7 @@ async def resolve_update_report_schedule(
             hour_utc=input.hour_utc,
             webhook_url=input.webhook_url,
             now=info.context.clock.now,
+            allowed_webhook_hosts=info.context.settings.webhook_allowed_hosts,
         ),
         lambda schedule: {"schedule": ReportSchedule.of(schedule)},
     )

@@ -36,6 +36,14 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@pytest.fixture
+def http_settings(db: Settings, redis_url: str) -> Settings:
+    """The API (`client`) and workers of these tests: their webhook receivers
+    listen on 127.0.0.1, so PARTNERHUB_WEBHOOK_ALLOW_HOSTS allows it (and only it;
+    tests/test_webhook_targets.py covers the service without the setting)."""
+    return db.model_copy(update={"redis_url": redis_url, "webhook_allow_hosts": "127.0.0.1"})
+
+
 @pytest.mark.parametrize(
     ("timing", "after", "expected"),
     [
@@ -147,7 +155,8 @@ async def test_schedule_mutations_validate_and_compute_next_run(
                 "templateId": devices,
                 "frequency": "DAILY",
                 "hourUtc": 0,
-                "webhookUrl": "https://hooks.example.com/partnerhub",
+                # A public address: accepted (no DNS on the test machines), never sent to.
+                "webhookUrl": "https://93.184.215.14/partnerhub",
             }
         },
     )
@@ -169,6 +178,9 @@ async def test_schedule_mutations_validate_and_compute_next_run(
         ({"dayOfWeek": 2}, ["input", "dayOfWeek"]),
         ({"hourUtc": 30}, ["input", "hourUtc"]),
         ({"webhookUrl": "http://10.0.0.1/x"}, ["input", "webhookUrl"]),
+        ({"webhookUrl": "https://10.0.0.1/x"}, ["input", "webhookUrl"]),
+        ({"webhookUrl": "https://127.0.0.2/x"}, ["input", "webhookUrl"]),
+        ({"webhookUrl": "http://localhost:9/hook"}, ["input", "webhookUrl"]),
         ({"id": encode_global_id("ReportSchedule", 999)}, ["input", "id"]),
     ):
         answer = (await data(client, token, UPDATE, {"input": {"id": sid} | input}))[

@@ -91,6 +91,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> bool:
         settings.download_url_ttl_seconds,
         settings.webhook_retry_base_seconds,
         utcnow(),
+        allowed_hosts=settings.webhook_allowed_hosts,
     )
     if attempt.retry_in is not None:
         raise Retry(defer=attempt.retry_in)

@@ -11,11 +11,9 @@ occurrence.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import urlsplit
 
 from tortoise.transactions import in_transaction
 
@@ -33,6 +31,7 @@ from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_templates import definition_of, get_template
 from app.domain.reports import ReportRequest, check_region, create_report
+from app.domain.webhook_targets import TargetRefused, check_target
 from app.models.enums import Region, ReportFrequency
 from app.models.reports import Report, ReportSchedule
 from app.queue import JobQueue, QueueError
@@ -40,7 +39,6 @@ from app.queue import JobQueue, QueueError
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_URL_LENGTH = 2000
-LOCAL_HOSTS = frozenset({"localhost"})
 
 
 # ------------------------------------------------------------------ occurrences
@@ -116,38 +114,25 @@ def timing_of(schedule: ReportSchedule) -> Timing:
 # ------------------------------------------------------------------ validation
 
 
-def check_webhook_url(url: str | None, field: tuple[str, ...]) -> str | None:
-    """https, or http to this machine (localhost, 127.0.0.0/8, ::1); '' clears it."""
+async def check_webhook_url(
+    url: str | None, field: tuple[str, ...], allowed_hosts: frozenset[str] = frozenset()
+) -> str | None:
+    """A URL webhooks may go to (app.domain.webhook_targets: https to a public
+    host, or a host of `allowed_hosts`); '' clears it."""
     if url is None or url.strip() == "":
         return None
     url = url.strip()
     problem = None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError:
-        parts, host, problem = None, "", "is not a valid URL"
-    if problem is None and len(url) > MAX_WEBHOOK_URL_LENGTH:
+    if len(url) > MAX_WEBHOOK_URL_LENGTH:
         problem = f"is longer than {MAX_WEBHOOK_URL_LENGTH} characters"
-    elif problem is None and (parts is None or not host or parts.scheme not in ("https", "http")):
-        problem = "is not an https:// URL"
-    elif problem is None and parts is not None and parts.username is not None:
-        problem = "must not carry a user name or password"
-    elif problem is None and parts is not None and parts.scheme == "http" and not _is_local(host):
-        problem = "must use https:// (plain http is allowed only to localhost)"
+    else:
+        try:
+            await check_target(url, allowed_hosts)
+        except TargetRefused as exc:
+            problem = str(exc)
     if problem:
         raise reject(field, f"The webhook URL {problem}.", UserErrorCode.INVALID)
     return url
-
-
-def _is_local(host: str) -> bool:
-    if host.lower() in LOCAL_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_timing(
@@ -209,13 +194,15 @@ async def create_schedule(
     region: Region | None,
     webhook_url: str | None,
     now: datetime,
+    *,
+    allowed_webhook_hosts: frozenset[str] = frozenset(),
 ) -> ReportSchedule:
     _check(viewer, "Scheduling reports")
     template = await get_template(viewer, template_id)
     if template is None:
         raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
     timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
-    url = check_webhook_url(webhook_url, ("input", "webhookUrl"))
+    url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
     await check_region(viewer, region)
     async with in_transaction():
         schedule = await ReportSchedule.create(
@@ -262,11 +249,12 @@ async def update_schedule(
     hour_utc: int | None,
     webhook_url: str | None,
     now: datetime,
+    allowed_webhook_hosts: frozenset[str] = frozenset(),
 ) -> ReportSchedule:
     """Change what is given. A new frequency drops the day fields it does not use
     unless they are given (and then they must fit it)."""
     _check(viewer, "Changing report schedules")
-    url = check_webhook_url(webhook_url, ("input", "webhookUrl"))
+    url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
     async with in_transaction():
         schedule = await _own_schedule(viewer, schedule_id)
         new_frequency = frequency or ReportFrequency(schedule.frequency)

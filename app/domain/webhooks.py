@@ -5,6 +5,10 @@ Signature: `X-PartnerHub-Signature: sha256=<hex HMAC-SHA256 of
 "<X-PartnerHub-Timestamp>.<body>">`, keyed with the schedule's webhook signing
 secret (ReportSchedule.webhookSigningSecret), so a receiver can check both who
 sent it and that it is recent.
+
+Each attempt checks the URL again (app.domain.webhook_targets) and posts to the
+address it checked: a host that now resolves to a private address, a redirect,
+an error status or no answer within the time limit is a failed attempt.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import orjson
 
 from app.domain.downloads import sign_download
 from app.domain.ids import encode_global_id
+from app.domain.webhook_targets import SEND_TIMEOUT_SECONDS, TargetRefused, check_target, send
 from app.models.enums import ReportStatus
 from app.models.reports import Report, ReportSchedule, WebhookDelivery
 
 MAX_ATTEMPTS = 5
-TIMEOUT_SECONDS = 10.0
 EVENT = "report.finished"
 
 
@@ -85,6 +89,8 @@ async def deliver(
     ttl_seconds: int,
     retry_base_seconds: float,
     now: datetime,
+    *,
+    allowed_hosts: frozenset[str],
 ) -> Attempt:
     """One attempt of a delivery; records its outcome on the delivery row."""
     delivery = await WebhookDelivery.get_or_none(id=delivery_id)
@@ -112,13 +118,18 @@ async def deliver(
     status_code = None
     error = None
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
-            response = await client.post(delivery.url, content=body, headers=headers)
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
+        target = await check_target(delivery.url, allowed_hosts)
+        status_code = await send(target, body, headers)
+        if 300 <= status_code < 400:
+            error = f"HTTP {status_code} (redirects are not followed)"
+        elif not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
+    except TargetRefused as exc:
+        error = f"Refused: the webhook URL {exc}."
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
+    except TimeoutError:
+        error = f"No answer within {SEND_TIMEOUT_SECONDS:g} s"
     delivery.last_status_code = status_code
     delivery.last_error = error
     if error is None:
