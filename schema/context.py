@@ -41,7 +41,11 @@ class Context:
         """PARTNERHUB_PUBLIC_BASE_URL, or the address this request came to."""
         if self.settings.public_base_url:
             return self.settings.public_base_url
-        return str(self.request.base_url).rstrip("/")
+        base = str(self.request.base_url).rstrip("/")
+        # Over a websocket the request's own address is ws(s)://: links are http(s).
+        if base.startswith(("ws://", "wss://")):
+            base = "http" + base.removeprefix("ws")
+        return base
 
     @property
     def queue(self) -> JobQueue:
