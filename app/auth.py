@@ -1,7 +1,8 @@
 """Bearer tokens -> viewer (admin + partner organization).
 
 Tokens are random strings handed out once; only their sha256 is stored, so a
-leaked database does not leak working tokens.
+leaked database does not leak working tokens. A token stops working once it is
+revoked or past its `expires_at` (app/domain/api_tokens.py manages them).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Q
 
 from app.domain.access import Viewer
 from app.models.admins import Admin, ApiToken
@@ -28,16 +31,6 @@ def hash_token(token: str) -> str:
 
 def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-async def create_token(email: str, label: str = "") -> str:
-    """Store a new token for the admin with this email and return it (once)."""
-    admin = await Admin.get_or_none(email=email.strip().lower())
-    if admin is None:
-        raise UnknownAdminError(f"no admin has the email {email.strip()!r}")
-    token = new_token()
-    await ApiToken.create(admin=admin, token_hash=hash_token(token), label=label)
-    return token
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -66,6 +59,17 @@ async def viewer_for_token(token: str) -> Viewer | None:
     if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
         await ApiToken.filter(id=record.id).update(last_used_at=now)
     return Viewer(admin=record.admin, partner=record.admin.partner)
+
+
+async def token_hash_is_active(token_hash: str) -> bool:
+    """True while the token with this sha256 is neither revoked nor expired (an open
+    websocket asks this every `websocket_auth_recheck_seconds`)."""
+    now = datetime.now(UTC)
+    return (
+        await ApiToken.filter(token_hash=token_hash, revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .exists()
+    )
 
 
 async def viewer_for_email(email: str) -> Viewer | None:

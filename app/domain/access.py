@@ -22,7 +22,7 @@ from tortoise.queryset import QuerySet
 
 from app.domain.errors import UserErrorCode, reject
 from app.domain.sql import Sql
-from app.models.admins import Admin
+from app.models.admins import Admin, ApiToken
 from app.models.customers import Customer
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
@@ -134,8 +134,15 @@ AUDIT_ROLES = frozenset({AdminRole.FULL_ADMIN, AdminRole.READ_ONLY_ADMIN})
 REPORT_ROLES = frozenset(AdminRole)
 REPORT_TEMPLATE_ROLES = frozenset(set(AdminRole) - {AdminRole.READ_ONLY_ADMIN})
 SCHEDULE_ROLES = frozenset({AdminRole.FULL_ADMIN})
+# API tokens: listing, creating and revoking the tokens of every admin of the partner.
+API_TOKEN_ROLES = frozenset({AdminRole.FULL_ADMIN})
 # Roles that see only assigned customers: the ones a customer can be assigned to.
 ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
+
+
+def visible_api_tokens(viewer: Viewer) -> QuerySet[ApiToken]:
+    """The API tokens of every admin of the viewer's partner (none of another partner)."""
+    return ApiToken.filter(admin__partner_id=viewer.partner_id)
 
 
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:
