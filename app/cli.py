@@ -1,4 +1,4 @@
-"""The `partnerhub` command: serve, worker, migrate, demo, token create.
+"""The `partnerhub` command: serve, worker, migrate, demo, token create/list/revoke.
 
 Every failure a user can cause or fix (a bad setting, an unreachable database
 or Redis, an unmigrated database, demo data on a non-empty database) ends with
@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, BinaryIO, TypeVar
 
@@ -34,6 +34,10 @@ cli = typer.Typer(
 )
 token_cli = typer.Typer(help="Manage API tokens of partner admins.", no_args_is_help=True)
 cli.add_typer(token_cli, name="token")
+documents_cli = typer.Typer(
+    help="Trusted documents (persisted queries) for browser sign-ins.", no_args_is_help=True
+)
+cli.add_typer(documents_cli, name="documents")
 report_cli = typer.Typer(help="Generate reports from the command line.", no_args_is_help=True)
 cli.add_typer(report_cli, name="report")
 
@@ -119,6 +123,13 @@ def serve(
             await ping(settings.redis_url or "")
 
     run_async(preflight)
+    if settings.trusted_documents_file is not None:
+        from app.persisted_queries import ManifestError, TrustedDocuments
+
+        try:
+            TrustedDocuments.load(settings.trusted_documents_file)
+        except ManifestError as exc:
+            fail(str(exc))
     mode = "embedded Valkey + in-process worker" if settings.embedded_redis else "external Redis"
     out.print(f"Partner Hub API on http://{host}:{port}/graphql ({mode})")
     uvicorn.run(
@@ -129,6 +140,8 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         lifespan="on",
+        # graphql-transport-ws messages over this size close the socket (1009).
+        ws_max_size=settings.max_websocket_message_bytes,
     )
 
 
@@ -182,6 +195,7 @@ def demo(
                 out.print("database holds data that is not the demo: nothing loaded")
                 return None
             out.print(f"demo data already loaded (seed {dataset.seed}): nothing loaded")
+            await _renew_demo_tokens(dataset.seed, settings)
             return dataset.seed
         try:
             await ensure_demo_can_load(customers)
@@ -200,6 +214,7 @@ def demo(
             summary = await load_demo(customers, seed, progress=lambda n: bar.advance(task, n))
         total = sum(summary.rows.values())
         out.print(f"loaded {summary.customers} customers ({total:,} rows, seed {seed})")
+        await _renew_demo_tokens(seed, settings)
         return seed
 
     loaded_seed = run_async(_with_database(settings, work))
@@ -223,21 +238,135 @@ def _print_demo_tokens(seed: int) -> None:
 @token_cli.command("create")
 def token_create(
     email: Annotated[str, typer.Option(help="Email of the admin the token acts for.")],
-    label: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
+    label: Annotated[
+        str, typer.Option(help="A note to recognise the token by (at most 100 characters).")
+    ] = "",
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(
+            help="Lifetime in days, 1 to 3650; default PARTNERHUB_API_TOKEN_TTL_DAYS (90).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Create an API token for an admin and print it (it is shown only once)."""
-    from app.auth import UnknownAdminError, create_token
+    from app.auth import UnknownAdminError
+    from app.domain.api_tokens import create_token_for_email
+    from app.domain.errors import MutationRejected
 
     settings = _settings()
 
-    async def work() -> str:
+    async def work() -> tuple[str, datetime | None]:
         try:
-            return await create_token(email, label)
+            created = await create_token_for_email(
+                email, label, expires_in_days, settings.api_token_ttl_days
+            )
+        except UnknownAdminError as exc:
+            raise UserFacingError(str(exc)) from None
+        except MutationRejected as rejected:
+            [error] = rejected.errors
+            raise UserFacingError(f"--{'-'.join(error.field or ())}: {error.message}") from None
+        return created.secret, created.record.expires_at
+
+    token, expires_at = run_async(_with_database(settings, work))
+    sys.stdout.write(token + "\n")
+    err.print(f"expires {_when(expires_at, 'never')}; this is the only time it is shown")
+
+
+def _when(moment: datetime | None, none: str = "-") -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else none
+
+
+@token_cli.command("list")
+def token_list(
+    email: Annotated[str, typer.Option(help="Email of the admin whose tokens to list.")],
+) -> None:
+    """List an admin's API tokens, newest first (never their secrets)."""
+    from app.auth import UnknownAdminError
+    from app.clock import utcnow
+    from app.domain.api_tokens import is_active, tokens_of_email
+
+    settings = _settings()
+
+    async def work() -> list:
+        try:
+            return await tokens_of_email(email)
         except UnknownAdminError as exc:
             raise UserFacingError(str(exc)) from None
 
-    token = run_async(_with_database(settings, work))
-    sys.stdout.write(token + "\n")
+    tokens = run_async(_with_database(settings, work))
+    if not tokens:
+        out.print(f"{email.strip().lower()} has no API tokens", highlight=False, soft_wrap=True)
+        return
+    now = utcnow()
+    table = Table(title=f"API tokens of {email.strip().lower()}")
+    for column in ("id", "label", "created", "last used", "expires", "revoked", "status"):
+        table.add_column(column, no_wrap=True)
+    for t in tokens:
+        status = "active" if is_active(t, now) else "revoked" if t.revoked_at else "expired"
+        table.add_row(
+            str(t.id),
+            t.label or "-",
+            _when(t.created_at),
+            _when(t.last_used_at),
+            _when(t.expires_at, "never"),
+            _when(t.revoked_at),
+            status,
+        )
+    Console(width=200).print(table)
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The token's id (from `token list`) or global id.")
+    ],
+) -> None:
+    """Revoke an API token: it stops working at once (open websockets close soon after)."""
+    from app.domain.api_tokens import revoke_token_by_id
+    from app.domain.ids import decode_id_of
+
+    settings = _settings()
+    pk = int(token_id) if token_id.isdigit() else decode_id_of(token_id, "ApiToken")
+    if pk is None or pk > 2**31 - 1:
+        fail(f"no API token has the id {token_id!r}")
+        return
+
+    async def work() -> tuple | None:
+        return await revoke_token_by_id(pk)
+
+    outcome = run_async(_with_database(settings, work))
+    if outcome is None:
+        fail(f"no API token has the id {token_id!r}")
+        return
+    token, revoked_now = outcome
+    label = f" ({token.label})" if token.label else ""
+    if revoked_now:
+        message = f"revoked API token {token.id}{label} of {token.admin.email}"
+    else:
+        message = (
+            f"API token {token.id}{label} of {token.admin.email} was already revoked "
+            f"at {_when(token.revoked_at)}"
+        )
+    out.print(message, highlight=False, soft_wrap=True)
+
+
+async def _renew_demo_tokens(seed: int, settings: Settings) -> None:
+    """The demo tokens printed by `demo` live api_token_ttl_days from now (unless revoked)."""
+    from app.clock import utcnow
+    from app.demo import demo_admins
+    from app.domain.api_tokens import renew_tokens
+
+    days = settings.api_token_ttl_days
+    tokens = [admin.token for admin in demo_admins(seed)]
+    renewed = await renew_tokens(tokens, days)
+    until = (utcnow() + timedelta(days=days)).date().isoformat()
+    revoked = f"; {len(tokens) - renewed} revoked, not renewed" if renewed < len(tokens) else ""
+    out.print(
+        f"{renewed} demo token(s) valid until {until} (renewed by each `demo --if-empty`){revoked}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @cli.command("ingest")
@@ -423,6 +552,41 @@ def report_run(
     path, rows = run_async(_with_database(settings, work))
     err.print(f"{rows:,} rows")
     sys.stdout.write(path + "\n")
+
+
+@cli.command("schema")
+def print_schema() -> None:
+    """Print the served GraphQL schema (SDL), for code generators and schema checks."""
+    from schema import schema
+
+    sys.stdout.write(str(schema).rstrip("\n") + "\n")
+
+
+@documents_cli.command("check")
+def documents_check(
+    file: Annotated[Path, typer.Argument(help="Manifest: a JSON object of sha256 -> document.")],
+) -> None:
+    """Check a trusted-documents manifest: every key the sha256 of its document,
+    every document valid against the served schema."""
+    from graphql import GraphQLError, parse, validate
+
+    from app.persisted_queries import ManifestError, TrustedDocuments
+    from schema import schema
+
+    try:
+        manifest = TrustedDocuments.load(file)
+    except ManifestError as exc:
+        fail(str(exc))
+    problems = []
+    for key, document in manifest.by_hash.items():
+        try:
+            errors = validate(schema._schema, parse(document))
+        except GraphQLError as exc:
+            errors = [exc]
+        problems += [f"{key[:12]}…: {error.message}" for error in errors]
+    if problems:
+        fail(f"{len(problems)} problem(s) in {file}:\n" + "\n".join(problems))
+    out.print(f"{len(manifest.by_hash)} trusted documents, all valid against the schema")
 
 
 def main() -> None:

@@ -16,25 +16,37 @@ from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, QueryParams
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import bearer_token, viewer_for_token
+from app.auth import bearer_token, hash_token, viewer_for_token
 from app.clock import utcnow
 from app.config import Settings, get_settings
 from app.db import close_database, connection, open_database
 from app.domain.downloads import DownloadRefused, check_download
 from app.domain.ingest import IngestRejected, ingest
+from app.middleware import (
+    BodyLimit,
+    RequestId,
+    cors_options,
+    redact_access_log,
+    wants_graphiql_page,
+)
 from app.models.enums import ReportStatus
 from app.models.reports import Report
+from app.persisted_queries import QueryStore, TrustedDocuments
 from app.queue import EmbeddedValkey, JobQueue, QueueError, ping
 from app.storage import open_storage
+from app.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/healthz"})
+GRAPHQL_PATHS = frozenset({"/graphql"})
 # Signed report downloads: the URL is the credential (app/domain/downloads.py).
 PUBLIC_PREFIXES = ("/reports/",)
 
@@ -54,11 +66,14 @@ def unauthorized(message: str) -> Response:
 
 
 def _is_graphiql_page(scope: Scope) -> bool:
-    """A browser asking for the GraphiQL page itself (it sends its token with each query)."""
-    if scope["method"] != "GET" or b"query=" in scope.get("query_string", b""):
-        return False
-    headers = dict(scope.get("headers") or [])
-    return b"text/html" in headers.get(b"accept", b"")
+    """A browser asking for the GraphiQL page itself (it sends its token with each
+    query). Decided on the decoded parameters, as Strawberry reads them: any
+    operation parameter, however it is encoded, needs a viewer."""
+    return scope["path"] == "/graphql" and wants_graphiql_page(
+        scope["method"],
+        QueryParams(scope.get("query_string", b"")).keys(),
+        Headers(scope=scope).get("accept", ""),
+    )
 
 
 class BearerAuth:
@@ -96,6 +111,8 @@ class BearerAuth:
             await unauthorized(message)(scope, receive, send)
             return
         scope.setdefault("state", {})["viewer"] = viewer
+        # The hash, not the token: an open websocket re-checks it (schema/websocket_auth.py).
+        scope["state"]["token_hash"] = hash_token(token)  # type: ignore[arg-type]
         await self.app(scope, receive, send)
 
 
@@ -109,6 +126,27 @@ class Runtime:
     worker_task: asyncio.Task | None = None
     worker: object | None = None
     _queue: JobQueue | None = None
+    _throttle: Throttle | None = None
+    _query_store: QueryStore | None = None
+    trusted_documents: TrustedDocuments | None = None
+
+    @property
+    def query_store(self) -> QueryStore:
+        """Automatic persisted queries on this process's Redis (opened on first use)."""
+        if self._query_store is None:
+            self._query_store = QueryStore(self.redis_url)
+        return self._query_store
+
+    @property
+    def throttle(self) -> Throttle:
+        """Per-viewer cost buckets on this process's Redis (opened on first use)."""
+        if self._throttle is None:
+            self._throttle = Throttle(
+                self.redis_url,
+                self.settings.throttle_capacity,
+                self.settings.throttle_restore_rate,
+            )
+        return self._throttle
 
     @property
     def queue(self) -> JobQueue:
@@ -121,6 +159,12 @@ class Runtime:
         if self._queue is not None:
             await self._queue.close()
             self._queue = None
+        if self._throttle is not None:
+            await self._throttle.close()
+            self._throttle = None
+        if self._query_store is not None:
+            await self._query_store.close()
+            self._query_store = None
 
 
 async def healthz(request: Request) -> Response:
@@ -220,7 +264,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await open_database(settings)
+        await open_database(
+            settings, statement_timeout_seconds=settings.operation_timeout_seconds + 1
+        )
         try:
             await _start_queue(runtime)
             yield
@@ -241,7 +287,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The GraphQL websocket endpoint (subscriptions) shares the path.
     app.router.add_websocket_route("/graphql", graphql)
     app.state.runtime = runtime
+    if settings.trusted_documents_file is not None:
+        runtime.trusted_documents = TrustedDocuments.load(settings.trusted_documents_file)
+    # From the outside in: CORS, RequestId, BearerAuth, then BodyLimit (an unknown
+    # caller is refused before its body is read).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, paths=GRAPHQL_PATHS)
     app.add_middleware(BearerAuth)
+    app.add_middleware(RequestId)
+    # Outermost: CORS preflights are answered before authentication, and every
+    # answer (a 401 too) carries the CORS headers a page needs to read it.
+    app.add_middleware(CORSMiddleware, **cors_options(settings))
+    redact_access_log()
     return app
 
 

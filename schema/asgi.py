@@ -1,21 +1,168 @@
-"""The Strawberry ASGI app for /graphql, with the viewer in its context."""
+"""The Strawberry ASGI app for /graphql, with the viewer in its context.
+
+Beyond Strawberry's own view: every HTTP error is a JSON GraphQL error, a body
+must be one UTF-8 JSON object, and each query or mutation runs within the
+operation time limit (TIMEOUT past it).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+from typing import Any
+
+import orjson
+from cross_web import HTTPException, StarletteRequestAdapter
+from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.types import ExecutionResult
 
 from app.config import Settings
+from app.middleware import wants_graphiql_page
+from app.persisted_queries import PersistedQueryError, resolve_document
 from schema.context import Context
 from schema.root import schema
+from schema.websocket_auth import LegacyWSHandler, TransportWSHandler
+
+log = logging.getLogger("partnerhub.graphql")
+
+
+def graphql_error_response(status_code: int, message: str, code: str) -> Response:
+    """An HTTP error as GraphQL clients read errors: JSON with `errors`."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+GRAPHIQL_FALLBACK = """<noscript><p>GraphiQL needs JavaScript. The API itself answers
+POST /graphql with an Authorization: Bearer token.</p></noscript>
+<script>
+  setTimeout(function () {
+    if (window.GraphiQL) return;
+    var box = document.getElementById("graphiql");
+    box.textContent = "GraphiQL could not load its scripts (they come from a CDN: this " +
+      "browser may have no internet access). The API works without it: POST /graphql " +
+      "with a JSON body and an Authorization: Bearer <token> header.";
+    box.setAttribute("role", "alert");
+  }, 8000);
+</script>
+"""
+
+
+class GraphQLHTTPError(HTTPException):
+    """An HTTP answer with a JSON GraphQL error of its own code."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
+
+class RequestAdapter(StarletteRequestAdapter):
+    @property
+    def request(self) -> Request:
+        return self._request
 
 
 class PartnerHubGraphQL(GraphQL):
+    request_adapter_class = RequestAdapter
+
+    # Open websockets re-check their token (schema/websocket_auth.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
         self.settings = settings
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """Only a browser's GET with no operation parameter (an APQ GET carries
+        `extensions` and no `query`: an operation, not the page)."""
+        return wants_graphiql_page(
+            request.method, request.query_params.keys(), request.headers.get("accept", "")
+        )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL, which says so in words when its scripts (from a CDN) cannot load."""
+        html = self.graphql_ide_html.replace("</body>", GRAPHIQL_FALLBACK + "</body>", 1)
+        return HTMLResponse(html)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except GraphQLHTTPError as refused:
+            response = graphql_error_response(refused.status_code, refused.reason, refused.code)
+        except HTTPException as refused:
+            code = "BAD_REQUEST" if refused.status_code == 400 else f"HTTP_{refused.status_code}"
+            response = graphql_error_response(refused.status_code, refused.reason, code)
+        await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body (or the `variables` / `extensions` parameter of a GET):
+        UTF-8 JSON holding one object."""
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HTTPException(400, "The request body is not UTF-8 text.") from None
+        try:
+            value = json.loads(data)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "The request body is not valid JSON.") from None
+        if isinstance(value, list):
+            raise HTTPException(
+                400, "Batched operations are not supported: send one JSON object per request."
+            )
+        if not isinstance(value, dict):
+            raise HTTPException(
+                400,
+                'The request body must be a JSON object: {"query": ..., "variables": {...}}.',
+            )
+        return value
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The request's operation, with persisted queries resolved (APQ by hash,
+        trusted documents for OIDC sign-ins: app/persisted_queries.py)."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data
+        http: Request = request.request
+        runtime = http.app.state.runtime
+        try:
+            data.query = await resolve_document(
+                data.query,
+                data.extensions,
+                runtime.query_store,
+                runtime.trusted_documents,
+                trusted_only=getattr(http.state, "signed_in_with", None) == "oidc",
+            )
+        except PersistedQueryError as refused:
+            raise GraphQLHTTPError(refused.status, str(refused), refused.code) from None
+        return data
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """One query or mutation, stopped at the operation time limit."""
+        limit = self.settings.operation_timeout_seconds
+        context: Context = kwargs["context"]
+        try:
+            async with asyncio.timeout(limit):
+                return await super().execute_single(*args, **kwargs)
+        except TimeoutError:
+            name = getattr(kwargs.get("request_data"), "operation_name", None) or "-"
+            log.info("client error in operation %s: TIMEOUT after %g s", name, limit)
+            error = GraphQLError(
+                f"The operation ran past its time limit of {limit:g} s and was stopped: "
+                "ask for smaller pages or fewer fields.",
+                extensions={"code": "TIMEOUT"},
+            )
+            extensions = {"cost": context.cost} if context.cost else None
+            return ExecutionResult(data=None, errors=[error], extensions=extensions)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None
