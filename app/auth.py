@@ -17,6 +17,8 @@ from app.domain.access import Viewer
 from app.models.admins import Admin, ApiToken
 
 TOKEN_PREFIX = "phk_"
+# API tokens are 47 characters; OIDC access tokens (JWTs) run to a few KiB.
+MAX_TOKEN_CHARS = 16 * 1024
 # `last_used_at` is written at most this often, so a request costs no write.
 LAST_USED_RESOLUTION = timedelta(minutes=10)
 
@@ -39,7 +41,7 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, value = authorization.partition(" ")
     value = value.strip()
-    if scheme.lower() != "bearer" or not value or len(value) > 512:
+    if scheme.lower() != "bearer" or not value or len(value) > MAX_TOKEN_CHARS:
         return None
     return value
 

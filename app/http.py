@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import bearer_token, hash_token, viewer_for_token
+from app.auth import bearer_token
 from app.clock import utcnow
 from app.config import Settings, get_settings
 from app.db import close_database, connection, open_database
@@ -38,8 +38,10 @@ from app.middleware import (
 )
 from app.models.enums import ReportStatus
 from app.models.reports import Report
+from app.oidc import OidcVerifier
 from app.persisted_queries import QueryStore, TrustedDocuments
 from app.queue import EmbeddedValkey, JobQueue, QueueError, ping
+from app.sign_in import SignIn, SignInRefused, sign_in
 from app.storage import open_storage
 from app.throttle import Throttle
 
@@ -77,11 +79,15 @@ def _is_graphiql_page(scope: Scope) -> bool:
 
 
 class BearerAuth:
-    """Resolves `Authorization: Bearer <token>` to a viewer on every request but
-    /healthz and the GraphiQL page; a missing or unknown token gets HTTP 401."""
+    """Resolves `Authorization: Bearer <token>` (an API token, or an OIDC access
+    token when PARTNERHUB_OIDC_ISSUER is set) to a viewer on every request but
+    /healthz, signed downloads and the GraphiQL page; a missing or refused token
+    gets HTTP 401 with a JSON error saying why. A websocket upgrade needs no
+    header: a browser signs in with its `connection_init` (schema/asgi.py)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, verifier: OidcVerifier | None = None) -> None:
         self.app = app
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -95,24 +101,38 @@ class BearerAuth:
         ):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-        viewer = await viewer_for_token(token) if token else None
-        if viewer is None:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4401, "reason": "Unauthorized"})
+        state = scope.setdefault("state", {})
+        state["oidc_verifier"] = self.verifier
+        token = bearer_token(Headers(scope=scope).get("authorization"))
+        signed: SignIn | None = None
+        refusal: SignInRefused | None = None
+        if token is not None:
+            try:
+                signed = await sign_in(token, self.verifier)
+            except SignInRefused as refused:
+                refusal = refused
+        if signed is not None:
+            state["viewer"] = signed.viewer
+            state["signed_in_with"] = signed.method
+            # The hash, not the token: an open websocket re-checks it (schema/websocket_auth.py).
+            state["token_hash"] = signed.token_hash
+            state["token_expires_at"] = signed.expires_at
+        elif scope["type"] == "http":
+            if refusal is not None and refusal.status == 503:
+                await json_response(
+                    {"errors": [{"message": str(refusal), "extensions": {"code": "UNAVAILABLE"}}]},
+                    503,
+                    {"Retry-After": "30"},
+                )(scope, receive, send)
                 return
             message = (
-                "Missing bearer token: send `Authorization: Bearer <token>` "
+                str(refusal)
+                if refusal is not None
+                else "Missing bearer token: send `Authorization: Bearer <token>` "
                 "(create one with `partnerhub token create --email ...`)."
-                if token is None
-                else "Unknown, revoked or expired token."
             )
             await unauthorized(message)(scope, receive, send)
             return
-        scope.setdefault("state", {})["viewer"] = viewer
-        # The hash, not the token: an open websocket re-checks it (schema/websocket_auth.py).
-        scope["state"]["token_hash"] = hash_token(token)  # type: ignore[arg-type]
         await self.app(scope, receive, send)
 
 
@@ -292,7 +312,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # From the outside in: CORS, RequestId, BearerAuth, then BodyLimit (an unknown
     # caller is refused before its body is read).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, paths=GRAPHQL_PATHS)
-    app.add_middleware(BearerAuth)
+    app.add_middleware(BearerAuth, verifier=OidcVerifier.from_settings(settings))
     app.add_middleware(RequestId)
     # Outermost: CORS preflights are answered before authentication, and every
     # answer (a 401 too) carries the CORS headers a page needs to read it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -20,11 +21,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
+from app.auth import bearer_token
 from app.config import Settings
-from app.middleware import wants_graphiql_page
+from app.middleware import origin_allowed, wants_graphiql_page
 from app.persisted_queries import PersistedQueryError, resolve_document
+from app.sign_in import SignInRefused, sign_in
 from schema.context import Context
 from schema.root import schema
 from schema.websocket_auth import LegacyWSHandler, TransportWSHandler
@@ -75,7 +80,12 @@ class PartnerHubGraphQL(GraphQL):
     graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql" if settings.graphiql else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            # A socket that does not sign in (connection_init) within this closes (4408).
+            connection_init_wait_timeout=timedelta(seconds=10),
+        )
         self.settings = settings
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -163,6 +173,42 @@ class PartnerHubGraphQL(GraphQL):
             )
             extensions = {"cost": context.cost} if context.cost else None
             return ExecutionResult(data=None, errors=[error], extensions=extensions)
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        """A page of another origin opens a websocket only from an allowed origin
+        (the CORS allow-list; requests with no Origin are not browsers)."""
+        return origin_allowed(self.settings, origin)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """graphql-transport-ws `connection_init`: a browser (which cannot set
+        headers on a websocket) signs in with its payload, `{"Authorization":
+        "Bearer <token>"}` (or `authorization`, or `authToken`: the bare token).
+        No valid token: the socket closes with 4403 Forbidden."""
+        state = context.request.state
+        if context.viewer is not None:
+            return UNSET  # signed in with the upgrade's Authorization header
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        raw = next(
+            (params[k] for k in ("Authorization", "authorization", "authToken") if k in params),
+            None,
+        )
+        token = None
+        if isinstance(raw, str):
+            token = bearer_token(raw) if " " in raw.strip() else raw.strip() or None
+        if token is None:
+            raise ConnectionRejectionError(
+                {"message": "Sign in: send the token in connection_init."}
+            )
+        try:
+            signed = await sign_in(token, getattr(state, "oidc_verifier", None))
+        except SignInRefused as refused:
+            raise ConnectionRejectionError({"message": str(refused)}) from None
+        context.viewer = signed.viewer
+        state.viewer = signed.viewer
+        state.signed_in_with = signed.method
+        state.token_hash = signed.token_hash
+        state.token_expires_at = signed.expires_at
+        return UNSET
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None = None

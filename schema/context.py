@@ -26,6 +26,8 @@ class Context:
     viewer: Viewer
     settings: Settings
     clock: StatusClock = field(init=False)
+    # A websocket's `connection_init` payload (Strawberry sets it; schema/asgi.py reads it).
+    connection_params: Any = field(default=None, init=False)
     # `extensions.cost` of the answer, set by schema/limits.py before execution.
     cost: dict[str, Any] | None = field(default=None, init=False)
 

@@ -1,0 +1,52 @@
+"""Who a bearer token is: an API token (integrations) or an OIDC access token
+(browser SPAs), for HTTP requests and websocket `connection_init` alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import jwt
+
+from app.auth import hash_token, viewer_for_token
+from app.domain.access import Viewer
+from app.oidc import KeysUnavailable, OidcVerifier, TokenRefused, looks_like_jwt, viewer_for_oidc
+
+
+@dataclass(frozen=True)
+class SignIn:
+    viewer: Viewer
+    method: Literal["token", "oidc"]
+    # An API token's sha256 (an open websocket re-checks it), or None.
+    token_hash: str | None = None
+    # When an OIDC token stops being valid (an open websocket closes then).
+    expires_at: datetime | None = None
+
+
+class SignInRefused(Exception):
+    """Why a token signs nobody in; the message is for the client and never
+    echoes the token. `status` is 401, or 503 when the issuer's keys are out
+    of reach."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def sign_in(token: str, verifier: OidcVerifier | None) -> SignIn:
+    """The viewer a bearer token acts for, or SignInRefused."""
+    if verifier is not None and looks_like_jwt(token):
+        try:
+            viewer = await viewer_for_oidc(token, verifier)
+        except KeysUnavailable as exc:
+            raise SignInRefused(f"OIDC sign-in is unavailable: {exc.reason}", 503) from None
+        except TokenRefused as exc:
+            raise SignInRefused(f"The OIDC token was refused: {exc.reason}.") from None
+        assert viewer is not None
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return SignIn(viewer, "oidc", expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+    viewer = await viewer_for_token(token)
+    if viewer is None:
+        raise SignInRefused("Unknown, revoked or expired token.")
+    return SignIn(viewer, "token", token_hash=hash_token(token))
