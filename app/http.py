@@ -17,6 +17,7 @@ from urllib.parse import quote
 import orjson
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -275,6 +276,17 @@ def content_disposition(file_name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name)}"
 
 
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, method not allowed) as JSON errors."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
+    return json_response(
+        {"errors": [{"message": exc.detail, "extensions": {"code": code}}]},
+        exc.status_code,
+        dict(exc.headers or {}),
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app (a factory for uvicorn: `app.http:create_app`)."""
     from schema.asgi import create_graphql_app
@@ -303,6 +315,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/reports/{report_id:int}/download", download_report, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
     )
     # The GraphQL websocket endpoint (subscriptions) shares the path.
     app.router.add_websocket_route("/graphql", graphql)

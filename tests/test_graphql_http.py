@@ -57,3 +57,33 @@ async def test_several_operations_without_an_operation_name_are_an_error(
     )
     assert unknown.headers["content-type"].startswith("application/json")
     assert unknown.json()["errors"]
+
+
+async def test_every_4xx_from_graphql_is_a_json_body_with_errors(client: httpx.AsyncClient) -> None:
+    org = await factories.partner("Northwind Partners", "northwind.example")
+    admin = await factories.admin(org, AdminRole.FULL_ADMIN)
+    auth = {"Authorization": f"Bearer {admin.token}"}
+    answers = [
+        await client.put("/graphql", json={"query": "{ viewer { email } }"}, headers=auth),
+        await client.delete("/graphql", headers=auth),
+        await client.post(
+            "/graphql", content=b"query=x", headers={**auth, "Content-Type": "text/plain"}
+        ),
+        await client.post("/graphql", json={"variables": {}}, headers=auth),  # no query
+        await client.post("/graphql", json={"query": 5}, headers=auth),
+        await client.post(
+            "/graphql", json={"query": "{ viewer { email } }", "variables": [1]}, headers=auth
+        ),
+        await client.get(
+            "/graphql",
+            params={"query": 'mutation { createTag(input: {name: "x"}) { tag { id } } }'},
+            headers=auth,
+        ),
+        await client.get("/nowhere", headers=auth),
+        await client.post("/graphql", json={"query": "{ viewer { email } }"}),
+    ]
+    for response in answers:
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("application/json"), response.text
+        error = response.json()["errors"][0]
+        assert error["message"] and error["extensions"]["code"], response.text
