@@ -218,3 +218,37 @@ def test_an_spa_on_another_origin_signs_in_reads_generates_follows_and_downloads
     assert saw["checksum"] == hashlib.sha256(saw["csv"].encode()).hexdigest()
     assert saw["report"]["download"]["fileName"] in saw["disposition"]
     assert blocked == {"blocked": True, "error": "TypeError"}
+
+
+def test_graphiql_says_in_words_when_its_scripts_cannot_load(tmp_path: Path) -> None:
+    """GraphiQL loads its scripts from a CDN; without them (this machine reaches no
+    CDN) the page must not stay at "Loading..." forever."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.cli_process import cli_env, free_port, run_cli
+    from tests.test_serve import running, wait_healthy
+
+    env = cli_env(None, tmp_path / "var")
+    assert run_cli(["migrate"], env).returncode == 0
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with running(["serve", "--port", str(port)], env, log) as server, chromium() as driver:
+        wait_healthy(f"http://127.0.0.1:{port}", server, log)
+        driver.get(f"http://127.0.0.1:{port}/graphql")
+
+        def settled(d: Any) -> str | None:
+            box = d.find_element(By.ID, "graphiql")
+            if d.execute_script("return Boolean(window.GraphiQL)"):
+                return "rendered"
+            return "explained" if "could not load its scripts" in box.text else None
+
+        outcome = WebDriverWait(driver, 30).until(settled)
+        if outcome == "explained":
+            text = driver.find_element(By.ID, "graphiql").text
+            assert "POST /graphql" in text and "Loading..." not in text
+    env["PARTNERHUB_GRAPHIQL"] = "false"
+    with running(["serve", "--port", str(port)], env, log) as server:
+        wait_healthy(f"http://127.0.0.1:{port}", server, log)
+        page = httpx.get(f"http://127.0.0.1:{port}/graphql", headers={"Accept": "text/html"})
+        assert page.status_code == 404 and page.json()["errors"][0]["extensions"]["code"]
