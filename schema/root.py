@@ -5,11 +5,21 @@ from __future__ import annotations
 import functools
 
 import strawberry
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
 
 from schema import admins, tags, trials
 from schema import reports as report_schema
 from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
+from schema.api_tokens import (
+    ApiTokenConnection,
+    CreateApiTokenPayload,
+    RevokeApiTokenPayload,
+    resolve_api_tokens,
+    resolve_create_api_token,
+    resolve_revoke_api_token,
+)
 from schema.audit import AuditEventConnection, resolve_audit_log
 from schema.calling_analytics import CallingAnalytics, resolve_calling_analytics
 from schema.customers import (
@@ -20,7 +30,9 @@ from schema.customers import (
     resolve_customers,
     resolve_set_customer_tags,
 )
-from schema.errors import should_mask_error
+from schema.errors import ErrorPolicy, log_errors
+from schema.input_checks import InputChecks
+from schema.limits import OperationLimits
 from schema.node import Node, resolve_node
 from schema.organization import (
     OrganizationPayload,
@@ -97,6 +109,10 @@ class Query:
         resolver=resolve_audit_log,
         description="Every successful mutation, newest first (FULL_ADMIN, READ_ONLY_ADMIN).",
     )
+    api_tokens: ApiTokenConnection = strawberry.field(
+        resolver=resolve_api_tokens,
+        description="API tokens of every admin of the partner, newest first (FULL_ADMIN).",
+    )
 
 
 @strawberry.type(name="Mutation")
@@ -142,9 +158,26 @@ class Mutation:
         resolver=report_schema.resolve_delete_report_schedule,
         description="Deletes the schedule; its past reports stay.",
     )
+    create_api_token: CreateApiTokenPayload = strawberry.field(
+        resolver=resolve_create_api_token,
+        description="A new API token (FULL_ADMIN); its secret is in the payload, once.",
+    )
+    revoke_api_token: RevokeApiTokenPayload = strawberry.field(
+        resolver=resolve_revoke_api_token,
+        description="Revokes an API token (FULL_ADMIN): it stops working at once.",
+    )
 
 
-schema = strawberry.Schema(
+class PartnerHubSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Logs errors by schema/errors.py's policy (Strawberry logs every one with
+        its traceback)."""
+        log_errors(errors, execution_context)
+
+
+schema = PartnerHubSchema(
     query=Query,
     mutation=Mutation,
     subscription=report_schema.Subscription,
@@ -154,6 +187,8 @@ schema = strawberry.Schema(
         functools.partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
         functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-        functools.partial(MaskErrors, should_mask_error=should_mask_error),
+        OperationLimits,
+        InputChecks,
+        ErrorPolicy,
     ],
 )

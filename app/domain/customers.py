@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from app.db import fetch_all
 from app.domain.access import Viewer, assigned_to_viewer, customer_scope, visible_customers
 from app.domain.errors import InvalidArgument
-from app.domain.pagination import Page, decode_cursor, encode_cursor, page_size
+from app.domain.ids import MAX_PK
+from app.domain.pagination import (
+    NOT_A_CURSOR,
+    Page,
+    cursor_date,
+    cursor_datetime,
+    cursor_int,
+    cursor_text,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern
 from app.domain.statuses import HOLDING, StatusClock, status_condition
 from app.models.customers import Customer
@@ -81,26 +92,25 @@ def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
 
 
 def _key_from_cursor(order: CustomerOrder, value: Any) -> Any:
-    try:
-        if order.field is CustomerOrderField.NAME:
-            return str(value)
-        if order.field is CustomerOrderField.CREATED_AT:
-            return datetime.fromisoformat(str(value))
-        if order.field is CustomerOrderField.NEXT_END_DATE:
-            return date.fromisoformat(str(value)[:10])
-        return int(value)
-    except (TypeError, ValueError):
-        raise InvalidArgument("`after` is not a cursor of this list") from None
+    if order.field is CustomerOrderField.NAME:
+        return cursor_text(value)
+    if order.field is CustomerOrderField.CREATED_AT:
+        return cursor_datetime(value)
+    if order.field is CustomerOrderField.NEXT_END_DATE:
+        return cursor_date(value)
+    return cursor_int(value)
 
 
 def _cursor_condition(order: CustomerOrder, key: Sql, after: str) -> Sql:
     payload = decode_cursor(after, "customers")
-    if len(payload) != 4 or payload[1] != order.name or not isinstance(payload[3], int):
+    if len(payload) != 4:
+        raise InvalidArgument(NOT_A_CURSOR)
+    if payload[1] != order.name:
         raise InvalidArgument(
             "`after` belongs to another ordering: start again without `after` "
             "when you change `orderBy`"
         )
-    value, last_id = _key_from_cursor(order, payload[2]), payload[3]
+    value, last_id = _key_from_cursor(order, payload[2]), cursor_int(payload[3], 1, MAX_PK)
     op = "<" if order.descending else ">"
     return Sql(
         f"({key.text}) {op} ? OR (({key.text}) = ? AND c.id {op} ?)",
@@ -237,7 +247,7 @@ async def list_customers(
     return Page(
         items=[by_id[r["id"]] for r in rows],
         cursors=[
-            encode_cursor(["customers", order.name, _cursor_value(r["sort_key"]), r["id"]])
+            encode_cursor(["customers", order.name, _cursor_value(order, r["sort_key"]), r["id"]])
             for r in rows
         ],
         has_next_page=has_next,
@@ -246,10 +256,16 @@ async def list_customers(
     )
 
 
-def _cursor_value(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if value is not None and not isinstance(value, (int, str)):
+def _cursor_value(order: CustomerOrder, value: Any) -> Any:
+    """The sort key as a cursor holds it: the form `_key_from_cursor` accepts,
+    whichever database gave it (SQLite gives dates and times as text)."""
+    if order.field is CustomerOrderField.CREATED_AT:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    if order.field is CustomerOrderField.NEXT_END_DATE:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+        return day.isoformat()
+    if order.field is CustomerOrderField.TOTAL_LICENSES:
         return int(value)  # Decimal sums on PostgreSQL
     return value
 

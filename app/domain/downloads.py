@@ -1,17 +1,27 @@
 """Signed download URLs of report files: an HMAC (itsdangerous, SHA-256) over
 the report id and the expiry time, checked by the download endpoint. The URL is
-the only credential, so it carries nothing else and expires."""
+the only credential, so it carries nothing else and expires.
+
+The check is strict: `expires` is the exact decimal the URL was signed with
+(ASCII digits, no sign, no leading zero), and the signature must be the very
+string we would sign, compared in constant time; a signature that merely
+decodes to the same bytes (e.g. other unused bits in its last base64
+character) is refused."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import Signer
 
 SALT = "partnerhub.report-download"
+# Unix seconds as `sign_download` writes them: at most 12 digits (year 33658).
+_EXPIRES = re.compile(r"[1-9][0-9]{0,11}")
 
 
 @dataclass(frozen=True)
@@ -47,17 +57,13 @@ def check_download(
 ) -> None:
     """Raise DownloadRefused unless the URL was signed by us for this report and
     has not expired."""
-    if not expires or not signature or not expires.isdigit() or len(expires) > 12:
+    if not expires or not signature or not _EXPIRES.fullmatch(expires):
         raise DownloadRefused("This download link is incomplete or altered.")
-    try:
-        valid = _signer(key).verify_signature(
-            _message(report_id, int(expires)), signature.encode("ascii")
-        )
-    except (BadSignature, UnicodeEncodeError):
-        valid = False
-    if not valid:
+    expected = _signer(key).get_signature(_message(report_id, int(expires)))
+    # Compared as bytes: compare_digest refuses str holding non-ASCII characters.
+    if not hmac.compare_digest(signature.encode("utf-8", "surrogatepass"), expected):
         raise DownloadRefused("This download link is not valid (altered or for another report).")
-    if datetime.fromtimestamp(int(expires), UTC) <= now:
+    if int(expires) <= now.timestamp():
         raise DownloadRefused(
             "This download link has expired: ask the API for a fresh one (Report.download)."
         )

@@ -1,15 +1,31 @@
-"""Global opaque ids: `base64url("<TypeName>:<primary key>")`.
+"""Global opaque ids: `base64url("<TypeName>:<primary key>")`, unpadded.
 
-Clients must treat them as opaque. Decoding never raises: a malformed id, or
-one naming another type, reads as "no such object".
+Clients must treat them as opaque. Decoding never raises, and it accepts only
+the canonical form, exactly what `encode_global_id` produces: no padding, no
+character outside the base64url alphabet, no unused bits set in the last
+character, an ASCII type name, and a primary key in plain ASCII decimal (no
+sign, no space, no leading zero, no other script's digits) from 1 to the
+largest key of that type's table (`max_pk`). Anything else, or an id naming
+another type, reads as "no such object".
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 MAX_ID_LENGTH = 200
+# Objects are stored with PostgreSQL `integer` primary keys (IntField), so a
+# larger number names nothing and must not reach a query; the few types stored
+# with `bigint` keys (BigIntField) are listed.
+MAX_PK = 2**31 - 1
+MAX_BIG_PK = 2**63 - 1
+BIG_KEY_TYPES = frozenset({"AuditEvent"})
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+_PK = re.compile(r"[1-9][0-9]*")
 
 
 def encode_global_id(type_name: str, pk: int) -> str:
@@ -17,19 +33,30 @@ def encode_global_id(type_name: str, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def max_pk(type_name: str) -> int:
+    """The largest primary key an object of `type_name` can have."""
+    return MAX_BIG_PK if type_name in BIG_KEY_TYPES else MAX_PK
+
+
 def decode_global_id(global_id: str) -> tuple[str, int] | None:
     """(type name, primary key), or None when the id is not one of ours."""
-    if not isinstance(global_id, str) or not 0 < len(global_id) <= MAX_ID_LENGTH:
+    if (
+        not isinstance(global_id, str)
+        or not 0 < len(global_id) <= MAX_ID_LENGTH
+        or not _BASE64URL.fullmatch(global_id)
+    ):
         return None
-    padded = global_id + "=" * (-len(global_id) % 4)
     try:
-        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError):
         return None
     type_name, sep, pk = raw.partition(":")
-    if not sep or not type_name.isidentifier() or not pk.isdigit() or len(pk) > 18:
+    if not sep or not _TYPE_NAME.fullmatch(type_name) or not _PK.fullmatch(pk) or len(pk) > 19:
         return None
-    return type_name, int(pk)
+    number = int(pk)
+    if number > max_pk(type_name) or encode_global_id(type_name, number) != global_id:
+        return None  # out of range, or not the canonical encoding (e.g. padding bits set)
+    return type_name, number
 
 
 def decode_id_of(global_id: str, type_name: str) -> int | None:

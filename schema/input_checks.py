@@ -1,0 +1,172 @@
+"""Strict text in every argument a client sends, before any resolver runs.
+
+Every String argument and String input field of the schema (variables and
+literals alike, inside input objects and lists) is refused when it holds:
+
+- a lone surrogate (U+D800 to U+DFFF): not a character, it cannot be stored;
+- a control character: U+0000 to U+001F, U+007F, U+0080 to U+009F;
+- a noncharacter: U+FDD0 to U+FDEF, and the last two code points of each plane;
+- a line break or a tab (TAB, LF, CR, U+2028, U+2029) in a one-line value.
+  Only the fields named in MULTI_LINE (tag descriptions) take several lines.
+
+IDs are not checked here: they are decoded strictly where they are used, and an
+id that is not one of ours reads as "no such object" (app/domain/ids.py).
+
+A refused mutation field answers its payload with every other field null and
+one INVALID user error whose `field` is the path of the value at fault (e.g.
+["input", "name"]); any other field answers a GraphQL error naming the
+argument. Either way no resolver runs for that field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn
+
+from graphql import (
+    GraphQLArgument,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLString,
+    OperationType,
+    SchemaMetaFieldDef,
+    TypeMetaFieldDef,
+    TypeNameMetaFieldDef,
+)
+from strawberry.extensions import SchemaExtension
+
+from app.domain.errors import InvalidArgument, UserErrorCode, reject
+from schema.payloads import mutate
+
+# (input type, field): values that may span several lines (TAB, LF, CR, U+2028, U+2029).
+MULTI_LINE: frozenset[tuple[str, str]] = frozenset(
+    {("CreateTagInput", "description"), ("UpdateTagInput", "description")}
+)
+
+# Introspection fields every type answers without declaring them (`__type(name:)`).
+_META_FIELDS = {
+    "__schema": SchemaMetaFieldDef,
+    "__type": TypeMetaFieldDef,
+    "__typename": TypeNameMetaFieldDef,
+}
+
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
+    f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
+)
+_ALWAYS_REFUSED = f"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_NONCHARACTERS}"
+_MULTI_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}]")
+_ONE_LINE_REFUSED = re.compile(f"[{_ALWAYS_REFUSED}\t\n\r\u2028\u2029]")
+
+
+def text_fault(value: str, *, multi_line: bool = False) -> str | None:
+    """Why `value` is not acceptable text, or None when it is."""
+    found = (_MULTI_LINE_REFUSED if multi_line else _ONE_LINE_REFUSED).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    code = f"U+{ord(char):04X}"
+    if "\ud800" <= char <= "\udfff":
+        return f"holds a lone surrogate ({code}), which is not a character"
+    if char in "\t\n\r\u2028\u2029":
+        return f"holds a line break or tab ({code}): this value is a single line"
+    if ord(char) <= 0x9F:
+        return f"holds a control character ({code})"
+    return f"holds a noncharacter ({code})"
+
+
+def _value_fault(
+    type_: GraphQLInputType, value: Any, path: list[str], multi_line: bool
+) -> tuple[list[str], str] | None:
+    """(path, reason) of the first refused string in a coerced argument value."""
+    if value is None:
+        return None
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if isinstance(type_, GraphQLList):
+        items = value if isinstance(value, list) else [value]
+        for index, item in enumerate(items):
+            fault = _value_fault(type_.of_type, item, [*path, str(index)], multi_line)
+            if fault:
+                return fault
+        return None
+    if isinstance(type_, GraphQLInputObjectType):
+        for name, field in type_.fields.items():
+            key = field.out_name or name
+            if key in value:
+                fault = _value_fault(
+                    field.type, value[key], [*path, name], (type_.name, name) in MULTI_LINE
+                )
+                if fault:
+                    return fault
+        return None
+    if type_ is GraphQLString and isinstance(value, str):
+        reason = text_fault(value, multi_line=multi_line)
+        return (path, reason) if reason else None
+    return None
+
+
+def arguments_fault(
+    arguments: dict[str, GraphQLArgument], values: dict[str, Any]
+) -> tuple[list[str], str] | None:
+    """(path, reason) of the first refused string among a field's coerced arguments."""
+    for name, argument in arguments.items():
+        key = argument.out_name or name
+        if key in values:
+            fault = _value_fault(argument.type, values[key], [name], False)
+            if fault:
+                return fault
+    return None
+
+
+def _payload_class(info: GraphQLResolveInfo) -> type | None:
+    """The payload class of a root mutation field that answers `userErrors`."""
+    if info.operation.operation != OperationType.MUTATION or info.path.prev is not None:
+        return None
+    type_ = info.return_type
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if not isinstance(type_, GraphQLObjectType) or "userErrors" not in type_.fields:
+        return None
+    definition = (type_.extensions or {}).get("strawberry-definition")
+    return getattr(definition, "origin", None)
+
+
+def _refuse(info: GraphQLResolveInfo, path: list[str], reason: str) -> Awaitable[Any]:
+    payload = _payload_class(info)
+    if payload is None:
+        raise InvalidArgument(f"Argument `{'.'.join(path)}` {reason}.")
+    rejected = reject(path, f"`{path[-1]}` {reason}.", UserErrorCode.INVALID)
+
+    async def refused() -> NoReturn:
+        raise rejected
+
+    return mutate(payload, refused, _unreachable)
+
+
+def _unreachable(_: object) -> dict:
+    raise AssertionError("a refused input has no result")
+
+
+class InputChecks(SchemaExtension):
+    """Refuses a field whose String arguments hold text the API does not take
+    (see the module docstring); fields without arguments pass untouched."""
+
+    def resolve(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if kwargs:
+            field = _META_FIELDS.get(info.field_name) or info.parent_type.fields[info.field_name]
+            fault = arguments_fault(field.args, kwargs)
+            if fault is not None:
+                return _refuse(info, *fault)
+        return _next(root, info, *args, **kwargs)
