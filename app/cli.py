@@ -327,7 +327,8 @@ def token_revoke(
     from app.domain.ids import decode_id_of
 
     settings = _settings()
-    pk = int(token_id) if token_id.isdigit() else decode_id_of(token_id, "ApiToken")
+    pk = int(token_id) if token_id.isascii() and token_id.isdigit() else None
+    pk = pk or decode_id_of(token_id, "ApiToken")
     if pk is None or pk > 2**31 - 1:
         fail(f"no API token has the id {token_id!r}")
         return

@@ -214,6 +214,12 @@ async def test_a_bad_last_line_of_10000_rejects_the_whole_batch(
         ({"queueOutcome": "ANSWERED"}, "queueOutcome goes with feature CALL_QUEUE"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
         ({"legId": ""}, "legId"),
+        ({"legId": "l\x00x"}, "legId: holds a control character (U+0000)"),
+        ({"callId": "c\x1b[2J"}, "callId: holds a control character (U+001B)"),
+        ({"legId": "l\x7f"}, "legId: holds a control character (U+007F)"),
+        ({"callId": "c\x85"}, "callId: holds a control character (U+0085)"),
+        ({"legId": "l\ufffe"}, "legId: holds a noncharacter (U+FFFE)"),
+        ({"callId": "two\nlines"}, "callId: holds a line break or tab (U+000A)"),
     ],
 )
 async def test_a_bad_line_says_where_and_why(
@@ -226,6 +232,20 @@ async def test_a_bad_line_says_where_and_why(
     assert response.status_code == 422
     [error] = response.json()["errors"]
     assert error["line"] == 2 and message in error["message"]
+    assert await everything() == before
+
+
+async def test_a_lone_surrogate_in_a_line_is_refused_with_its_line_number(
+    client: httpx.AsyncClient, world: dict
+) -> None:
+    token = world["team"][AdminRole.FULL_ADMIN].token
+    good = orjson.dumps(leg(world["customer"], 1))
+    bad = orjson.dumps(leg(world["customer"], 2)).replace(b'"legId":"', b'"legId":"\\ud800', 1)
+    before = await everything()
+    response = await post(client, token, "call-legs", good + b"\n" + bad + b"\n")
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["line"] == 2 and "not JSON" in error["message"]
     assert await everything() == before
 
 

@@ -54,7 +54,10 @@ async def test_node_of_another_partner_is_null_exactly_like_a_missing_id(
             json={"query": NODE, "variables": {"id": foreign}},
             headers={"Authorization": f"Bearer {viewer.token}"},
         )
-        assert response.json() == {"data": {"node": None}}
+        body = response.json()
+        assert body["data"] == {"node": None} and "errors" not in body
+        # The answer is the same for a foreign id and a missing one, its cost too.
+        assert body["extensions"]["cost"]["requestedQueryCost"] == 1
 
 
 async def test_malformed_and_unknown_ids_are_null(client: httpx.AsyncClient) -> None:

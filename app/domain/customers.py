@@ -34,7 +34,7 @@ from app.models.enums import CustomerStatus, ManagedBy, Product, Region, Subscri
 
 MAX_SEARCH_LENGTH = 200
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-PHONE = re.compile(r"^\+?\d{4,15}$")
+PHONE = re.compile(r"^\+?[0-9]{4,15}$")
 MAC = re.compile(r"^[0-9A-F]{12}$")
 
 

@@ -33,6 +33,7 @@ from app.bulk import upsert
 from app.db import execute_many, fetch_all, unbounded_statements
 from app.domain.access import ADMIN_MANAGEMENT_ROLES, Viewer
 from app.domain.sql import in_list
+from app.domain.text import text_fault
 from app.models.enums import CallFeature, CallType, EndpointType, LicenseType, QueueOutcome
 
 MAX_LINES = 50_000
@@ -61,6 +62,14 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 class Line(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, extra="forbid", populate_by_name=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        """Every string field is acceptable text (app/domain/text.py)."""
+        if isinstance(value, str) and (fault := text_fault(value)):
+            raise ValueError(fault)
+        return value
 
 
 class OrgLine(Line):
@@ -151,8 +160,8 @@ class DeviceLine(OrgLine):
 
 class PhoneNumberLine(OrgLine):
     location_id: uuid.UUID | None = None
-    phone_number: str | None = Field(default=None, pattern=r"^\+\d{4,15}$")
-    extension: str | None = Field(default=None, pattern=r"^\d{1,10}$")
+    phone_number: str | None = Field(default=None, pattern=r"^\+[0-9]{4,15}$")
+    extension: str | None = Field(default=None, pattern=r"^[0-9]{1,10}$")
     pstn_connection: str | None = Field(default=None, max_length=100)
     active: bool = True
     user_type: str | None = Field(default=None, max_length=40)
