@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from app.config import Settings
-from app.domain.access import Viewer, visible_admins, visible_customers
+from app.db import fetch_all
+from app.domain.access import Viewer, customer_scope, visible_admins, visible_customers
 from app.models.enums import AdminRole
 from tests import factories
 
@@ -51,6 +52,30 @@ async def test_an_admin_assigned_to_another_partners_customer_still_sees_nothing
     await factories.assign(admin.admin, foreign)
     viewer = Viewer(admin=admin.admin, partner=northwind)
     assert await visible_customers(viewer).count() == 0
+    # The SQL form (the list, analytics, reports) holds the same partner condition.
+    scope = customer_scope(viewer)
+    assert await fetch_all(f"SELECT c.id FROM customer c WHERE {scope.text}", scope.params) == []
+
+
+async def test_a_sales_admin_never_sees_customers_created_by_another_admins_trial(
+    db: Settings,
+) -> None:
+    """A customer "created by its trials" means by this SALES_ADMIN's own trials,
+    in either form of the scope."""
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    contoso = await factories.partner("Contoso Partners", "contoso.example")
+    team = await factories.team(northwind)
+    sales = team[AdminRole.SALES_ADMIN].admin
+    other_sales = (await factories.admin(northwind, AdminRole.SALES_ADMIN)).admin
+    mine = await factories.customer(northwind, "Mine", created_by=sales)
+    for creator in (other_sales, team[AdminRole.FULL_ADMIN].admin, team[AdminRole.ADMIN].admin):
+        await factories.customer(northwind, f"By {creator.email}", created_by=creator)
+    await factories.customer(contoso, "Contoso, by our sales admin (stray)", created_by=sales)
+    viewer = Viewer(admin=sales, partner=northwind)
+    assert await visible_customers(viewer).values_list("id", flat=True) == [mine.id]
+    scope = customer_scope(viewer)
+    rows = await fetch_all(f"SELECT c.id FROM customer c WHERE {scope.text}", scope.params)
+    assert [r["id"] for r in rows] == [mine.id]
 
 
 async def test_admins_list_holds_only_the_viewers_partner(db: Settings) -> None:
@@ -65,9 +90,6 @@ async def test_admins_list_holds_only_the_viewers_partner(db: Settings) -> None:
 
 async def test_the_sql_scope_and_the_queryset_scope_agree_for_every_role(db: Settings) -> None:
     """Raw queries use customer_scope(), the ORM uses visible_customers(): same rule."""
-    from app.db import fetch_all
-    from app.domain.access import customer_scope
-
     northwind = await factories.partner("Northwind Partners", "northwind.example")
     contoso = await factories.partner("Contoso Partners", "contoso.example")
     team = await factories.team(northwind)

@@ -8,10 +8,12 @@ from datetime import date
 import httpx
 import pytest
 
+from app.db import fetch_all
 from app.domain.ids import encode_global_id
-from app.models.enums import AdminRole, CustomerStatus
+from app.domain.statuses import StatusClock, status_condition, statuses_of
+from app.models.enums import AdminRole, CustomerStatus, SubscriptionStatus, TrialStatus
 from tests.graphql_client import data, gql
-from tests.world import World, build_world
+from tests.world import StatusGrid, World, build_status_grid, build_world
 
 LIST = """query($first: Int, $after: String, $filter: CustomerFilter, $orderBy: CustomerOrder) {
   customers(first: $first, after: $after, filter: $filter, orderBy: $orderBy) {
@@ -346,3 +348,65 @@ async def test_customer_by_id_is_null_outside_the_scope(
         "node": {"id": tag_id},
     }
     assert (await data(client, admin, query, {"id": assigned_elsewhere}))["customer"] is not None
+
+
+# ---------------------------------------------------------------- every status rule x every state
+
+
+@pytest.fixture
+async def grid(db) -> StatusGrid:
+    return await build_status_grid()
+
+
+async def test_each_status_rule_counts_exactly_the_subscription_states_spec_names(
+    client: httpx.AsyncClient, grid: StatusGrid
+) -> None:
+    """LICENSE_OVERAGE on ACTIVE, SUSPENDED and PENDING_SETUP only, EXPIRING_SOON on
+    ACTIVE only, EXPIRED unless something holds: through the API and the domain."""
+    answer = await data(client, grid.full_admin.token, LIST, {"first": 100})
+    got = {node["name"]: set(node["statuses"]) for node in answer["customers"]["nodes"]}
+    assert got == grid.expected
+    ids = {c.id: name for name, c in grid.customers.items()}
+    computed = await statuses_of(list(ids), StatusClock(now=grid.now))
+    assert {ids[i]: {s.value for s in statuses} for i, statuses in computed.items()} == (
+        grid.expected
+    )
+
+
+@pytest.mark.parametrize("status", list(CustomerStatus))
+async def test_each_status_filter_finds_exactly_its_customers_in_every_state(
+    client: httpx.AsyncClient, grid: StatusGrid, status: CustomerStatus
+) -> None:
+    expected = {name for name, statuses in grid.expected.items() if status.value in statuses}
+    answer = await data(
+        client, grid.full_admin.token, LIST, {"first": 100, "filter": {"statuses": [status.value]}}
+    )
+    assert {n["name"] for n in answer["customers"]["nodes"]} == expected
+    assert answer["customers"]["totalCount"] == len(expected)
+    condition = status_condition(status, StatusClock(now=grid.now))
+    rows = await fetch_all(
+        f"SELECT c.name FROM customer c WHERE c.partner_id = ? AND ({condition.text})",
+        [grid.partner.id, *condition.params],
+    )
+    assert {r["name"] for r in rows} == expected
+
+
+async def test_the_status_grid_puts_an_overage_on_every_subscription_and_trial_state(
+    grid: StatusGrid,
+) -> None:
+    """Guards the grid: each state of the enums carries an overage somewhere in it,
+    so a rule that forgets a state has a customer to be wrong about."""
+    from app.models.subscriptions import LicenseLine
+    from app.models.trials import Trial
+
+    over = LicenseLine.filter(
+        subscription__customer__partner_id=grid.partner.id, assigned__gt=10, quantity=10
+    )
+    states = set(await over.values_list("subscription__kind", "subscription__status"))
+    assert {s.value for k, s in states if k == "SUBSCRIPTION"} == {
+        s.value for s in SubscriptionStatus
+    }
+    trial_states = await Trial.filter(customer__partner_id=grid.partner.id).values_list(
+        "status", flat=True
+    )
+    assert set(trial_states) == {s.value for s in TrialStatus}

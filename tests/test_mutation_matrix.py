@@ -201,6 +201,22 @@ MUTATIONS = [
 ]
 
 
+# The audit action each mutation writes (one event, of its own action).
+ACTIONS = {
+    "createTag": "tag.create",
+    "updateTag": "tag.update",
+    "deleteTag": "tag.delete",
+    "setCustomerTags": "customer.tags.set",
+    "startTrial": "trial.start",
+    "extendTrial": "trial.extend",
+    "cancelTrial": "trial.cancel",
+    "assignAdminToCustomer": "admin.assign",
+    "unassignAdminFromCustomer": "admin.unassign",
+    "createAdmin": "admin.create",
+    "updateAdminRole": "admin.role",
+}
+
+
 async def _missing(model: type, pk: int) -> bool:
     return not await model.filter(id=pk).exists()
 
@@ -261,6 +277,8 @@ async def test_mutation_obeys_the_role_table(
         new_events = after["audit_event"][len(before["audit_event"]) :]
         assert len(new_events) == 1, new_events
         assert new_events[0]["actor_id"] == matrix.team[role].admin.id
+        assert new_events[0]["action"] == ACTIONS[mutation.name]
+        assert new_events[0]["partner_id"] == matrix.team[role].admin.partner_id
     else:
         assert errors == [expected], payload
         assert all(v is None for k, v in payload.items() if k != "userErrors")
@@ -309,3 +327,8 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
         assert error["code"] == "FORBIDDEN", mutation.name
         assert "setup is pending" in error["message"], mutation.name
     assert await everything() == before
+
+
+def test_every_mutation_of_the_matrix_names_its_audit_action() -> None:
+    assert set(ACTIONS) == {m.name for m in MUTATIONS}
+    assert len(set(ACTIONS.values())) == len(ACTIONS)

@@ -250,6 +250,21 @@ async def build_world() -> World:
     await sub("signed in 30 days and an hour ago", A, today + 400 * day, auto_renew=True)
     await customer("never signed in", {"ACTIVE", "NO_RECENT_ACTIVITY"}, None)
     await sub("never signed in", A, today + 400 * day, auto_renew=True)
+    # Overage counts on SUSPENDED (SPEC.md: ACTIVE, SUSPENDED or PENDING_SETUP), not on CANCELLED.
+    await customer("suspended with overage", {"SUSPENDED", "LICENSE_OVERAGE"})
+    await sub(
+        "suspended with overage",
+        S.SUSPENDED,
+        today + 120 * day,
+        lines=[(LicenseType.MEETINGS, 10, 12, 4)],
+    )
+    await customer("cancelled with overage", {"EXPIRED"})
+    await sub(
+        "cancelled with overage",
+        S.CANCELLED,
+        today + 120 * day,
+        lines=[(LicenseType.MEETINGS, 10, 12, 4)],
+    )
 
     # Details used by filters and the detail tabs.
     c = w.customers
@@ -320,6 +335,10 @@ async def build_world() -> World:
     await factories.assign(w.team[AdminRole.FULL_ADMIN].admin, c["pending setup"])
     await factories.assign(sales, c["suspended"])
     await Customer.filter(id=c["trial ends in 31 days"].id).update(created_by=sales)
+    # Created by another admin's trial: the SALES_ADMIN does not see it.
+    await Customer.filter(id=c["cancelled with overage"].id).update(
+        created_by=w.team[AdminRole.FULL_ADMIN].admin
+    )
 
     # Another partner's customer, with the same phone number and tag name.
     w.foreign = await factories.customer(contoso, "sub ends in 30 days (Contoso)")
@@ -331,3 +350,138 @@ async def build_world() -> World:
     await CustomerTag.create(customer=w.foreign, tag=foreign_tag)
     w.customers = {k: await Customer.get(id=v.id) for k, v in w.customers.items()}
     return w
+
+
+@dataclass
+class StatusGrid:
+    """One customer per (rule, subscription state) pair, with the statuses SPEC.md
+    gives it, written by hand; every customer signed in yesterday."""
+
+    now: datetime
+    partner: PartnerOrganization
+    full_admin: factories.AdminWithToken
+    customers: dict[str, Customer] = field(default_factory=dict)
+    expected: dict[str, set[str]] = field(default_factory=dict)
+
+
+OVERAGE_LINE: list[Line] = [(LicenseType.MEETINGS, 10, 11, 3)]  # assigned > quantity
+EXACT_LINE: list[Line] = [(LicenseType.MEETINGS, 10, 10, 3)]  # assigned = quantity: no overage
+
+
+async def build_status_grid() -> StatusGrid:
+    """Every subscription status (ACTIVE, SUSPENDED, PENDING_SETUP, EXPIRED,
+    CANCELLED) and trial state against LICENSE_OVERAGE, EXPIRING_SOON and EXPIRED,
+    in a partner of its own."""
+    now = datetime.now(UTC)
+    today = now.date()
+    day = timedelta(days=1)
+    partner = await factories.partner("Fabrikam Partners", "fabrikam.example")
+    g = StatusGrid(now, partner, await factories.admin(partner, AdminRole.FULL_ADMIN))
+    S, T = SubscriptionStatus, TrialStatus
+
+    async def customer(name: str, expected: set[str]) -> Customer:
+        c = await Customer.create(
+            partner=partner,
+            name=name,
+            org_id=uuid.uuid4(),
+            region=Region.US,
+            created_at=now - 200 * day,
+            last_admin_activity_at=now - day,
+        )
+        g.customers[name], g.expected[name] = c, expected
+        return c
+
+    async def sub(
+        name: str,
+        status: SubscriptionStatus,
+        ends_in: int,
+        lines: list[Line],
+        auto_renew: bool = True,
+    ) -> None:
+        await subscription(
+            g.customers[name],
+            status,
+            today + ends_in * day,
+            auto_renew=auto_renew,
+            lines=lines,
+            today=today,
+        )
+
+    async def trial_of(
+        name: str, status: TrialStatus, mirror: SubscriptionStatus, ends_in: int, lines: list[Line]
+    ) -> None:
+        t = await trial(g.customers[name], today + ends_in * day, lines=lines, today=today)
+        await Trial.filter(id=t.id).update(status=status)
+        await Subscription.filter(trial_id=t.id).update(status=mirror)
+
+    # LICENSE_OVERAGE: assigned > quantity on a subscription or trial in status
+    # ACTIVE, SUSPENDED or PENDING_SETUP; never on EXPIRED or CANCELLED ones.
+    overage_on = {
+        S.ACTIVE: {"ACTIVE", "LICENSE_OVERAGE"},
+        S.SUSPENDED: {"SUSPENDED", "LICENSE_OVERAGE"},
+        S.PENDING_SETUP: {"READY_FOR_ORDER_SETUP", "LICENSE_OVERAGE"},
+        S.EXPIRED: {"EXPIRED"},
+        S.CANCELLED: {"EXPIRED"},
+    }
+    for status, expected in overage_on.items():
+        await customer(f"overage on a {status.value} subscription", expected)
+        await sub(f"overage on a {status.value} subscription", status, 200, OVERAGE_LINE)
+    no_overage = {
+        S.ACTIVE: {"ACTIVE"},
+        S.SUSPENDED: {"SUSPENDED"},
+        S.PENDING_SETUP: {"READY_FOR_ORDER_SETUP"},
+        S.EXPIRED: {"EXPIRED"},
+        S.CANCELLED: {"EXPIRED"},
+    }
+    for status, expected in no_overage.items():
+        await customer(f"no overage on a {status.value} subscription", expected)
+        await sub(f"no overage on a {status.value} subscription", status, 200, EXACT_LINE)
+    # Trials: the TRIAL subscription mirrors the trial (cancelTrial: CANCELLED; the
+    # expiry job and a conversion: EXPIRED).
+    await customer("overage on an ACTIVE trial", {"TRIAL", "LICENSE_OVERAGE"})
+    await trial_of("overage on an ACTIVE trial", T.ACTIVE, S.ACTIVE, 60, OVERAGE_LINE)
+    await customer("overage on an EXPIRED trial", {"EXPIRED"})
+    await trial_of("overage on an EXPIRED trial", T.EXPIRED, S.EXPIRED, -1, OVERAGE_LINE)
+    await customer("overage on a CANCELLED trial", {"EXPIRED"})
+    await trial_of("overage on a CANCELLED trial", T.CANCELLED, S.CANCELLED, 60, OVERAGE_LINE)
+    await customer("overage on a CONVERTED trial", {"EXPIRED"})
+    await trial_of("overage on a CONVERTED trial", T.CONVERTED, S.EXPIRED, 60, OVERAGE_LINE)
+    # The overage must be on a holding subscription itself, not on another one.
+    await customer("overage on an EXPIRED beside a full ACTIVE", {"ACTIVE"})
+    await sub("overage on an EXPIRED beside a full ACTIVE", S.EXPIRED, 200, OVERAGE_LINE)
+    await sub("overage on an EXPIRED beside a full ACTIVE", S.ACTIVE, 200, EXACT_LINE)
+    await customer("overage on a CANCELLED trial beside a SUSPENDED", {"SUSPENDED"})
+    await trial_of(
+        "overage on a CANCELLED trial beside a SUSPENDED",
+        T.CANCELLED,
+        S.CANCELLED,
+        60,
+        OVERAGE_LINE,
+    )
+    await sub("overage on a CANCELLED trial beside a SUSPENDED", S.SUSPENDED, 200, EXACT_LINE)
+    # EXPIRING_SOON: only an ACTIVE subscription without auto-renew, or an ACTIVE trial.
+    await customer("ACTIVE, no auto-renew, ends in 10 days", {"ACTIVE", "EXPIRING_SOON"})
+    await sub("ACTIVE, no auto-renew, ends in 10 days", S.ACTIVE, 10, EXACT_LINE, auto_renew=False)
+    await customer("ACTIVE, auto-renew, ends in 10 days", {"ACTIVE"})
+    await sub("ACTIVE, auto-renew, ends in 10 days", S.ACTIVE, 10, EXACT_LINE, auto_renew=True)
+    for status, expected in {
+        S.SUSPENDED: {"SUSPENDED"},
+        S.PENDING_SETUP: {"READY_FOR_ORDER_SETUP"},
+        S.EXPIRED: {"EXPIRED"},
+        S.CANCELLED: {"EXPIRED"},
+    }.items():
+        name = f"{status.value}, no auto-renew, ends in 10 days"
+        await customer(name, expected)
+        await sub(name, status, 10, EXACT_LINE, auto_renew=False)
+    await customer("CANCELLED trial that would end in 10 days", {"EXPIRED"})
+    await trial_of(
+        "CANCELLED trial that would end in 10 days", T.CANCELLED, S.CANCELLED, 10, EXACT_LINE
+    )
+    # EXPIRED: no holding subscription and no ongoing trial.
+    await customer("ACTIVE trial beside a SUSPENDED", {"TRIAL", "SUSPENDED"})
+    await trial_of("ACTIVE trial beside a SUSPENDED", T.ACTIVE, S.ACTIVE, 60, EXACT_LINE)
+    await sub("ACTIVE trial beside a SUSPENDED", S.SUSPENDED, 200, EXACT_LINE)
+    await customer("PENDING_SETUP beside a CANCELLED", {"READY_FOR_ORDER_SETUP"})
+    await sub("PENDING_SETUP beside a CANCELLED", S.PENDING_SETUP, 200, EXACT_LINE)
+    await sub("PENDING_SETUP beside a CANCELLED", S.CANCELLED, -5, EXACT_LINE)
+    return g

@@ -109,6 +109,8 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
         await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         admin = await _own_admin(viewer, admin_id)
         old = AdminRole(admin.role)
+        if old == role:
+            return admin  # nothing changes, so nothing to audit
         if old is AdminRole.FULL_ADMIN and role is not AdminRole.FULL_ADMIN:
             full_admins = await Admin.filter(
                 partner_id=viewer.partner_id, role=AdminRole.FULL_ADMIN

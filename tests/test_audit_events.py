@@ -1,0 +1,365 @@
+"""The audit trail (app/domain/audit.py: "every successful mutation writes one
+event"): every mutation of the schema, as every role allowed to run it, writes
+exactly one event, of its own action, by the viewer, in the viewer's partner,
+naming its target; a refused or no-op mutation writes none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from app.domain.ids import encode_global_id as gid
+from app.models.admins import Admin, ApiToken
+from app.models.audit import AuditEvent
+from app.models.customers import Customer
+from app.models.enums import (
+    AdminRole,
+    ReportFrequency,
+    ReportTemplateKind,
+    ReportType,
+)
+from app.models.organization import PartnerOrganization
+from app.models.reports import ReportSchedule, ReportTemplate
+from app.models.tags import Tag
+from app.models.trials import Trial
+from tests import factories
+from tests.graphql_client import data
+from tests.report_helpers import flush_queue
+
+FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
+    AdminRole.FULL_ADMIN,
+    AdminRole.ADMIN,
+    AdminRole.READ_ONLY_ADMIN,
+    AdminRole.SALES_FULL_ADMIN,
+    AdminRole.SALES_ADMIN,
+)
+EVERY_ROLE = frozenset(AdminRole)
+
+
+@dataclass
+class AuditWorld:
+    northwind: PartnerOrganization
+    contoso: PartnerOrganization
+    team: dict[AdminRole, factories.AdminWithToken]
+    customer: Customer  # in the scope of every role, no trial
+    with_trial: Customer
+    trial: Trial
+    tag: Tag
+    spare_admin: Admin  # an ADMIN assigned to nothing
+    spare_token: ApiToken  # the spare admin's API token
+    assigned_admin: Admin  # an ADMIN assigned to `customer`
+    template: ReportTemplate  # a CUSTOM template of Northwind
+    schedule: ReportSchedule
+
+
+async def build_audit_world() -> AuditWorld:
+    northwind = await factories.partner("Northwind Partners", "northwind.example")
+    contoso = await factories.partner("Contoso Partners", "contoso.example")
+    team = await factories.team(northwind)
+    await factories.team(contoso)
+    await factories.customer(contoso, "Contoso customer")
+    today = datetime.now(UTC).date()
+    customer = await factories.customer(northwind, "Plain")
+    with_trial = await factories.customer(northwind, "With trial")
+    trial = await factories.trial(with_trial, today - timedelta(days=5), today + timedelta(days=20))
+    for role in (ADMIN, SALES):
+        await factories.assign(team[role].admin, customer)
+        await factories.assign(team[role].admin, with_trial)
+    spare = (await factories.admin(northwind, ADMIN)).admin
+    assigned = (await factories.admin(northwind, ADMIN)).admin
+    await factories.assign(assigned, customer)
+    tag = await Tag.create(partner=northwind, name="Gold", name_key="gold")
+    template = await ReportTemplate.create(
+        partner=northwind,
+        name="Phones by site",
+        name_key="phones by site",
+        kind=ReportTemplateKind.CUSTOM,
+        report_type=ReportType.DEVICES,
+        column_keys=["mac"],
+        created_by=team[FULL].admin,
+    )
+    schedule = await ReportSchedule.create(
+        partner=northwind,
+        template=template,
+        frequency=ReportFrequency.DAILY,
+        hour_utc=6,
+        created_by=team[FULL].admin,
+    )
+    spare_token = await ApiToken.get(admin_id=spare.id)
+    return AuditWorld(
+        northwind, contoso, team, customer, with_trial, trial, tag, spare, spare_token, assigned,
+        template, schedule,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    mutation: str
+    action: str
+    roles: frozenset[AdminRole]
+    query: str
+    variables: Callable[[AuditWorld], dict]
+    target: Callable[[AuditWorld, dict], str]  # global id the event names
+
+
+def _in(**fields: object) -> dict:
+    return {"input": fields}
+
+
+CASES = [
+    Case(
+        "completeOrganizationSetup",
+        "organization.setup",
+        frozenset({FULL}),
+        "mutation($input: CompleteSetupInput!) { completeOrganizationSetup(input: $input) { organization { id } userErrors { code } } }",
+        lambda w: _in(acceptTerms=True),
+        lambda w, p: gid("PartnerOrganization", w.northwind.id),
+    ),
+    Case(
+        "createTag",
+        "tag.create",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: CreateTagInput!) { createTag(input: $input) { tag { id } userErrors { code } } }",
+        lambda w: _in(name="Fresh"),
+        lambda w, p: p["tag"]["id"],
+    ),
+    Case(
+        "updateTag",
+        "tag.update",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: UpdateTagInput!) { updateTag(input: $input) { tag { id } userErrors { code } } }",
+        lambda w: _in(id=gid("Tag", w.tag.id), name="Platinum"),
+        lambda w, p: gid("Tag", w.tag.id),
+    ),
+    Case(
+        "deleteTag",
+        "tag.delete",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: DeleteInput!) { deleteTag(input: $input) { deletedId userErrors { code } } }",
+        lambda w: _in(id=gid("Tag", w.tag.id)),
+        lambda w, p: gid("Tag", w.tag.id),
+    ),
+    Case(
+        "setCustomerTags",
+        "customer.tags.set",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: SetCustomerTagsInput!) { setCustomerTags(input: $input) { customer { id } userErrors { code } } }",
+        lambda w: _in(customerId=gid("Customer", w.customer.id), tagIds=[gid("Tag", w.tag.id)]),
+        lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "startTrial",
+        "trial.start",
+        frozenset({FULL, ADMIN, SALES_FULL, SALES}),
+        "mutation($input: StartTrialInput!) { startTrial(input: $input) { trial { id } userErrors { code } } }",
+        lambda w: _in(
+            customerId=gid("Customer", w.customer.id),
+            products=[{"product": "CALLING", "licenses": 10}],
+            durationDays=30,
+        ),
+        lambda w, p: p["trial"]["id"],
+    ),
+    Case(
+        "extendTrial",
+        "trial.extend",
+        frozenset({FULL, ADMIN, SALES_FULL, SALES}),
+        "mutation($input: ExtendTrialInput!) { extendTrial(input: $input) { trial { id } userErrors { code } } }",
+        lambda w: _in(trialId=gid("Trial", w.trial.id), days=5),
+        lambda w, p: gid("Trial", w.trial.id),
+    ),
+    Case(
+        "cancelTrial",
+        "trial.cancel",
+        frozenset({FULL, ADMIN, SALES_FULL, SALES}),
+        "mutation($input: CancelTrialInput!) { cancelTrial(input: $input) { trial { id } userErrors { code } } }",
+        lambda w: _in(trialId=gid("Trial", w.trial.id)),
+        lambda w, p: gid("Trial", w.trial.id),
+    ),
+    Case(
+        "assignAdminToCustomer",
+        "admin.assign",
+        frozenset({FULL}),
+        "mutation($input: AssignAdminInput!) { assignAdminToCustomer(input: $input) { assignment { role } userErrors { code } } }",
+        lambda w: _in(adminId=gid("Admin", w.spare_admin.id), customerId=gid("Customer", w.customer.id)),
+        lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "unassignAdminFromCustomer",
+        "admin.unassign",
+        frozenset({FULL}),
+        "mutation($input: AssignAdminInput!) { unassignAdminFromCustomer(input: $input) { deletedId userErrors { code } } }",
+        lambda w: _in(adminId=gid("Admin", w.assigned_admin.id), customerId=gid("Customer", w.customer.id)),
+        lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "createAdmin",
+        "admin.create",
+        frozenset({FULL}),
+        "mutation($input: CreateAdminInput!) { createAdmin(input: $input) { admin { id } userErrors { code } } }",
+        lambda w: _in(email="new.admin@northwind.example", displayName="New Admin", role="ADMIN"),
+        lambda w, p: p["admin"]["id"],
+    ),
+    Case(
+        "updateAdminRole",
+        "admin.role",
+        frozenset({FULL}),
+        "mutation($input: UpdateAdminRoleInput!) { updateAdminRole(input: $input) { admin { id } userErrors { code } } }",
+        lambda w: _in(adminId=gid("Admin", w.spare_admin.id), role="SALES_ADMIN"),
+        lambda w, p: gid("Admin", w.spare_admin.id),
+    ),
+    Case(
+        "createReportTemplate",
+        "report_template.create",
+        EVERY_ROLE - {READ_ONLY},
+        "mutation($input: CreateReportTemplateInput!) { createReportTemplate(input: $input) { template { id } userErrors { code } } }",
+        lambda w: _in(name="Macs only", reportType="DEVICES", columnKeys=["mac"]),
+        lambda w, p: p["template"]["id"],
+    ),
+    Case(
+        "generateReport",
+        "report.generate",
+        EVERY_ROLE,
+        "mutation($input: GenerateReportInput!) { generateReport(input: $input) { report { id } userErrors { code } } }",
+        lambda w: _in(templateId=gid("ReportTemplate", w.template.id)),
+        lambda w, p: p["report"]["id"],
+    ),
+    Case(
+        "createReportSchedule",
+        "report_schedule.create",
+        frozenset({FULL}),
+        "mutation($input: CreateReportScheduleInput!) { createReportSchedule(input: $input) { schedule { id } userErrors { code } } }",
+        lambda w: _in(templateId=gid("ReportTemplate", w.template.id), frequency="WEEKLY", dayOfWeek=1, hourUtc=5),
+        lambda w, p: p["schedule"]["id"],
+    ),
+    Case(
+        "updateReportSchedule",
+        "report_schedule.update",
+        frozenset({FULL}),
+        "mutation($input: UpdateReportScheduleInput!) { updateReportSchedule(input: $input) { schedule { id } userErrors { code } } }",
+        lambda w: _in(id=gid("ReportSchedule", w.schedule.id), hourUtc=7),
+        lambda w, p: gid("ReportSchedule", w.schedule.id),
+    ),
+    Case(
+        "deleteReportSchedule",
+        "report_schedule.delete",
+        frozenset({FULL}),
+        "mutation($input: DeleteInput!) { deleteReportSchedule(input: $input) { deletedId userErrors { code } } }",
+        lambda w: _in(id=gid("ReportSchedule", w.schedule.id)),
+        lambda w, p: gid("ReportSchedule", w.schedule.id),
+    ),
+    Case(
+        "createApiToken",
+        "api_token.create",
+        frozenset({FULL}),
+        "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { apiToken { id } userErrors { code } } }",
+        lambda w: _in(label="CI", adminId=gid("Admin", w.spare_admin.id)),
+        lambda w, p: p["apiToken"]["id"],
+    ),
+    Case(
+        "revokeApiToken",
+        "api_token.revoke",
+        frozenset({FULL}),
+        "mutation($input: RevokeApiTokenInput!) { revokeApiToken(input: $input) { apiToken { id } userErrors { code } } }",
+        lambda w: _in(id=gid("ApiToken", w.spare_token.id)),
+        lambda w, p: gid("ApiToken", w.spare_token.id),
+    ),
+]  # fmt: skip
+BY_NAME = {case.mutation: case for case in CASES}
+RUNS = [(case, role) for case in CASES for role in AdminRole if role in case.roles]
+
+
+async def test_every_mutation_of_the_schema_has_its_audit_case(
+    client: httpx.AsyncClient, db
+) -> None:
+    """A new mutation fails here until it has a case above (and so an audit check)."""
+    org = await factories.partner("Northwind Partners", "northwind.example")
+    full = await factories.admin(org, FULL)
+    answer = await data(client, full.token, "{ __schema { mutationType { fields { name } } } }")
+    names = {f["name"] for f in answer["__schema"]["mutationType"]["fields"]}
+    assert names == set(BY_NAME)
+    assert len({case.action for case in CASES}) == len(CASES)  # each its own action
+
+
+async def _events_after(last_id: int) -> list[AuditEvent]:
+    return await AuditEvent.filter(id__gt=last_id).order_by("id")
+
+
+async def _last_event_id() -> int:
+    last = await AuditEvent.all().order_by("-id").first()
+    return last.id if last else 0
+
+
+@pytest.mark.parametrize(
+    ("case", "role"), RUNS, ids=[f"{case.mutation}-{role.value}" for case, role in RUNS]
+)
+async def test_a_successful_mutation_writes_exactly_one_event_of_its_own_action(
+    client: httpx.AsyncClient, db, redis_url: str, case: Case, role: AdminRole
+) -> None:
+    await flush_queue(redis_url)
+    w = await build_audit_world()
+    if case.mutation == "completeOrganizationSetup":
+        await PartnerOrganization.filter(id=w.northwind.id).update(terms_accepted_at=None)
+    viewer = w.team[role]
+    last = await _last_event_id()
+    answer = await data(client, viewer.token, case.query, case.variables(w))
+    payload = answer[case.mutation]
+    assert payload["userErrors"] == [], payload
+    [event] = await _events_after(last)
+    assert event.action == case.action
+    assert event.actor_id == viewer.admin.id
+    assert event.partner_id == w.northwind.id
+    assert event.target_id == case.target(w, payload)
+    assert event.summary
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.mutation for case in CASES])
+async def test_a_refused_mutation_writes_no_event(
+    client: httpx.AsyncClient, db, redis_url: str, case: Case
+) -> None:
+    """Refused for its role where some role may not run it, else for setup pending
+    or a conflict: no event either way."""
+    await flush_queue(redis_url)
+    w = await build_audit_world()
+    forbidden = [role for role in AdminRole if role not in case.roles]
+    if case.mutation == "completeOrganizationSetup":
+        tokens = [w.team[role].token for role in forbidden]
+        tokens.append(w.team[FULL].token)  # already completed: a CONFLICT
+    elif forbidden:
+        tokens = [w.team[role].token for role in forbidden]
+    else:  # every role may: refused while the setup is pending
+        await PartnerOrganization.filter(id=w.northwind.id).update(terms_accepted_at=None)
+        tokens = [w.team[role].token for role in AdminRole]
+    last = await _last_event_id()
+    for token in tokens:
+        answer = await data(client, token, case.query, case.variables(w))
+        assert answer[case.mutation]["userErrors"], answer
+    assert await _events_after(last) == []
+
+
+async def test_a_role_change_to_the_same_role_changes_nothing_and_writes_no_event(
+    client: httpx.AsyncClient, db
+) -> None:
+    """updateAdminRole to the role the admin already has: a no-op, answered with
+    the admin, with nothing to audit."""
+    w = await build_audit_world()
+    case = BY_NAME["updateAdminRole"]
+    query = case.query.replace("admin { id }", "admin { id role email }")
+    last = await _last_event_id()
+    for target in (w.spare_admin, w.team[SALES].admin, w.team[FULL].admin):
+        variables = _in(adminId=gid("Admin", target.id), role=target.role)
+        payload = (await data(client, w.team[FULL].token, query, variables))["updateAdminRole"]
+        assert payload == {
+            "admin": {"id": gid("Admin", target.id), "role": target.role, "email": target.email},
+            "userErrors": [],
+        }
+        assert (await Admin.get(id=target.id)).role == target.role
+    assert await _events_after(last) == []
+    # A real change still writes its one event.
+    variables = _in(adminId=gid("Admin", w.spare_admin.id), role="SALES_ADMIN")
+    await data(client, w.team[FULL].token, query, variables)
+    [event] = await _events_after(last)
+    assert event.action == "admin.role" and event.target_id == gid("Admin", w.spare_admin.id)
