@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from app.optional_redis import OptionalRedis
 
 log = logging.getLogger("partnerhub.persisted_queries")
 
 KEY_PREFIX = "partnerhub:apq:"
 KEEP_SECONDS = 30 * 24 * 3600  # a stored query lives 30 days after its last registration
 MAX_QUERY_BYTES = 256 * 1024
-REDIS_TIMEOUT_SECONDS = 0.5
-RETRY_AFTER_FAILURE_SECONDS = 5.0
 
 
 def document_hash(document: str) -> str:
@@ -88,49 +85,19 @@ class QueryStore:
     sends the full query again) and nothing is stored; one warning an outage."""
 
     def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self._redis: Redis | None = None
-        self._skip_until = 0.0
-        self._down = False
-
-    def _client(self) -> Redis:
-        if self._redis is None:
-            self._redis = Redis.from_url(
-                self.redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-        return self._redis
-
-    def _failed(self, exc: Exception) -> None:
-        self._skip_until = time.monotonic() + RETRY_AFTER_FAILURE_SECONDS
-        if not self._down:
-            self._down = True
-            log.warning("persisted queries unavailable: Redis does not answer (%s)", exc)
+        self.redis = OptionalRedis(redis_url, "persisted queries", log)
 
     async def get(self, sha256: str) -> str | None:
-        if not self.redis_url or time.monotonic() < self._skip_until:
-            return None
-        try:
-            found = await self._client().get(KEY_PREFIX + sha256)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return None
-        self._down = False
+        _, found = await self.redis.run(lambda redis: redis.get(KEY_PREFIX + sha256))
         return found.decode("utf-8") if found is not None else None
 
     async def put(self, sha256: str, document: str) -> None:
-        if not self.redis_url or time.monotonic() < self._skip_until:
-            return
-        try:
-            await self._client().set(KEY_PREFIX + sha256, document.encode(), ex=KEEP_SECONDS)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
+        await self.redis.run(
+            lambda redis: redis.set(KEY_PREFIX + sha256, document.encode(), ex=KEEP_SECONDS)
+        )
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        await self.redis.close()
 
 
 class ManifestError(ValueError):

@@ -149,16 +149,10 @@ def http_settings(db: Settings, redis_url: str) -> Settings:
 @pytest.fixture
 async def client(http_settings: Settings, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the ASGI app, sharing the test's database connection."""
-    import httpx
+    from tests.graphql_client import app_client
 
-    from app.http import create_app
-
-    app = create_app(http_settings)
-    app.state.runtime.redis_url = redis_url
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with app_client(http_settings, redis_url) as http:
         yield http
-    await app.state.runtime.close_queue()
 
 
 @pytest.fixture(scope="session")

@@ -92,3 +92,13 @@ async def trial(
         trial=t,
     )
     return t
+
+
+# Short names of the five roles, for tables of who may do what.
+FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
+    AdminRole.FULL_ADMIN,
+    AdminRole.ADMIN,
+    AdminRole.READ_ONLY_ADMIN,
+    AdminRole.SALES_FULL_ADMIN,
+    AdminRole.SALES_ADMIN,
+)

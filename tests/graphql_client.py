@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+
+from app.config import Settings
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a fresh app with these settings (sharing the test's
+    database connection: the app's lifespan does not run)."""
+    from app.http import create_app
+
+    app = create_app(settings)
+    app.state.runtime.redis_url = redis_url
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await app.state.runtime.close_queue()
 
 
 async def gql(

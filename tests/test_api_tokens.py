@@ -32,18 +32,12 @@ from app.models.reports import ReportTemplate
 from app.models.tags import Tag
 from tests import factories
 from tests.cli_process import cli_env, free_port, run_cli
+from tests.factories import ADMIN, FULL, READ_ONLY, SALES, SALES_FULL
 from tests.graphql_client import data, gql
 from tests.test_cli import one_line_error
 from tests.test_mutation_matrix import everything
 from tests.test_serve import running, wait_healthy
 
-FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
-    AdminRole.FULL_ADMIN,
-    AdminRole.ADMIN,
-    AdminRole.READ_ONLY_ADMIN,
-    AdminRole.SALES_FULL_ADMIN,
-    AdminRole.SALES_ADMIN,
-)
 TOKEN_FIELDS = "id label createdAt lastUsedAt expiresAt revokedAt active owner { email }"
 LIST = f"""query($first: Int, $after: String) {{ apiTokens(first: $first, after: $after) {{
   totalCount pageInfo {{ hasNextPage endCursor }} nodes {{ {TOKEN_FIELDS} }} }} }}"""

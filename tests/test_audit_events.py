@@ -27,16 +27,10 @@ from app.models.reports import ReportSchedule, ReportTemplate
 from app.models.tags import Tag
 from app.models.trials import Trial
 from tests import factories
+from tests.factories import ADMIN, FULL, READ_ONLY, SALES, SALES_FULL
 from tests.graphql_client import data
 from tests.report_helpers import flush_queue
 
-FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
-    AdminRole.FULL_ADMIN,
-    AdminRole.ADMIN,
-    AdminRole.READ_ONLY_ADMIN,
-    AdminRole.SALES_FULL_ADMIN,
-    AdminRole.SALES_ADMIN,
-)
 EVERY_ROLE = frozenset(AdminRole)
 
 

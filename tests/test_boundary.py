@@ -18,23 +18,10 @@ from graphql import OperationDefinitionNode, parse
 from app.config import Settings
 from app.models.enums import AdminRole
 from tests import factories
-from tests.graphql_client import gql
+from tests.graphql_client import app_client, gql
 from tests.test_customer_detail import counting_statements
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@asynccontextmanager
-async def app_client(settings: Settings, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on a fresh app with these settings (sharing the test's database)."""
-    from app.http import create_app
-
-    app = create_app(settings)
-    app.state.runtime.redis_url = redis_url
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield http
-    await app.state.runtime.close_queue()
 
 
 async def forget_buckets(redis_url: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 from app.config import Settings
 from app.models.enums import AdminRole
 from tests import factories
-from tests.test_boundary import app_client
+from tests.graphql_client import app_client
 
 PREFLIGHT = {
     "Access-Control-Request-Method": "POST",

@@ -21,15 +21,9 @@ from app.models.enums import AdminRole
 from app.models.tags import CustomerTag, Tag
 from app.models.trials import Trial
 from tests import factories
+from tests.factories import ADMIN, FULL, SALES, SALES_FULL
 from tests.graphql_client import data
 
-FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
-    AdminRole.FULL_ADMIN,
-    AdminRole.ADMIN,
-    AdminRole.READ_ONLY_ADMIN,
-    AdminRole.SALES_FULL_ADMIN,
-    AdminRole.SALES_ADMIN,
-)
 TAG_ROLES = {FULL, ADMIN, SALES_FULL}
 TRIAL_ROLES = {FULL, ADMIN, SALES_FULL, SALES}
 MANAGER_ROLES = {FULL}

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.models.enums import AdminRole
 from tests import factories
 from tests.cli_process import cli_env, run_cli
-from tests.test_boundary import app_client
+from tests.graphql_client import app_client
 
 QUERY = "query Me { viewer { email } }"
 

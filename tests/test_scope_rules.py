@@ -47,15 +47,8 @@ from app.models.enums import (
 from app.models.organization import PartnerOrganization
 from app.models.reports import Report, ReportSchedule, ReportTemplate
 from tests import factories
+from tests.factories import ADMIN, FULL, READ_ONLY, SALES, SALES_FULL
 from tests.graphql_client import data
-
-FULL, ADMIN, READ_ONLY, SALES_FULL, SALES = (
-    AdminRole.FULL_ADMIN,
-    AdminRole.ADMIN,
-    AdminRole.READ_ONLY_ADMIN,
-    AdminRole.SALES_FULL_ADMIN,
-    AdminRole.SALES_ADMIN,
-)
 
 # The viewers: Northwind's five roles, a second ADMIN and SALES_ADMIN of
 # Northwind (whose rows the first ones must not see), and Contoso's five roles.

@@ -15,7 +15,7 @@ import websockets
 from app.config import Settings
 from app.models.enums import AdminRole
 from tests import factories
-from tests.test_boundary import app_client
+from tests.graphql_client import app_client
 from tests.test_oidc import AUDIENCE, EC_KEY, OTHER_RSA_KEY, Issuer, issuer  # noqa: F401 (a fixture)
 
 QUERY = "query Me { viewer { email role } }"
