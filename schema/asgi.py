@@ -27,10 +27,12 @@ from strawberry.types.unset import UNSET
 
 from app.auth import bearer_token
 from app.config import Settings
+from app.domain.text import text_fault
 from app.middleware import origin_allowed, wants_graphiql_page
 from app.persisted_queries import PersistedQueryError, resolve_document
 from app.sign_in import SignInRefused, sign_in
 from schema.context import Context
+from schema.errors import apply_policy
 from schema.root import schema
 from schema.websocket_auth import LegacyWSHandler, TransportWSHandler
 
@@ -39,6 +41,9 @@ log = logging.getLogger("partnerhub.graphql")
 
 def graphql_error_response(status_code: int, message: str, code: str) -> Response:
     """An HTTP error as GraphQL clients read errors: JSON with `errors`."""
+    # A message may quote the client (an operation name): lone surrogates become
+    # escapes, as no JSON encoder writes them.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = {"errors": [{"message": message, "extensions": {"code": code}}]}
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
@@ -142,6 +147,13 @@ class PartnerHubGraphQL(GraphQL):
         data = await super().parse_http_body(request)
         if isinstance(data, list):
             return data
+        name = data.operation_name
+        if name is not None and (not isinstance(name, str) or text_fault(name)):
+            raise GraphQLHTTPError(
+                400,
+                "`operationName` must be the name of an operation of the document.",
+                "BAD_REQUEST",
+            )
         http: Request = request.request
         runtime = http.app.state.runtime
         try:
@@ -162,7 +174,10 @@ class PartnerHubGraphQL(GraphQL):
         context: Context = kwargs["context"]
         try:
             async with asyncio.timeout(limit):
-                return await super().execute_single(*args, **kwargs)
+                result = await super().execute_single(*args, **kwargs)
+            if result.errors:
+                result.errors = apply_policy(result.errors, context.request_id)
+            return result
         except TimeoutError:
             name = getattr(kwargs.get("request_data"), "operation_name", None) or "-"
             log.info("client error in operation %s: TIMEOUT after %g s", name, limit)

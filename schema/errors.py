@@ -94,25 +94,32 @@ class ErrorPolicy(MaskErrors):
         super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED)
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        request_id = _request_id(self.execution_context)
-        processed: list[GraphQLError] = []
-        for error in errors:
-            if is_unexpected(error):
-                extensions: dict[str, Any] = {"code": "INTERNAL_SERVER_ERROR"}
-                if request_id:
-                    extensions["requestId"] = request_id
-                processed.append(_with_extensions(error, UNEXPECTED, extensions, original=False))
-            elif not (error.extensions or {}).get("code"):
-                extensions = {**(error.extensions or {}), "code": error_code(error)}
-                message = (
-                    "The operation ran past its time limit and was stopped."
-                    if extensions["code"] == "TIMEOUT"
-                    else error.message
-                )
-                processed.append(_with_extensions(error, message, extensions, original=True))
-            else:
-                processed.append(error)
-        return processed
+        return apply_policy(errors, _request_id(self.execution_context))
+
+
+def apply_policy(errors: list[GraphQLError], request_id: str | None) -> list[GraphQLError]:
+    """Unexpected errors masked (with the request id), every other error coded.
+    ErrorPolicy applies it within an operation; the view applies it again to
+    what ends outside one (Strawberry answers some failures after the
+    extensions' hooks)."""
+    processed: list[GraphQLError] = []
+    for error in errors:
+        if is_unexpected(error):
+            extensions: dict[str, Any] = {"code": "INTERNAL_SERVER_ERROR"}
+            if request_id:
+                extensions["requestId"] = request_id
+            processed.append(_with_extensions(error, UNEXPECTED, extensions, original=False))
+        elif not (error.extensions or {}).get("code"):
+            extensions = {**(error.extensions or {}), "code": error_code(error)}
+            message = (
+                "The operation ran past its time limit and was stopped."
+                if extensions["code"] == "TIMEOUT"
+                else error.message
+            )
+            processed.append(_with_extensions(error, message, extensions, original=True))
+        else:
+            processed.append(error)
+    return processed
 
 
 def _with_extensions(

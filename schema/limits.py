@@ -7,12 +7,20 @@ actual cost and the bucket's state. A refusal runs no resolver and no SQL.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    Visitor,
+    visit,
+)
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from app.throttle import ThrottleStatus
 from schema.context import Context
@@ -21,6 +29,18 @@ from schema.query_cost import query_cost
 
 def _refusal(message: str, **extensions: Any) -> GraphQLExecutionResult:
     return GraphQLExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
+
+
+def _has_empty_selection(document: DocumentNode) -> bool:
+    found = False
+
+    class Empty(Visitor):
+        def enter_selection_set(self, node: SelectionSetNode, *_: Any) -> None:
+            nonlocal found
+            found = found or not node.selections
+
+    visit(document, Empty())
+    return found
 
 
 def cost_extension(requested: int, actual: int, status: ThrottleStatus | None) -> dict[str, Any]:
@@ -47,12 +67,35 @@ class OperationLimits(SchemaExtension):
     cost (MAX_COST_EXCEEDED) or above what the viewer's bucket holds (THROTTLED,
     with Retry-After); otherwise takes its cost from the bucket."""
 
+    def on_validate(self) -> Iterator[None]:
+        """An empty selection set (`{}`) is refused before graphql-core's rules and
+        Strawberry's depth limiter (which fails on one) see the document."""
+        execution = self.execution_context
+        if execution.graphql_document is not None and _has_empty_selection(
+            execution.graphql_document
+        ):
+            execution.pre_execution_errors = [
+                GraphQLError(
+                    "A selection set ({ }) must select at least one field.",
+                    extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+                )
+            ]
+        yield
+
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context: Context = execution.context
         if getattr(context, "viewer", None) is None:
             execution.result = _refusal(
                 "Sign in first: send `Authorization: Bearer <token>`.", code="UNAUTHENTICATED"
+            )
+            yield
+            return
+        if execution.operation_type is OperationType.SUBSCRIPTION and context.response is not None:
+            execution.result = _refusal(
+                "Subscriptions run over the websocket (graphql-transport-ws at /graphql), "
+                "not over HTTP.",
+                code="BAD_REQUEST",
             )
             yield
             return
