@@ -34,6 +34,7 @@ from app.middleware import (
     BodyLimit,
     RequestId,
     cors_options,
+    error_response,
     redact_access_log,
     wants_graphiql_page,
 )
@@ -42,7 +43,7 @@ from app.models.reports import Report
 from app.oidc import OidcVerifier
 from app.persisted_queries import QueryStore, TrustedDocuments
 from app.queue import EmbeddedValkey, JobQueue, QueueError, ping
-from app.sign_in import SignIn, SignInRefused, sign_in
+from app.sign_in import SignIn, SignInRefused, remember_sign_in, sign_in
 from app.storage import open_storage
 from app.throttle import Throttle
 
@@ -61,10 +62,8 @@ def json_response(body: dict, status_code: int = 200, headers: dict | None = Non
 
 
 def unauthorized(message: str) -> Response:
-    return json_response(
-        {"errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
-        status_code=401,
-        headers={"WWW-Authenticate": 'Bearer realm="partnerhub"'},
+    return error_response(
+        401, message, "UNAUTHENTICATED", {"WWW-Authenticate": 'Bearer realm="partnerhub"'}
     )
 
 
@@ -102,8 +101,6 @@ class BearerAuth:
         ):
             await self.app(scope, receive, send)
             return
-        state = scope.setdefault("state", {})
-        state["oidc_verifier"] = self.verifier
         token = bearer_token(Headers(scope=scope).get("authorization"))
         signed: SignIn | None = None
         refusal: SignInRefused | None = None
@@ -113,18 +110,12 @@ class BearerAuth:
             except SignInRefused as refused:
                 refusal = refused
         if signed is not None:
-            state["viewer"] = signed.viewer
-            state["signed_in_with"] = signed.method
-            # The hash, not the token: an open websocket re-checks it (schema/websocket_auth.py).
-            state["token_hash"] = signed.token_hash
-            state["token_expires_at"] = signed.expires_at
+            remember_sign_in(scope.setdefault("state", {}), signed)
         elif scope["type"] == "http":
             if refusal is not None and refusal.status == 503:
-                await json_response(
-                    {"errors": [{"message": str(refusal), "extensions": {"code": "UNAVAILABLE"}}]},
-                    503,
-                    {"Retry-After": "30"},
-                )(scope, receive, send)
+                await error_response(503, str(refusal), "UNAVAILABLE", {"Retry-After": "30"})(
+                    scope, receive, send
+                )
                 return
             message = (
                 str(refusal)
@@ -150,6 +141,7 @@ class Runtime:
     _throttle: Throttle | None = None
     _query_store: QueryStore | None = None
     trusted_documents: TrustedDocuments | None = None
+    oidc_verifier: OidcVerifier | None = None
 
     @property
     def query_store(self) -> QueryStore:
@@ -280,11 +272,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (unknown path, method not allowed) as JSON errors."""
     assert isinstance(exc, HTTPException)
     code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "BAD_REQUEST")
-    return json_response(
-        {"errors": [{"message": exc.detail, "extensions": {"code": code}}]},
-        exc.status_code,
-        dict(exc.headers or {}),
-    )
+    return error_response(exc.status_code, exc.detail, code, dict(exc.headers or {}))
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -320,12 +308,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # The GraphQL websocket endpoint (subscriptions) shares the path.
     app.router.add_websocket_route("/graphql", graphql)
     app.state.runtime = runtime
+    runtime.oidc_verifier = OidcVerifier.from_settings(settings)
     if settings.trusted_documents_file is not None:
         runtime.trusted_documents = TrustedDocuments.load(settings.trusted_documents_file)
     # From the outside in: CORS, RequestId, BearerAuth, then BodyLimit (an unknown
     # caller is refused before its body is read).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, paths=GRAPHQL_PATHS)
-    app.add_middleware(BearerAuth, verifier=OidcVerifier.from_settings(settings))
+    app.add_middleware(BearerAuth, verifier=runtime.oidc_verifier)
     app.add_middleware(RequestId)
     # Outermost: CORS preflights are answered before authentication, and every
     # answer (a 401 too) carries the CORS headers a page needs to read it.

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import orjson
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
@@ -32,17 +33,15 @@ def wants_graphiql_page(method: str, parameter_names: Iterable[str], accept: str
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
-def _json(status: int, message: str, code: str, extra_headers: list | None = None) -> tuple:
+def error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An HTTP error as GraphQL clients read errors: JSON with `errors` and a code.
+    A message may quote the client (an operation name): lone surrogates become
+    escapes, as no JSON encoder writes them."""
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *(extra_headers or []),
-    ]
-    return {"type": "http.response.start", "status": status, "headers": headers}, {
-        "type": "http.response.body",
-        "body": body,
-    }
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 class RequestId:
@@ -86,8 +85,8 @@ class BodyLimit:
         self.max_bytes = max_bytes
         self.paths = paths
 
-    def _too_large(self) -> tuple:
-        return _json(
+    def _too_large(self) -> Response:
+        return error_response(
             413,
             f"The request body is over the limit of {self.max_bytes} bytes.",
             "PAYLOAD_TOO_LARGE",
@@ -99,12 +98,12 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and (not declared.isascii() or not declared.isdigit()):
-            for message in _json(400, "Content-Length is not a number.", "BAD_REQUEST"):
-                await send(message)
+            await error_response(400, "Content-Length is not a number.", "BAD_REQUEST")(
+                scope, receive, send
+            )
             return
         if declared is not None and int(declared) > self.max_bytes:
-            for message in self._too_large():
-                await send(message)
+            await self._too_large()(scope, receive, send)
             return
         received = 0
         started = False
@@ -129,8 +128,7 @@ class BodyLimit:
         except _BodyTooLarge:
             if started:  # pragma: no cover - the view reads the whole body first
                 raise
-            for message in self._too_large():
-                await send(message)
+            await self._too_large()(scope, receive, send)
 
 
 class RedactCredentials(logging.Filter):

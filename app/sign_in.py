@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 
@@ -22,6 +22,16 @@ class SignIn:
     token_hash: str | None = None
     # When an OIDC token stops being valid (an open websocket closes then).
     expires_at: datetime | None = None
+
+
+def remember_sign_in(state: Any, signed: SignIn) -> None:
+    """Keep a sign-in on the request's (or websocket's) state: `viewer` for the
+    GraphQL context, `sign_in` for what follows it (trusted documents for OIDC,
+    the websocket re-check of the token's hash or expiry)."""
+    if isinstance(state, dict):  # an ASGI scope's state, before Starlette wraps it
+        state["viewer"], state["sign_in"] = signed.viewer, signed
+    else:
+        state.viewer, state.sign_in = signed.viewer, signed
 
 
 class SignInRefused(Exception):

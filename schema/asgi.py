@@ -13,7 +13,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from cross_web import HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -28,24 +27,15 @@ from strawberry.types.unset import UNSET
 from app.auth import bearer_token
 from app.config import Settings
 from app.domain.text import text_fault
-from app.middleware import origin_allowed, wants_graphiql_page
+from app.middleware import error_response, origin_allowed, wants_graphiql_page
 from app.persisted_queries import PersistedQueryError, resolve_document
-from app.sign_in import SignInRefused, sign_in
+from app.sign_in import SignInRefused, remember_sign_in, sign_in
 from schema.context import Context
 from schema.errors import apply_policy
 from schema.root import schema
 from schema.websocket_auth import LegacyWSHandler, TransportWSHandler
 
 log = logging.getLogger("partnerhub.graphql")
-
-
-def graphql_error_response(status_code: int, message: str, code: str) -> Response:
-    """An HTTP error as GraphQL clients read errors: JSON with `errors`."""
-    # A message may quote the client (an operation name): lone surrogates become
-    # escapes, as no JSON encoder writes them.
-    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 GRAPHIQL_FALLBACK = """<noscript><p>GraphiQL needs JavaScript. The API itself answers
@@ -112,10 +102,10 @@ class PartnerHubGraphQL(GraphQL):
         try:
             response = await self.run(Request(scope=scope, receive=receive))
         except GraphQLHTTPError as refused:
-            response = graphql_error_response(refused.status_code, refused.reason, refused.code)
+            response = error_response(refused.status_code, refused.reason, refused.code)
         except HTTPException as refused:
             code = "BAD_REQUEST" if refused.status_code == 400 else f"HTTP_{refused.status_code}"
-            response = graphql_error_response(refused.status_code, refused.reason, code)
+            response = error_response(refused.status_code, refused.reason, code)
         await response(scope, receive, send)
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -156,13 +146,14 @@ class PartnerHubGraphQL(GraphQL):
             )
         http: Request = request.request
         runtime = http.app.state.runtime
+        signed = getattr(http.state, "sign_in", None)
         try:
             data.query = await resolve_document(
                 data.query,
                 data.extensions,
                 runtime.query_store,
                 runtime.trusted_documents,
-                trusted_only=getattr(http.state, "signed_in_with", None) == "oidc",
+                trusted_only=signed is not None and signed.method == "oidc",
             )
         except PersistedQueryError as refused:
             raise GraphQLHTTPError(refused.status, str(refused), refused.code) from None
@@ -215,14 +206,11 @@ class PartnerHubGraphQL(GraphQL):
                 {"message": "Sign in: send the token in connection_init."}
             )
         try:
-            signed = await sign_in(token, getattr(state, "oidc_verifier", None))
+            signed = await sign_in(token, context.request.app.state.runtime.oidc_verifier)
         except SignInRefused as refused:
             raise ConnectionRejectionError({"message": str(refused)}) from None
         context.viewer = signed.viewer
-        state.viewer = signed.viewer
-        state.signed_in_with = signed.method
-        state.token_hash = signed.token_hash
-        state.token_expires_at = signed.expires_at
+        remember_sign_in(state, signed)
         return UNSET
 
     async def get_context(

@@ -90,9 +90,6 @@ class ErrorPolicy(MaskErrors):
     """Masks unexpected errors (with the request id) and gives every other error
     its code."""
 
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED)
-
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return apply_policy(errors, _request_id(self.execution_context))
 

@@ -7,6 +7,7 @@ actual cost and the bucket's state. A refusal runs no resolver and no SQL.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -83,53 +84,46 @@ class OperationLimits(SchemaExtension):
         yield
 
     async def on_execute(self) -> AsyncIterator[None]:
+        refusal = await self._why_not()
+        if refusal is not None:
+            self.execution_context.result = refusal
+        yield
+
+    async def _why_not(self) -> GraphQLExecutionResult | None:
+        """Why the operation may not run (as its answer), or None; sets
+        `context.cost` for every operation it costs."""
         execution = self.execution_context
         context: Context = execution.context
         if getattr(context, "viewer", None) is None:
-            execution.result = _refusal(
+            return _refusal(
                 "Sign in first: send `Authorization: Bearer <token>`.", code="UNAUTHENTICATED"
             )
-            yield
-            return
         if execution.operation_type is OperationType.SUBSCRIPTION and context.response is not None:
-            execution.result = _refusal(
+            return _refusal(
                 "Subscriptions run over the websocket (graphql-transport-ws at /graphql), "
                 "not over HTTP.",
                 code="BAD_REQUEST",
             )
-            yield
-            return
-        operations = [
-            d
-            for d in execution.graphql_document.definitions
-            if isinstance(d, OperationDefinitionNode)
-        ]
+        document = execution.graphql_document
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if execution._provided_operation_name is None and len(operations) > 1:
-            execution.result = _refusal(
+            return _refusal(
                 "The document holds several operations: name the one to run in `operationName`.",
                 code="BAD_REQUEST",
             )
-            yield
-            return
-        settings = context.settings
         requested = query_cost(
-            execution.schema._schema,
-            execution.graphql_document,
-            execution.operation_name,
-            execution.variables,
+            execution.schema._schema, document, execution.operation_name, execution.variables
         )
-        maximum = settings.max_query_cost
+        maximum = context.settings.max_query_cost
         if requested > maximum:
             context.cost = cost_extension(requested, 0, None)
-            execution.result = _refusal(
+            return _refusal(
                 f"The query costs {requested} points, over the maximum of {maximum}: ask "
                 "for smaller pages (`first`) or fewer nested fields.",
                 code="MAX_COST_EXCEEDED",
                 cost=requested,
                 maxCost=maximum,
             )
-            yield
-            return
         throttle = context.throttle
         status = (
             await throttle.take(f"admin:{context.viewer.admin.id}", requested)
@@ -138,21 +132,19 @@ class OperationLimits(SchemaExtension):
         )
         if status is not None and not status.allowed:
             context.cost = cost_extension(requested, 0, status)
-            retry_after = max(1, int(status.retry_after + 0.999))
+            retry_after = max(1, math.ceil(status.retry_after))
             if context.response is not None:
                 context.response.status_code = 429
                 context.response.headers["Retry-After"] = str(retry_after)
-            execution.result = _refusal(
+            return _refusal(
                 f"Throttled: the query costs {requested} points and {status.currently_available} "
                 f"are available ({status.restore_rate:g} come back each second); retry in "
                 f"{retry_after} s.",
                 code="THROTTLED",
                 retryAfterSeconds=retry_after,
             )
-            yield
-            return
         context.cost = cost_extension(requested, requested, status)
-        yield
+        return None
 
     def get_results(self) -> dict[str, Any]:
         cost = getattr(self.execution_context.context, "cost", None)

@@ -2,8 +2,8 @@
 
 BearerAuth (app/http.py) resolves the token at the upgrade, or the view's
 `on_ws_connect` at `connection_init` (schema/asgi.py), and leaves an API
-token's sha256 in the connection's `state.token_hash` (an OIDC token's expiry
-in `state.token_expires_at`). While the socket is open, a task asks
+token's sha256 (or an OIDC token's expiry) in the connection's `state.sign_in`
+(app/sign_in.py). While the socket is open, a task asks
 the database every `websocket_auth_recheck_seconds` whether that token is still
 neither revoked nor expired, and closes the socket (4401) as soon as it is not,
 subscriptions and all. Both subprotocols (graphql-transport-ws, graphql-ws) do.
@@ -37,8 +37,9 @@ async def watch_token(websocket: Any, state: Any, interval: float) -> None:
     check (the database briefly away) is retried at the next tick."""
     while True:
         await asyncio.sleep(interval)
-        expires_at = getattr(state, "token_expires_at", None)
-        token_hash = getattr(state, "token_hash", None)
+        signed = getattr(state, "sign_in", None)
+        expires_at = signed.expires_at if signed is not None else None
+        token_hash = signed.token_hash if signed is not None else None
         if expires_at is not None and expires_at <= datetime.now(UTC):
             active = False
         elif token_hash is None:

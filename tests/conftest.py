@@ -16,6 +16,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -79,8 +80,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 _migrated: set[str] = set()
 
 
-@pytest.fixture
-async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
+@asynccontextmanager
+async def opened_database(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
     """A migrated, empty database opened as Tortoise's default connection."""
     settings = Settings(DATABASE_URL=database_url, var_dir=tmp_path / "var")
     if database_url not in _migrated:
@@ -92,6 +93,21 @@ async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
         yield settings
     finally:
         await close_database()
+
+
+@pytest.fixture
+async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    """A migrated, empty database opened as Tortoise's default connection."""
+    async with opened_database(database_url, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture
+async def postgres_db(postgres_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    """The PostgreSQL database alone (for what only it has: locks that block
+    readers, statement_timeout), migrated and empty."""
+    async with opened_database(postgres_url, tmp_path) as settings:
+        yield settings
 
 
 async def empty_all_tables() -> None:

@@ -314,29 +314,12 @@ async def test_an_operation_past_the_time_limit_answers_timeout(
         assert len(answer["data"]["customers"]["nodes"]) == 30
 
 
-@pytest.fixture
-async def postgres(postgres_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    """The PostgreSQL database alone, migrated and empty (for what only it has:
-    locks that block readers, statement_timeout)."""
-    from app.db import apply_migrations, close_database, open_database
-    from tests.conftest import empty_all_tables
-
-    settings = Settings(DATABASE_URL=postgres_url, var_dir=tmp_path / "var", redis_url=redis_url)
-    await apply_migrations(settings)
-    await open_database(settings)
-    await empty_all_tables()
-    try:
-        yield settings
-    finally:
-        await close_database()
-
-
 async def test_a_blocked_query_times_out_while_healthz_answers(
-    postgres: Settings, redis_url: str
+    postgres_db: Settings, redis_url: str
 ) -> None:
     """A query waiting on a lock is stopped at the limit (and its statement
     cancelled on the server); /healthz answers meanwhile."""
-    http_settings = postgres
+    http_settings = postgres_db.model_copy(update={"redis_url": redis_url})
     import time
 
     import asyncpg
@@ -373,9 +356,9 @@ async def test_a_blocked_query_times_out_while_healthz_answers(
 
 
 async def test_the_api_processes_statements_carry_a_statement_timeout(
-    postgres: Settings,
+    postgres_db: Settings,
 ) -> None:
-    db = postgres
+    db = postgres_db
     from app.db import close_database, connection, open_database
 
     await close_database()

@@ -28,9 +28,26 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _PK = re.compile(r"[1-9][0-9]*")
 
 
-def encode_global_id(type_name: str, pk: int) -> str:
-    raw = f"{type_name}:{pk}".encode()
+def encode_base64url(raw: bytes) -> str:
+    """Unpadded base64url: the text of global ids and cursors."""
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_base64url(text: object, max_length: int) -> bytes | None:
+    """The bytes of unpadded base64url text of at most `max_length` characters, or
+    None. Callers compare the re-encoding with `text`, which refuses unused bits."""
+    if not isinstance(text, str) or not 0 < len(text) <= max_length:
+        return None
+    if not _BASE64URL.fullmatch(text):
+        return None
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def encode_global_id(type_name: str, pk: int) -> str:
+    return encode_base64url(f"{type_name}:{pk}".encode())
 
 
 def max_pk(type_name: str) -> int:
@@ -40,16 +57,10 @@ def max_pk(type_name: str) -> int:
 
 def decode_global_id(global_id: str) -> tuple[str, int] | None:
     """(type name, primary key), or None when the id is not one of ours."""
-    if (
-        not isinstance(global_id, str)
-        or not 0 < len(global_id) <= MAX_ID_LENGTH
-        or not _BASE64URL.fullmatch(global_id)
-    ):
+    decoded = decode_base64url(global_id, MAX_ID_LENGTH)
+    if decoded is None or not decoded.isascii():
         return None
-    try:
-        raw = base64.urlsafe_b64decode(global_id + "=" * (-len(global_id) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        return None
+    raw = decoded.decode("ascii")
     type_name, sep, pk = raw.partition(":")
     if not sep or not _TYPE_NAME.fullmatch(type_name) or not _PK.fullmatch(pk) or len(pk) > 19:
         return None

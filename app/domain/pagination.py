@@ -10,9 +10,6 @@ is an InvalidArgument, never an error of the database.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
@@ -23,6 +20,7 @@ from tortoise.fields import CharField, DateField, DatetimeField, Field, IntField
 from tortoise.queryset import QuerySet
 
 from app.domain.errors import InvalidArgument
+from app.domain.ids import decode_base64url, encode_base64url
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -32,8 +30,6 @@ MAX_CURSOR_LENGTH = 2048
 MAX_SQL_INTEGER = 2**63 - 1
 NOT_A_CURSOR = "`after` is not a cursor of this list: pass an endCursor or edge cursor it returned"
 T = TypeVar("T")
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def page_size(first: int | None) -> int:
@@ -45,22 +41,19 @@ def page_size(first: int | None) -> int:
 
 
 def encode_cursor(payload: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+    return encode_base64url(orjson.dumps(payload))
 
 
 def decode_cursor(cursor: str, kind: str) -> list[Any]:
     """The payload of a cursor made by `encode_cursor([kind, ...])`; its values
     are still to be checked with the `cursor_*` functions."""
-    if (
-        not isinstance(cursor, str)
-        or not 0 < len(cursor) <= MAX_CURSOR_LENGTH
-        or not _BASE64URL.fullmatch(cursor)
-    ):
+    raw = decode_base64url(cursor, MAX_CURSOR_LENGTH)
+    if raw is None:
         raise InvalidArgument(NOT_A_CURSOR)
     try:
-        payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        payload = orjson.loads(raw)
         canonical = isinstance(payload, list) and encode_cursor(payload) == cursor
-    except (binascii.Error, ValueError, TypeError):  # JSONDecodeError and JSONEncodeError too
+    except (ValueError, TypeError):  # JSONDecodeError and JSONEncodeError too
         raise InvalidArgument(NOT_A_CURSOR) from None
     if not canonical or not payload or payload[0] != kind:
         raise InvalidArgument(NOT_A_CURSOR)
