@@ -12,6 +12,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
@@ -180,12 +181,58 @@ class Settings(BaseSettings):
     oidc_email_claim: str = Field(
         default="email", description="Claim of the OIDC token that names the admin (its email)"
     )
+    report_lease_seconds: int = Field(
+        default=30,
+        ge=3,
+        le=3600,
+        description="A running report holds a lease this long, renewed while it runs; "
+        "a report whose lease lapsed (its worker died) is queued again by the next tick",
+    )
+    report_lease_renew_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=1200,
+        description="How often a running report renews its lease (below report_lease_seconds)",
+    )
+    worker_drain_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM a worker takes no new job and lets running ones finish this "
+        "long; a job still running then is queued again without counting as a failed try",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object a line (time, level, request id, partner id, "
+        "operation name); `text`: plain lines for a terminal",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="When set, GET /metrics needs `Authorization: Bearer <this>`; unset = "
+        "/metrics is open (keep it off the public internet at the proxy)",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `partnerhub worker` serves its own /metrics; unset = none",
+    )
     log_level: str = Field(default="info")
 
     @model_validator(mode="after")
     def _default_database_in_var_dir(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite://{self.var_dir / 'partnerhub.sqlite3'}"
+        return self
+
+    @model_validator(mode="after")
+    def _lease_renewed_before_it_lapses(self) -> Settings:
+        if self.report_lease_renew_seconds * 2 > self.report_lease_seconds:
+            raise ValueError(
+                f"PARTNERHUB_REPORT_LEASE_RENEW_SECONDS ({self.report_lease_renew_seconds}) "
+                f"must be at most half of PARTNERHUB_REPORT_LEASE_SECONDS "
+                f"({self.report_lease_seconds}), so one late renewal does not lose the lease"
+            )
         return self
 
     @model_validator(mode="after")

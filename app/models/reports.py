@@ -96,6 +96,15 @@ class Report(Model):
     storage_key = fields.CharField(max_length=500, null=True)
     file_name = fields.CharField(max_length=300, null=True)
     error = fields.TextField(null=True)
+    queued_at = fields.DatetimeField(
+        null=True, description="when its current job was queued (creation or a requeue)"
+    )
+    lease_owner = fields.CharField(
+        max_length=100, null=True, description="the job run that holds the report while RUNNING"
+    )
+    lease_expires_at = fields.DatetimeField(
+        null=True, description="RUNNING past this with no renewal: its worker died"
+    )
 
     class Meta:
         table = "report"

@@ -16,3 +16,22 @@ class DemoDataset(Model):
 
     class Meta:
         table = "demo_dataset"
+
+
+class CronRun(Model):
+    """One occurrence of a periodic job (the Sunday calling rollup, trial expiry,
+    report retention) that a worker claimed; unique per job and occurrence, so
+    an occurrence runs once whatever the number of workers, and one that fell in
+    an outage is found missing and run by the next tick."""
+
+    id = fields.IntField(primary_key=True)
+    job = fields.CharField(max_length=40)
+    occurrence = fields.DatetimeField(description="the scheduled time it covers (UTC)")
+    claimed_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    attempts = fields.SmallIntField(default=1)
+    error = fields.TextField(null=True)
+
+    class Meta:
+        table = "cron_run"
+        unique_together = (("job", "occurrence"),)
