@@ -86,8 +86,8 @@ class Settings(BaseSettings):
         default=3600,
         ge=5,
         le=24 * 3600,
-        description="A job (a report, a rollup) running longer is stopped; a job whose "
-        "worker died is retried this long (plus 10 s) after it started",
+        description="A job (a report, a rollup) running longer is stopped (a report's "
+        "try then counts as failed and is queued again)",
     )
     webhook_retry_base_seconds: float = Field(
         default=30.0,

@@ -343,7 +343,8 @@ async def _start_queue(runtime: Runtime) -> None:
 async def _stop_queue(runtime: Runtime) -> None:
     await runtime.close_queue()
     if runtime.worker is not None:
-        await runtime.worker.close()  # type: ignore[attr-defined]
+        # No new job; running ones get PARTNERHUB_WORKER_DRAIN_SECONDS to finish.
+        await runtime.worker.drain()  # type: ignore[attr-defined]
     if runtime.worker_task is not None:
         runtime.worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -13,12 +13,13 @@ from app.db import close_database, open_database
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
 from workers.reports import (
-    MAX_TRIES,
+    ARQ_REPORT_TRIES,
     deliver_webhook,
     expire_reports,
     generate_report,
     report_tick,
 )
+from workers.runtime import PartnerHubWorker
 from workers.trials import expire_trials
 
 CRON_JOBS = [
@@ -26,9 +27,9 @@ CRON_JOBS = [
     cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
     # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
     cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
-    # Schedules: every minute at second 0 (arq's default when no minute is given);
-    # the claim in the database keeps an occurrence single.
-    cron(report_tick, unique=True, run_at_startup=False),
+    # Schedules and report leases: every 15 s; the claim in the database keeps a
+    # schedule's occurrence single, a lapsed lease is requeued within the next tick.
+    cron(report_tick, second={0, 15, 30, 45}, unique=True, run_at_startup=False),
     cron(expire_reports, hour=0, minute=15, unique=True, run_at_startup=False),
 ]
 
@@ -55,12 +56,14 @@ def build_worker(
     functions = [
         expire_trials,
         refresh_calling_week,
-        func(generate_report, timeout=settings.job_timeout_seconds, max_tries=MAX_TRIES),
+        # ARQ's tries also count drains and outages; the report's own tries are
+        # capped in the database (app/domain/report_leases.py MAX_TRIES).
+        func(generate_report, timeout=settings.job_timeout_seconds, max_tries=ARQ_REPORT_TRIES),
         func(deliver_webhook, max_tries=10),
         report_tick,
         expire_reports,
     ]
-    return Worker(
+    return PartnerHubWorker(
         functions=functions,
         cron_jobs=CRON_JOBS,
         queue_name=QUEUE_NAME,
@@ -71,7 +74,9 @@ def build_worker(
         handle_signals=not in_process,
         burst=burst,
         max_tries=5,
-        # Also how long a job whose worker died waits before another worker retries it.
+        # Also (plus 10 s) how long ARQ waits before it runs again the job of a
+        # worker that died; reports do not wait for it (their leases lapse first).
         job_timeout=settings.job_timeout_seconds,
         keep_result=3600,
+        drain_seconds=settings.worker_drain_seconds,
     )

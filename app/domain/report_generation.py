@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.clock import utcnow
+from app.domain import report_leases
 from app.domain.access import Viewer, customer_scope
 from app.domain.report_csv import encode_rows
+from app.domain.report_leases import LeaseTerms
 from app.domain.report_rows import report_rows, row_query
 from app.domain.report_templates import columns_of, definition_of
 from app.domain.reports import TERMINAL_STATUSES
@@ -58,21 +62,27 @@ async def _requester(report: Report) -> Viewer:
     return Viewer(admin=admin, partner=admin.partner)
 
 
-async def start(report_id: int, now: datetime, storage_key: str | None = None) -> Report | None:
-    """Move the report to RUNNING (again, on a retry); None when it already finished.
-    A job names its report's storage key too, so a job left in the queue from
-    before a database reset never runs another report with the same id."""
+async def start(
+    report_id: int, now: datetime, storage_key: str | None = None, lease: LeaseTerms | None = None
+) -> Report | None:
+    """Take the report under `lease` and move it to RUNNING (again, on a retry);
+    None when it already finished or another job holds it. A job names its
+    report's storage key too, so a job left in the queue from before a database
+    reset never runs another report with the same id."""
     report = await Report.get_or_none(id=report_id)
     if report is None or (storage_key is not None and report.storage_key != storage_key):
         raise ReportMissing(f"report {report_id} is not stored (yet)")
     if report.status in TERMINAL_STATUSES:
         return None
-    report.status = ReportStatus.RUNNING
-    report.started_at = now
-    report.attempts += 1
-    report.error = None
-    await report.save(update_fields=["status", "started_at", "attempts", "error"])
+    if not await report_leases.take(report_id, lease or _own_lease(), now):
+        return None
+    await report.refresh_from_db()
     return report
+
+
+def _own_lease() -> LeaseTerms:
+    """A lease for a report run outside the job queue (`partnerhub report run`)."""
+    return LeaseTerms(owner=f"process:{os.getpid()}:{uuid.uuid4().hex[:8]}")
 
 
 async def write_file(
@@ -80,8 +90,10 @@ async def write_file(
     storage: ReportStorage,
     chunk_rows: int,
     progress: Progress | None = None,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[int, int, str]:
-    """Stream the report's rows into its file; returns (rows, bytes, sha256 hex)."""
+    """Stream the report's rows into its file; returns (rows, bytes, sha256 hex).
+    `before_commit` runs just before the file is moved into place (the lease check)."""
     viewer = await _requester(report)
     template = await report.template
     definition = definition_of(template)
@@ -115,6 +127,8 @@ async def write_file(
             rows += len(chunk)
             if progress is not None:
                 progress(rows)
+        if before_commit is not None:
+            await before_commit()
         await upload.commit()
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to report
@@ -123,14 +137,20 @@ async def write_file(
     return rows, size, digest.hexdigest()
 
 
-async def finish(report: Report, rows: int, size: int, checksum: str, now: datetime) -> Report:
-    updated = await Report.filter(id=report.id, status=ReportStatus.RUNNING).update(
+async def finish(
+    report: Report, rows: int, size: int, checksum: str, now: datetime, lease: LeaseTerms
+) -> Report:
+    updated = await Report.filter(
+        id=report.id, status=ReportStatus.RUNNING, lease_owner=lease.owner
+    ).update(
         status=ReportStatus.SUCCEEDED,
         finished_at=now,
         row_count=rows,
         byte_size=size,
         checksum=checksum,
         error=None,
+        lease_owner=None,
+        lease_expires_at=None,
     )
     await report.refresh_from_db()
     if not updated:
@@ -142,7 +162,13 @@ async def fail(report: Report, message: str, now: datetime) -> Report:
     await (
         Report.filter(id=report.id)
         .exclude(status__in=list(TERMINAL_STATUSES))
-        .update(status=ReportStatus.FAILED, finished_at=now, error=message[:2000])
+        .update(
+            status=ReportStatus.FAILED,
+            finished_at=now,
+            error=message[:2000],
+            lease_owner=None,
+            lease_expires_at=None,
+        )
     )
     await report.refresh_from_db()
     return report
@@ -156,17 +182,24 @@ async def run_report(
     storage_key: str | None = None,
     notify: Notify | None = None,
     progress: Progress | None = None,
+    lease: LeaseTerms | None = None,
 ) -> Outcome:
-    """Generate one report. ReportFailure ends it FAILED; any other error is left
-    to the caller (the job retries it) with the report still RUNNING."""
-    report = await start(report_id, utcnow(), storage_key)
+    """Generate one report under `lease` (renewed while the file is written).
+    ReportFailure ends it FAILED; LeaseLost (another job took it over) ends this
+    run with nothing written; any other error is left to the caller (the job
+    retries it) with the report still RUNNING."""
+    lease = lease or _own_lease()
+    report = await start(report_id, utcnow(), storage_key, lease)
     if report is None:
         return Outcome(await Report.get(id=report_id), ran=False)
     if notify:
         await notify(report)
     try:
-        rows, size, checksum = await write_file(report, storage, chunk_rows, progress=progress)
-        report = await finish(report, rows, size, checksum, utcnow())
+        async with report_leases.kept(report_id, lease) as kept:
+            rows, size, checksum = await write_file(
+                report, storage, chunk_rows, progress=progress, before_commit=kept.confirm
+            )
+        report = await finish(report, rows, size, checksum, utcnow(), lease)
     except ReportFailure as failure:
         await storage.delete(report.storage_key or "")
         report = await fail(report, str(failure), utcnow())

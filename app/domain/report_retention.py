@@ -1,6 +1,5 @@
-"""Report housekeeping: files past retention are deleted (their reports become
-EXPIRED), and a report left RUNNING long after its job's time limit (its job
-gave up) is marked FAILED."""
+"""Report retention: files past retention are deleted (their reports become
+EXPIRED). Reports whose worker died are app/domain/report_leases.py's."""
 
 from __future__ import annotations
 
@@ -29,22 +28,3 @@ async def expire_old_reports(
             report.status = ReportStatus.EXPIRED
             expired.append(report)
     return expired
-
-
-async def fail_abandoned_reports(now: datetime, job_timeout_seconds: int) -> list[Report]:
-    """RUNNING reports whose last start is older than the job time limit plus a
-    margin: no worker runs them any more (every try was used)."""
-    cutoff = now - timedelta(seconds=job_timeout_seconds + 60)
-    stale = await Report.filter(status=ReportStatus.RUNNING, started_at__lt=cutoff)
-    failed = []
-    for report in stale:
-        updated = await Report.filter(id=report.id, status=ReportStatus.RUNNING).update(
-            status=ReportStatus.FAILED,
-            finished_at=now,
-            error=f"The report did not finish: its job stopped after {job_timeout_seconds} s "
-            "or its worker stopped, on every try.",
-        )
-        if updated:
-            await report.refresh_from_db()
-            failed.append(report)
-    return failed

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
+from app.clock import utcnow
 from app.db import fetch_all
 from app.domain import audit
 from app.domain.access import (
@@ -41,8 +42,12 @@ FILE_TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
 def report_job_id(report: Report) -> str:
-    """The ARQ job id of a report: unique per report, the same on every retry."""
-    return f"report:{report.id}:{report.storage_key}"
+    """The ARQ job id of a report's current try: unique per report, the same
+    on ARQ's retries; a report queued again after its lease lapsed (its worker
+    died) gets a new one, since the dead job's id stays taken until ARQ gives up
+    on it."""
+    base = f"report:{report.id}:{report.storage_key}"
+    return f"{base}:{report.attempts}" if report.attempts else base
 
 
 def file_name_for(template_name: str, day: date) -> str:
@@ -150,6 +155,7 @@ async def create_report(
         schedule_id=schedule_id,
         file_name=file_name,
         storage_key=f"{partner_id}/{file_name}",
+        queued_at=utcnow(),
     )
     if queue is not None:
         await queue.enqueue(
