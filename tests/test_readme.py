@@ -106,3 +106,44 @@ async def test_every_graphql_block_of_the_readme_runs_as_pasted(
             found["the template id, from createReportTemplate"] = template
         ran += 1
     assert ran == len(readme_blocks())
+
+
+def settings_table() -> dict[str, str]:
+    """The README's Configuration table: each variable named in a row's first
+    cell, with the row's default cell."""
+    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]):
+            rows[name] = cells[1]
+    return rows
+
+
+def env_name(field: str) -> str:
+    return field.upper() if field in ("database_url", "redis_url") else f"PARTNERHUB_{field.upper()}"
+
+
+def test_the_configuration_table_lists_every_setting_and_nothing_else() -> None:
+    documented = settings_table()
+    expected = {env_name(field) for field in Settings.model_fields}
+    assert sorted(expected - documented.keys()) == [], "settings missing from the README table"
+    assert sorted(documented.keys() - expected) == [], "README rows that name no setting"
+
+
+def test_the_configuration_table_gives_each_plain_default_as_the_code_has_it() -> None:
+    """Where the code's default is a plain number or word, the table's default
+    cell starts with it (defaults computed at start-up are described in words)."""
+    documented = settings_table()
+    for field, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, int | float) or (isinstance(default, str) and default):
+            shown = f"{default:g}" if isinstance(default, float) else str(default)
+        else:
+            continue
+        cell = documented[env_name(field)].replace(",", "")
+        assert cell.startswith(f"`{shown}`"), (field, cell, shown)
