@@ -30,6 +30,7 @@ from app.models.reports import Report
 from app.outage import database_unreachable
 from app.queue import JobQueue, QueueError
 from app.storage import open_storage
+from workers.runtime import DATABASE_OUTAGE, rides_out_database_outages
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str)
         raise
     except Exception as exc:
         if database_unreachable(exc):
-            log.warning("report %s: database unreachable; trying again in 5 s", report_id)
+            DATABASE_OUTAGE.failed(exc)
             raise Retry(defer=5) from None
         log.exception("report %s: try failed", report_id)
         with contextlib.suppress(Exception):
@@ -155,6 +156,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> bool:
     return attempt.delivered
 
 
+@rides_out_database_outages
 async def report_tick(ctx: dict[str, Any], now: str | None = None) -> int:
     """Every 15 s: start the due schedules' reports, queue again the reports
     whose lease lapsed (FAILED after their last try) and those whose job the

@@ -17,23 +17,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from app.outage import Outage, redis_unreachable
+from app.outage import Outage, database_unreachable, redis_unreachable
 from app.worker_health import HEARTBEAT_SECONDS, WorkerBeat, beat, forget, new_worker_id
 
 log = logging.getLogger("partnerhub.worker")
 
 # How long a job that finished during a Redis outage keeps trying to record it.
 RESULT_RECORD_SECONDS = 600.0
+
+
+# The database as this process's jobs see it: one line when it is lost, one when
+# it is back, however many jobs and ticks fail meanwhile.
+DATABASE_OUTAGE = Outage("Database", log)
+
+Job = TypeVar("Job", bound=Callable[..., Awaitable[Any]])
+
+
+def rides_out_database_outages(job: Job) -> Job:
+    """For periodic jobs: a run that cannot reach the database ends quietly
+    (the next tick tries again) instead of a traceback on every tick."""
+
+    @functools.wraps(job)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await job(ctx, *args, **kwargs)
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            DATABASE_OUTAGE.failed(exc)
+            return None
+        DATABASE_OUTAGE.recovered()
+        return result
+
+    return run  # type: ignore[return-value]
 
 
 @dataclass
