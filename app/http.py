@@ -329,6 +329,8 @@ async def _start_queue(runtime: Runtime) -> None:
     if settings.embedded_redis:
         runtime.valkey = EmbeddedValkey(settings.var_dir)
         runtime.redis_url = await asyncio.to_thread(runtime.valkey.start)
+        # Started again (same port and data) if it dies, until _stop_queue.
+        runtime.valkey.supervise()
         from workers.settings import build_worker
 
         runtime.worker = worker = build_worker(
@@ -350,4 +352,5 @@ async def _stop_queue(runtime: Runtime) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await runtime.worker_task
     if runtime.valkey is not None:
-        await asyncio.to_thread(runtime.valkey.stop)
+        # Supervision ends first: no restart while stopping.
+        await runtime.valkey.aclose()

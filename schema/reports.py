@@ -465,9 +465,11 @@ async def resolve_delete_report_schedule(info: Info, input: DeleteInput) -> Dele
 
 
 async def report_updates(info: Info, id: strawberry.ID) -> AsyncGenerator[Report, None]:
-    """The report now, then again on each status change, until SUCCEEDED or FAILED
-    (re-read on every event and every heartbeat, so a missed event costs a delay,
-    never the end of the stream)."""
+    """The report now, then again on each status change, until SUCCEEDED, FAILED
+    or EXPIRED. Re-read on every event and every heartbeat, so a missed event
+    costs a delay, never the end of the stream; while Redis pub/sub is away the
+    report is re-read every couple of seconds instead (app/queue.py
+    `JobQueue.listen`), and events resume by themselves once it is back."""
     viewer = info.context.viewer
     report_id = decode_id_of(str(id), "Report")
     if report_id is None:
@@ -500,6 +502,6 @@ FINAL_STATUSES = frozenset(
 class Subscription:
     report_updated: Report = strawberry.subscription(
         resolver=report_updates,
-        description="Emits the report each time its status changes, ending after SUCCEEDED "
-        "or FAILED.",
+        description="Emits the report each time its status changes, ending after SUCCEEDED, "
+        "FAILED or EXPIRED.",
     )
