@@ -123,7 +123,9 @@ def settings_table() -> dict[str, str]:
 
 
 def env_name(field: str) -> str:
-    return field.upper() if field in ("database_url", "redis_url") else f"PARTNERHUB_{field.upper()}"
+    return (
+        field.upper() if field in ("database_url", "redis_url") else f"PARTNERHUB_{field.upper()}"
+    )
 
 
 def test_the_configuration_table_lists_every_setting_and_nothing_else() -> None:
