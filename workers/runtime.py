@@ -71,6 +71,12 @@ class Shutdown:
     draining: bool = False
 
 
+def draining(ctx: dict[str, Any]) -> bool:
+    """True in a job whose worker is shutting down (its work should be given back)."""
+    shutdown = ctx.get("shutdown")
+    return bool(shutdown and shutdown.draining)
+
+
 def _redis_outage(exc: BaseException) -> bool:
     return isinstance(exc, (RedisError, OSError, asyncio.TimeoutError)) and redis_unreachable(exc)
 

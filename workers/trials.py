@@ -1,4 +1,6 @@
-"""Trial expiry: a trial past its end date becomes EXPIRED by itself."""
+"""Trial expiry: a trial past its end date becomes EXPIRED by itself. This job
+runs it for a chosen day (tests, or queued by hand); the daily 00:05 UTC
+occurrences, missed ones included, are run by workers/crons.py."""
 
 from __future__ import annotations
 

@@ -5,7 +5,10 @@ at 00:00 UTC and rolls up the most recent week completed by then (the one
 that ended the Sunday before). Rolling up a week deletes that week's rollup
 rows and rebuilds them with one INSERT ... SELECT ... GROUP BY per table, in
 one transaction: running it twice gives the same rows, and any past week can
-be rebuilt.
+be rebuilt. Two rollups of one week at once (the Sunday job and `partnerhub
+rollup`, or two of either) serialize: the second waits for the first to commit,
+then rebuilds the same rows (PostgreSQL: an advisory lock on the week, taken in
+the transaction; SQLite: the database's write lock, waited for as long).
 
 Quality: a leg carries metrics unless it comes from an analog phone, a
 third-party device or an IPv6 endpoint; a measured leg is poor when jitter >
@@ -15,12 +18,16 @@ and in no quality figure.
 
 from __future__ import annotations
 
+import time as clock
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
 from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.db import execute, unbounded_statements
+from app.db import DatabaseError, execute, is_postgres, unbounded_statements
 
 POOR_JITTER_MS, POOR_LATENCY_MS, POOR_LOSS_PCT = 150, 400, 5
 MEASURED = (
@@ -131,14 +138,83 @@ FROM queued GROUP BY customer_id
 """
 
 
-async def rollup_week(week_start: date, now: datetime | None = None) -> None:
-    """Rebuild the rollups of the week starting on `week_start` (a Monday)."""
+# Advisory lock class of weekly rollups (the week's day number is the object).
+ROLLUP_LOCK_CLASS = 0x43574B  # "CWK"
+# How long a rollup waits for another rollup of the same week, by default: the
+# job time limit's default (the other one is stopped by then).
+ROLLUP_WAIT_SECONDS = 3600.0
+
+
+class RollupBusy(DatabaseError):
+    """Another rollup (or writer) held the week longer than this one would wait."""
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A rebuilt week, and how long it first waited for another rollup of it."""
+
+    week_start: date
+    waited_seconds: float
+
+
+async def _take_week(conn: BaseDBAsyncClient, week_start: date, wait_seconds: float) -> float:
+    """Hold the week for the rest of the transaction; returns the seconds waited.
+
+    PostgreSQL: a transaction-scoped advisory lock on the week, so a second
+    rollup of it waits here and then sees the first one's rows (its DELETEs run
+    after the first commit). SQLite has one writer at a time: a first write
+    takes the database's write lock, waited for up to `wait_seconds` (SQLite's
+    own default is 5 s, shorter than a large rollup)."""
+    started = clock.monotonic()
+    if is_postgres(conn):
+        await conn.execute_query(f"SET LOCAL lock_timeout = {int(wait_seconds * 1000)}")
+        try:
+            await execute(
+                "SELECT pg_advisory_xact_lock(?, ?)",
+                [ROLLUP_LOCK_CLASS, week_start.toordinal()],
+                conn,
+            )
+        except Exception as exc:  # asyncpg's LockNotAvailableError, not wrapped by Tortoise
+            if getattr(exc, "sqlstate", None) != "55P03":
+                raise
+            raise RollupBusy(
+                f"another rollup of the week of {week_start.isoformat()} has run for more "
+                f"than {wait_seconds:.0f} s: try again later"
+            ) from None
+        await conn.execute_query("SET LOCAL lock_timeout TO DEFAULT")
+    else:
+        usual = (await conn.execute_query_dict("PRAGMA busy_timeout"))[0]["timeout"]
+        await conn.execute_query(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+        try:
+            await execute(
+                "UPDATE calling_week SET refreshed_at = refreshed_at WHERE week_start = ?",
+                [week_start],
+                conn,
+            )
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower():
+                raise
+            raise RollupBusy(
+                f"another process has written to the database for more than "
+                f"{wait_seconds:.0f} s (a rollup of the week of {week_start.isoformat()}?): "
+                "try again later"
+            ) from None
+        finally:
+            await conn.execute_query(f"PRAGMA busy_timeout = {int(usual)}")
+    return clock.monotonic() - started
+
+
+async def rollup_week(
+    week_start: date, now: datetime | None = None, wait_seconds: float = ROLLUP_WAIT_SECONDS
+) -> Rollup:
+    """Rebuild the rollups of the week starting on `week_start` (a Monday); waits
+    up to `wait_seconds` for another rollup of the same week to finish first."""
     if week_start.weekday() != 0:
         raise ValueError(f"{week_start.isoformat()} is not a Monday: a week starts on Monday")
     start, end = _week_bounds(week_start)
-    now = now or utcnow()
     async with in_transaction() as conn:
         await unbounded_statements(conn)
+        waited = await _take_week(conn, week_start, wait_seconds)
         for table in ROLLUP_TABLES:
             await execute(f"DELETE FROM {table} WHERE week_start = ?", [week_start], conn)
         for sql in (CUSTOMER_SQL, ENDPOINT_SQL, FEATURE_SQL, QUEUE_SQL):
@@ -146,6 +222,7 @@ async def rollup_week(week_start: date, now: datetime | None = None) -> None:
         await execute(
             "INSERT INTO calling_week (week_start, refreshed_at) VALUES (?, ?)"
             " ON CONFLICT (week_start) DO UPDATE SET refreshed_at = excluded.refreshed_at",
-            [week_start, now],
+            [week_start, now or utcnow()],
             conn,
         )
+    return Rollup(week_start, waited)
