@@ -1,4 +1,4 @@
-"""The `partnerhub` command: serve, worker, migrate, demo, token create/list/revoke.
+"""The `partnerhub` command: serve, worker, status, migrate, demo, token create/list/revoke.
 
 Every failure a user can cause or fix (a bad setting, an unreachable database
 or Redis, an unmigrated database, demo data on a non-empty database) ends with
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.config import Settings, SettingsError, get_settings
+from app.config import Settings, SettingsError, get_settings, redacted_url
 from app.db import DatabaseError, apply_migrations, close_database, open_database
+from app.logs import configure_logging, logging_config
 from app.queue import QueueError
 
 T = TypeVar("T")
@@ -56,10 +59,23 @@ def fail(message: str) -> None:
 
 def _settings() -> Settings:
     try:
-        return get_settings()
+        settings = get_settings()
     except SettingsError as exc:
         fail(str(exc))
         raise  # unreachable: fail() exits
+    # Logs in PARTNERHUB_LOG_FORMAT; warnings only, but for serve and worker.
+    configure_logging(settings, quiet=True)
+    return settings
+
+
+def _fresh_metrics_dir(settings: Settings, port: int) -> None:
+    """Every HTTP process of `serve` keeps its metrics in files of one folder,
+    emptied now, which /metrics sums (app/metrics.py). It must be set before
+    uvicorn starts its processes, which read it when they start."""
+    folder = (settings.var_dir / "metrics" / f"serve-{port}").resolve()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
@@ -102,8 +118,16 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="HTTP worker processes (needs PostgreSQL and REDIS_URL).")
     ] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated addresses (or '*') of the proxies whose X-Forwarded-For and "
+            "X-Forwarded-Proto are trusted for the client address and scheme "
+            "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve /graphql (with GraphiQL) and /healthz.
+    """Serve /graphql (with GraphiQL) and the health probes /livez, /readyz, /healthz.
 
     Without REDIS_URL an embedded Valkey server starts and the ARQ worker runs
     inside this process; with REDIS_URL, run `partnerhub worker` separately.
@@ -113,6 +137,7 @@ def serve(
     settings = _settings()
     if workers > 1 and (settings.is_sqlite or settings.embedded_redis):
         fail("--workers above 1 needs DATABASE_URL=postgres://... and REDIS_URL=redis://...")
+    _fresh_metrics_dir(settings, port)
 
     async def preflight() -> None:
         await open_database(settings)  # reachable and migrated, or a clear error
@@ -130,8 +155,22 @@ def serve(
             TrustedDocuments.load(settings.trusted_documents_file)
         except ManifestError as exc:
             fail(str(exc))
+    if settings.public_base_url is None and not settings.is_sqlite:
+        # Behind a proxy the links would point at this machine (README: deploying).
+        _warn(
+            settings,
+            "PARTNERHUB_PUBLIC_BASE_URL is not set: report download links (in the API and in "
+            "webhooks) will point at "
+            "http://127.0.0.1:8000; set it to the address clients reach this service at "
+            "(e.g. https://partnerhub.example.com)",
+        )
     mode = "embedded Valkey + in-process worker" if settings.embedded_redis else "external Redis"
-    out.print(f"Partner Hub API on http://{host}:{port}/graphql ({mode})")
+    banner = f"Partner Hub API on http://{host}:{port}/graphql ({mode})"
+    configure_logging(settings)  # at PARTNERHUB_LOG_LEVEL from here on
+    if settings.log_format == "json":  # every line JSON, this one too
+        logging.getLogger("partnerhub.serve").info(banner)
+    else:
+        out.print(banner)
     uvicorn.run(
         "app.http:create_app",
         factory=True,
@@ -139,9 +178,15 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        # The same log format in each worker process as here (app/logs.py).
+        log_config=logging_config(settings),
         lifespan="on",
         # graphql-transport-ws messages over this size close the socket (1009).
         ws_max_size=settings.max_websocket_message_bytes,
+        # Open websockets close with 1001 (going away) on shutdown: app/server.py.
+        ws="app.server:GoingAwayWebSockets",
     )
 
 
@@ -166,8 +211,74 @@ def worker(
         await close_database()
 
     run_async(preflight)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings)
+    if settings.worker_metrics_port is not None:
+        from app.metrics import serve_worker_metrics
+
+        try:
+            serve_worker_metrics(
+                settings.worker_metrics_port, settings.redis_url or "", settings.metrics_token
+            )
+        except OSError as exc:
+            port = settings.worker_metrics_port
+            fail(f"PARTNERHUB_WORKER_METRICS_PORT {port}: {exc.strerror or exc}")
     build_worker(settings.redis_url or "", in_process=False, burst=burst, settings=settings).run()
+
+
+def _warn(settings: Settings, message: str) -> None:
+    """One warning line on stderr (a JSON log line with PARTNERHUB_LOG_FORMAT=json)."""
+    if settings.log_format == "json":
+        logging.getLogger("partnerhub.serve").warning(message)
+    else:
+        err.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@cli.command()
+def status() -> None:
+    """Whether the service can do its work: the database (reachable, migrated),
+    Redis, the workers alive (id, running jobs, last heartbeat) and the queue
+    (jobs ready and deferred, how long the oldest ready one has waited).
+
+    Exit code 0 when the database and Redis answer and at least one worker is
+    alive, else 1 with the reason on one line. Without REDIS_URL the workers
+    run inside `partnerhub serve` on the Valkey it starts: status reads that
+    one (same PARTNERHUB_VAR_DIR); a running serve also answers GET /healthz.
+    """
+    import time
+
+    from app.health import service_status
+
+    settings = _settings()
+    found = run_async(lambda: service_status(settings))
+    engine = "SQLite" if settings.is_sqlite else "PostgreSQL"
+    out.print(f"database  {found.database} ({engine})", highlight=False)
+    where = redacted_url(found.redis_url) if found.redis_url else "no REDIS_URL"
+    if found.embedded:
+        where += ", the embedded Valkey of `partnerhub serve`; its workers run inside it"
+    out.print(f"redis     {found.redis} ({where})", highlight=False, soft_wrap=True)
+    if found.queue is None:
+        out.print("workers   unknown (Redis does not answer)", highlight=False)
+    else:
+        now = time.time()
+        out.print(f"workers   {len(found.queue.workers)} alive", highlight=False)
+        for worker in found.queue.workers:
+            jobs = "job" if worker.running_jobs == 1 else "jobs"
+            draining = ", draining" if worker.draining else ""
+            out.print(
+                f"          {worker.id}  {worker.running_jobs} running {jobs}, "
+                f"last beat {max(0.0, now - worker.beat_at):.0f} s ago{draining}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        oldest = found.queue.oldest_ready_seconds
+        waiting = "" if oldest is None else f"; the oldest ready job has waited {oldest:.0f} s"
+        out.print(
+            f"queue     {found.queue.ready_jobs} ready, {found.queue.deferred_jobs} deferred"
+            f"{waiting}",
+            highlight=False,
+        )
+    if found.problem is not None:
+        fail(found.problem)
 
 
 @cli.command()
@@ -477,11 +588,13 @@ def rollup(
     if day.weekday() != 0:
         fail(f"--week {day.isoformat()} is a {day.strftime('%A')}: a week starts on Monday")
 
-    async def work() -> None:
-        await rollup_week(day)
+    async def work() -> float:
+        return (await rollup_week(day, wait_seconds=settings.job_timeout_seconds)).waited_seconds
 
-    run_async(_with_database(settings, work))
-    out.print(f"rolled up the calling week of {day.isoformat()}")
+    # A rollup of the same week running elsewhere is waited for (one line either way).
+    waited = run_async(_with_database(settings, work))
+    after = f" (after waiting {waited:.0f} s for another rollup of it)" if waited >= 1 else ""
+    out.print(f"rolled up the calling week of {day.isoformat()}{after}")
 
 
 def _date_option(value: str | None, name: str) -> date | None:

@@ -13,13 +13,23 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redacted_url(url: str) -> str:
+    """A database or Redis URL fit for a message or a log line: its password
+    replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit((parts.scheme, netloc, *parts[2:]))
+    return url
 
 
 class SettingsError(ValueError):
@@ -200,6 +210,14 @@ class Settings(BaseSettings):
         le=3600,
         description="On SIGTERM a worker takes no new job and lets running ones finish this "
         "long; a job still running then is queued again without counting as a failed try",
+    )
+    worker_max_jobs: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Jobs one `partnerhub worker` process runs at once; its PostgreSQL pool "
+        "holds two connections a job and two more (a report's reads and its lease renewals, "
+        "the ticks), unless DATABASE_URL sets maxsize",
     )
     log_format: Literal["text", "json"] = Field(
         default="text",

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiosqlite
 from tortoise import Tortoise, connections
@@ -17,7 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.executor import MigrationExecutor
 
-from app.config import Settings
+from app.config import Settings, redacted_url
 from app.models import MODEL_MODULES
 
 APP_LABEL = "models"
@@ -27,17 +27,35 @@ class DatabaseError(RuntimeError):
     """The database cannot be used as configured; the message says what to do."""
 
 
-def tortoise_url(database_url: str) -> str:
-    """Map the URL schemes people write (postgres://, postgresql://) to Tortoise's asyncpg."""
+# PostgreSQL pool options, unless DATABASE_URL names them (`?minsize=2&timeout=10`):
+# - minsize 0: no connection floor. asyncpg restores a floor in the background,
+#   logging a traceback on each try while the server is away; without one,
+#   connections are made on demand, and the first request after an outage
+#   simply connects again (the pool replaces connections the server cut).
+# - timeout 5: a connection attempt gives up after 5 s (asyncpg waits 60), so a
+#   request during an outage of an unreachable host gets its 503 in seconds.
+POSTGRES_POOL_DEFAULTS = {"minsize": "0", "timeout": "5"}
+
+
+def tortoise_url(database_url: str, pool_maxsize: int | None = None) -> str:
+    """Map the URL schemes people write (postgres://, postgresql://) to Tortoise's
+    asyncpg, with the pool options of POSTGRES_POOL_DEFAULTS the URL does not set
+    (and `maxsize`, when `pool_maxsize` is given and the URL does not set it)."""
     parts = urlsplit(database_url)
-    if parts.scheme in ("postgres", "postgresql"):
-        return urlunsplit(("asyncpg", *parts[1:]))
+    if parts.scheme in ("postgres", "postgresql", "asyncpg"):
+        given = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        wanted = dict(POSTGRES_POOL_DEFAULTS)
+        if pool_maxsize is not None:
+            wanted["maxsize"] = str(pool_maxsize)
+        defaults = {k: v for k, v in wanted.items() if k not in given}
+        query = "&".join(p for p in (parts.query, urlencode(defaults)) if p)
+        return urlunsplit(("asyncpg", parts.netloc, parts.path, query, parts.fragment))
     return database_url
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
+def tortoise_config(database_url: str, pool_maxsize: int | None = None) -> dict[str, Any]:
     return {
-        "connections": {"default": tortoise_url(database_url)},
+        "connections": {"default": tortoise_url(database_url, pool_maxsize)},
         "apps": {
             APP_LABEL: {
                 "models": MODEL_MODULES,
@@ -62,13 +80,15 @@ async def open_database(
     *,
     check_migrated: bool = True,
     statement_timeout_seconds: float | None = None,
+    pool_maxsize: int | None = None,
 ) -> None:
     """Connect Tortoise (as the process-wide default context) and, unless told
     otherwise, refuse an unmigrated database with a message that says what to run.
 
     `statement_timeout_seconds` (PostgreSQL): no statement of this process runs
     longer (the API processes' bound; jobs that need longer lift it with
-    `unbounded_statements` inside their transaction)."""
+    `unbounded_statements` inside their transaction). `pool_maxsize`
+    (PostgreSQL): the pool's size unless DATABASE_URL sets `maxsize`."""
     _ensure_sqlite_folder(settings)
     # Tortoise caches each model's INSERT/DELETE SQL by connection *name*, not
     # dialect: a process that reopens "default" on another engine (the test
@@ -76,7 +96,8 @@ async def open_database(
     EXECUTOR_CACHE.clear()
     try:
         await Tortoise.init(
-            config=tortoise_config(settings.database_url), _enable_global_fallback=True
+            config=tortoise_config(settings.database_url, pool_maxsize),
+            _enable_global_fallback=True,
         )
         connection = connections.get("default")
         if statement_timeout_seconds is not None and hasattr(connection, "server_settings"):
@@ -87,14 +108,14 @@ async def open_database(
     except (OSError, ConnectionError) as exc:
         await close_database()
         raise DatabaseError(
-            f"cannot reach the database at {_redacted(settings.database_url)}: {exc}. "
+            f"cannot reach the database at {redacted_url(settings.database_url)}: {exc}. "
             "Start it or fix DATABASE_URL."
         ) from None
     except Exception as exc:
         await close_database()
         if _is_connection_failure(exc):
             raise DatabaseError(
-                f"cannot connect to the database at {_redacted(settings.database_url)}: "
+                f"cannot connect to the database at {redacted_url(settings.database_url)}: "
                 f"{exc}. Check DATABASE_URL."
             ) from None
         raise
@@ -103,7 +124,7 @@ async def open_database(
         if pending:
             await close_database()
             raise DatabaseError(
-                f"the database at {_redacted(settings.database_url)} is not migrated "
+                f"the database at {redacted_url(settings.database_url)} is not migrated "
                 f"({len(pending)} migration(s) pending): run `partnerhub migrate` first."
             )
 
@@ -125,14 +146,6 @@ def _is_connection_failure(exc: BaseException) -> bool:
         or "does not exist" in text
         or "unable to open database" in text
     )
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit((parts.scheme, netloc, *parts[2:]))
-    return url
 
 
 def _migration_executor() -> MigrationExecutor:

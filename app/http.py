@@ -1,4 +1,5 @@
-"""The Starlette app: /graphql (Strawberry, GET and POST, GraphiQL), /healthz.
+"""The Starlette app: /graphql (Strawberry, GET and POST, GraphiQL), the health
+probes /livez, /readyz and /healthz (app/health.py).
 
 This module and app/cli.py are the composition root: they wire the GraphQL
 layer (schema/) and the workers (workers/) into a process. The rest of app/
@@ -23,15 +24,19 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars
 
 from app.auth import bearer_token
 from app.clock import utcnow
 from app.config import Settings, get_settings
-from app.db import close_database, connection, open_database
+from app.db import close_database, open_database
 from app.domain.downloads import DownloadRefused, check_download
 from app.domain.ingest import IngestRejected, ingest
+from app.health import healthz, livez, readyz
+from app.metrics import HttpMetrics, metrics_endpoint
 from app.middleware import (
     BodyLimit,
+    JsonErrors,
     RequestId,
     cors_options,
     error_response,
@@ -42,14 +47,16 @@ from app.models.enums import ReportStatus
 from app.models.reports import Report
 from app.oidc import OidcVerifier
 from app.persisted_queries import QueryStore, TrustedDocuments
-from app.queue import EmbeddedValkey, JobQueue, QueueError, ping
+from app.queue import EmbeddedValkey, JobQueue, ping
 from app.sign_in import SignIn, SignInRefused, remember_sign_in, sign_in
 from app.storage import open_storage
 from app.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/healthz"})
+# /metrics checks PARTNERHUB_METRICS_TOKEN itself (app/metrics.py).
+# The health probes answer load balancers and monitors, which hold no token.
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 GRAPHQL_PATHS = frozenset({"/graphql"})
 # Signed report downloads: the URL is the credential (app/domain/downloads.py).
 PUBLIC_PREFIXES = ("/reports/",)
@@ -111,9 +118,11 @@ class BearerAuth:
                 refusal = refused
         if signed is not None:
             remember_sign_in(scope.setdefault("state", {}), signed)
+            bind_contextvars(partner_id=signed.viewer.partner_id)  # for the logs
         elif scope["type"] == "http":
             if refusal is not None and refusal.status == 503:
-                await error_response(503, str(refusal), "UNAVAILABLE", {"Retry-After": "30"})(
+                retry_after = {"Retry-After": str(refusal.retry_after_seconds)}
+                await error_response(503, str(refusal), "UNAVAILABLE", retry_after)(
                     scope, receive, send
                 )
                 return
@@ -125,6 +134,9 @@ class BearerAuth:
             )
             await unauthorized(message)(scope, receive, send)
             return
+        elif refusal is not None and refusal.status == 503:
+            # A websocket: its connection_init is refused as unavailable (schema/asgi.py).
+            scope.setdefault("state", {})["sign_in_unavailable"] = str(refusal)
         await self.app(scope, receive, send)
 
 
@@ -178,25 +190,6 @@ class Runtime:
         if self._query_store is not None:
             await self._query_store.close()
             self._query_store = None
-
-
-async def healthz(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    checks: dict[str, str] = {}
-    try:
-        await asyncio.wait_for(connection().execute_query("SELECT 1"), 3)
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        await ping(runtime.redis_url, wait_seconds=2)
-        checks["redis"] = "ok"
-    except QueueError:
-        checks["redis"] = "error: unreachable"
-    healthy = all(value == "ok" for value in checks.values())
-    return json_response(
-        {"status": "ok" if healthy else "unavailable", **checks}, 200 if healthy else 503
-    )
 
 
 MAX_INGEST_BYTES = 64 * 1024 * 1024
@@ -298,7 +291,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/ingest/{kind}", ingest_batch, methods=["POST"]),
             Route("/reports/{report_id:int}/download", download_report, methods=["GET", "HEAD"]),
         ],
@@ -315,10 +311,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # caller is refused before its body is read).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, paths=GRAPHQL_PATHS)
     app.add_middleware(BearerAuth, verifier=runtime.oidc_verifier)
+    # An exception no route handled: a JSON error (503 for a lost database).
+    app.add_middleware(JsonErrors)
     app.add_middleware(RequestId)
     # Outermost: CORS preflights are answered before authentication, and every
     # answer (a 401 too) carries the CORS headers a page needs to read it.
     app.add_middleware(CORSMiddleware, **cors_options(settings))
+    # Outside everything: every request counts, refused ones too.
+    app.add_middleware(HttpMetrics, routes=app.routes)
     redact_access_log()
     return app
 

@@ -9,11 +9,14 @@ import uuid
 from collections.abc import Iterable
 
 import orjson
+import structlog
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.logs import redact
+from app.outage import Outage, database_unreachable
 
 REQUEST_ID_HEADER = "x-request-id"
 # Any of these query parameters makes a GET an operation (GraphQL over HTTP).
@@ -34,20 +37,99 @@ _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def error_response(
-    status: int, message: str, code: str, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    *,
+    extensions: dict[str, str] | None = None,
 ) -> Response:
-    """An HTTP error as GraphQL clients read errors: JSON with `errors` and a code.
-    A message may quote the client (an operation name): lone surrogates become
-    escapes, as no JSON encoder writes them."""
+    """An HTTP error as GraphQL clients read errors: JSON with `errors` and a code
+    (and any other `extensions`). A message may quote the client (an operation
+    name): lone surrogates become escapes, as no JSON encoder writes them."""
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    body = orjson.dumps(
+        {"errors": [{"message": message, "extensions": {"code": code, **(extensions or {})}}]}
+    )
     return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+# The database away: what a client is told (HTTP 503, `UNAVAILABLE`) and when
+# to try again. PostgreSQL restarts in seconds; connections are made again on
+# the next request (app/db.py), so a short wait is enough.
+DATABASE_UNREACHABLE = "The database is unreachable right now: retry in a few seconds."
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+# The database as this process's HTTP requests see it: one warning when they
+# start failing for want of it, one line when it answers again, not a line (or
+# a traceback) per request.
+DATABASE_OUTAGE = Outage("Database (HTTP requests)", logging.getLogger("partnerhub.http"))
+
+
+def unavailable_response(message: str = DATABASE_UNREACHABLE) -> Response:
+    """HTTP 503 with a JSON error (`UNAVAILABLE`) and `Retry-After`."""
+    return error_response(
+        503, message, "UNAVAILABLE", {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+    )
+
+
+class JsonErrors:
+    """The last word on an exception that no route handled: a JSON error instead
+    of Starlette's text/plain 500. A lost database answers 503 `UNAVAILABLE`
+    with `Retry-After` (the outage logged once, no traceback); anything else
+    500 `INTERNAL_SERVER_ERROR` with the request id, logged once with its
+    traceback. It sits inside RequestId and CORS, so the answer carries
+    `X-Request-ID` and the CORS headers a page needs to read it. An exception
+    after the response started cannot be answered any more: it goes on up."""
+
+    log = logging.getLogger("partnerhub.http")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:
+                raise
+            if database_unreachable(exc):
+                DATABASE_OUTAGE.failed(exc)
+                response = unavailable_response()
+            else:
+                request_id = scope.get("state", {}).get("request_id") or "-"
+                self.log.error(
+                    "unexpected error in %s %s (request %s)",
+                    scope["method"],
+                    scope["path"],
+                    request_id,
+                    exc_info=exc,
+                )
+                response = error_response(
+                    500,
+                    f"Unexpected error (request {request_id}).",
+                    "INTERNAL_SERVER_ERROR",
+                    extensions={"requestId": request_id},
+                )
+            await response(scope, receive, send)
 
 
 class RequestId:
     """Gives every request an id (the client's `X-Request-ID` when it is a sane
-    one, else a new one), kept in `request.state.request_id` and returned in the
-    response's `X-Request-ID`."""
+    one, else a new one), kept in `request.state.request_id`, bound to the
+    logging context for the request (app/logs.py) and returned in the
+    response's `X-Request-ID` (a websocket's in its handshake answer)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,14 +143,21 @@ class RequestId:
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] in ("http.response.start", "websocket.accept"):
                 message["headers"] = [
                     *message.get("headers", []),
                     (REQUEST_ID_HEADER.encode(), request_id.encode()),
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id if scope["type"] == "http" else send)
+        # The partner id and operation name bound further in leave with the request.
+        context = structlog.contextvars.get_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**context)
 
 
 class _BodyTooLarge(Exception):
@@ -132,11 +221,8 @@ class BodyLimit:
 
 
 class RedactCredentials(logging.Filter):
-    """Access-log lines show request targets without signatures or tokens."""
-
-    _SECRET_PARAMETER = re.compile(
-        r"(?i)([?&;](?:signature|token|access_token|auth|authorization|api_key|key)=)[^&;\s\"]*"
-    )
+    """Access-log lines show request targets without signatures or tokens (also
+    when uvicorn's own log format is in use, not app/logs.py's)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -149,7 +235,7 @@ class RedactCredentials(logging.Filter):
 
     @classmethod
     def redact(cls, text: str) -> str:
-        return cls._SECRET_PARAMETER.sub(r"\1REDACTED", text)
+        return redact(text)  # app/logs.py: the same redaction as every log line
 
 
 def redact_access_log() -> None:

@@ -49,9 +49,16 @@ def database_unreachable(exc: BaseException) -> bool:
             return True
         if isinstance(error, socket.gaierror):  # the host name does not resolve
             return True
-        if type(error).__name__ in _DATABASE_GONE_NAMES:
-            return True
+        name = type(error).__name__
         text = str(error).lower()
+        if name in ("InterfaceError", "InternalClientError"):
+            # asyncpg's misuse errors ("another operation is in progress") are
+            # bugs: only a closed connection or a closing pool is an outage.
+            if "connection is closed" in text or "pool is closing" in text:
+                return True
+            continue
+        if name in _DATABASE_GONE_NAMES:
+            return True
         if "connection was closed" in text or "the database system is" in text:
             return True
     return False

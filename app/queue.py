@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from app.config import redacted_url
 from app.outage import Outage
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ async def ping(url: str, wait_seconds: float = 2.0) -> None:
         await asyncio.wait_for(client.ping(), wait_seconds)
     except (RedisError, OSError, TimeoutError) as exc:
         raise QueueError(
-            f"cannot reach Redis at {url}: {exc or type(exc).__name__}. Start it or fix REDIS_URL."
+            f"cannot reach Redis at {redacted_url(url)}: {exc or type(exc).__name__}. "
+            "Start it or fix REDIS_URL."
         ) from None
     finally:
         await client.aclose()

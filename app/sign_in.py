@@ -11,7 +11,9 @@ import jwt
 
 from app.auth import hash_token, viewer_for_token
 from app.domain.access import Viewer
+from app.middleware import DATABASE_OUTAGE, DATABASE_RETRY_AFTER_SECONDS
 from app.oidc import KeysUnavailable, OidcVerifier, TokenRefused, looks_like_jwt, viewer_for_oidc
+from app.outage import database_unreachable
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,38 @@ def remember_sign_in(state: Any, signed: SignIn) -> None:
 
 class SignInRefused(Exception):
     """Why a token signs nobody in; the message is for the client and never
-    echoes the token. `status` is 401, or 503 when the issuer's keys are out
-    of reach."""
+    echoes the token. `status` is 401, or 503 when the token cannot be checked
+    now (the issuer's keys or the database out of reach; try again after
+    `retry_after_seconds`)."""
 
-    def __init__(self, message: str, status: int = 401) -> None:
+    def __init__(self, message: str, status: int = 401, retry_after_seconds: int = 30) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_seconds = retry_after_seconds
+
+
+DATABASE_UNREACHABLE = (
+    "The database is unreachable right now, so the token cannot be checked: retry in a few seconds."
+)
 
 
 async def sign_in(token: str, verifier: OidcVerifier | None) -> SignIn:
-    """The viewer a bearer token acts for, or SignInRefused."""
+    """The viewer a bearer token acts for, or SignInRefused (503 while the
+    database is unreachable: the token is looked up there)."""
+    try:
+        signed = await _sign_in(token, verifier)
+    except SignInRefused:
+        raise
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        DATABASE_OUTAGE.failed(exc)
+        raise SignInRefused(DATABASE_UNREACHABLE, 503, DATABASE_RETRY_AFTER_SECONDS) from None
+    DATABASE_OUTAGE.recovered()
+    return signed
+
+
+async def _sign_in(token: str, verifier: OidcVerifier | None) -> SignIn:
     if verifier is not None and looks_like_jwt(token):
         try:
             viewer = await viewer_for_oidc(token, verifier)

@@ -2,7 +2,9 @@
 
 Beyond Strawberry's own view: every HTTP error is a JSON GraphQL error, a body
 must be one UTF-8 JSON object, and each query or mutation runs within the
-operation time limit (TIMEOUT past it).
+operation time limit (TIMEOUT past it). An answer whose resolver lost the
+database is HTTP 503 with Retry-After (`UNAVAILABLE`); a websocket whose token
+cannot be checked for that reason closes with 1013 (try again later).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
@@ -27,11 +29,16 @@ from strawberry.types.unset import UNSET
 from app.auth import bearer_token
 from app.config import Settings
 from app.domain.text import text_fault
-from app.middleware import error_response, origin_allowed, wants_graphiql_page
+from app.middleware import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    error_response,
+    origin_allowed,
+    wants_graphiql_page,
+)
 from app.persisted_queries import PersistedQueryError, resolve_document
 from app.sign_in import SignInRefused, remember_sign_in, sign_in
 from schema.context import Context
-from schema.errors import apply_policy
+from schema.errors import apply_policy, is_unavailable
 from schema.root import schema
 from schema.websocket_auth import LegacyWSHandler, TransportWSHandler
 
@@ -67,8 +74,27 @@ class RequestAdapter(StarletteRequestAdapter):
         return self._request
 
 
+# RFC 6455's "Try Again Later": a socket whose sign-in cannot be checked now
+# (the database or the OIDC issuer's keys out of reach) closes with it, not
+# with graphql-transport-ws's 4403 Forbidden, which tells a page its token is bad.
+TRY_AGAIN_LATER = 1013
+TRY_AGAIN_LATER_REASON = "Sign-in unavailable for now: retry in a few seconds"
+
+
+class WebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's websocket adapter, closing with the code `on_ws_connect`
+    chose (`state.websocket_close`) when it refused a sign-in for now."""
+
+    async def close(self, code: int, reason: str) -> None:
+        chosen = getattr(self.ws.state, "websocket_close", None)
+        if chosen is not None:
+            code, reason = chosen
+        await super().close(code, reason)
+
+
 class PartnerHubGraphQL(GraphQL):
     request_adapter_class = RequestAdapter
+    websocket_adapter_class = WebSocketAdapter
 
     # Open websockets re-check their token (schema/websocket_auth.py).
     graphql_transport_ws_handler_class = TransportWSHandler
@@ -168,6 +194,10 @@ class PartnerHubGraphQL(GraphQL):
                 result = await super().execute_single(*args, **kwargs)
             if result.errors:
                 result.errors = apply_policy(result.errors, context.request_id)
+                if is_unavailable(result.errors) and context.response is not None:
+                    # The database is away: 503, so clients and proxies retry.
+                    context.response.status_code = 503
+                    context.response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
             return result
         except TimeoutError:
             name = getattr(kwargs.get("request_data"), "operation_name", None) or "-"
@@ -189,7 +219,8 @@ class PartnerHubGraphQL(GraphQL):
         """graphql-transport-ws `connection_init`: a browser (which cannot set
         headers on a websocket) signs in with its payload, `{"Authorization":
         "Bearer <token>"}` (or `authorization`, or `authToken`: the bare token).
-        No valid token: the socket closes with 4403 Forbidden."""
+        No valid token: the socket closes with 4403 Forbidden (1013, try again
+        later, when the token cannot be checked now: the database is away)."""
         state = context.request.state
         if context.viewer is not None:
             return UNSET  # signed in with the upgrade's Authorization header
@@ -202,12 +233,17 @@ class PartnerHubGraphQL(GraphQL):
         if isinstance(raw, str):
             token = bearer_token(raw) if " " in raw.strip() else raw.strip() or None
         if token is None:
+            unavailable = getattr(state, "sign_in_unavailable", None)
+            if unavailable:  # the upgrade's token could not be checked (BearerAuth)
+                raise _sign_in_unavailable(state, unavailable)
             raise ConnectionRejectionError(
                 {"message": "Sign in: send the token in connection_init."}
             )
         try:
             signed = await sign_in(token, context.request.app.state.runtime.oidc_verifier)
         except SignInRefused as refused:
+            if refused.status == 503:
+                raise _sign_in_unavailable(state, str(refused)) from None
             raise ConnectionRejectionError({"message": str(refused)}) from None
         context.viewer = signed.viewer
         remember_sign_in(state, signed)
@@ -224,6 +260,14 @@ class PartnerHubGraphQL(GraphQL):
             viewer=getattr(request.state, "viewer", None),  # type: ignore[arg-type]
             settings=self.settings,
         )
+
+
+def _sign_in_unavailable(state: Any, message: str) -> ConnectionRejectionError:
+    """A sign-in that cannot be checked now: graphql-ws hears the message with
+    `UNAVAILABLE`, and the socket closes with 1013 (try again later) on both
+    subprotocols."""
+    state.websocket_close = (TRY_AGAIN_LATER, TRY_AGAIN_LATER_REASON)
+    return ConnectionRejectionError({"message": message, "extensions": {"code": "UNAVAILABLE"}})
 
 
 def create_graphql_app(settings: Settings) -> PartnerHubGraphQL:

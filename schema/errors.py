@@ -3,9 +3,12 @@
 Clients see their own mistakes in full (validation errors, the domain's
 InvalidArgument and Forbidden, refusals of the limits) with a code in
 `extensions.code`; such errors are logged as one line at INFO with the
-operation name and the code, no traceback. Any other exception is logged once
-with its traceback and the request id, and reaches the client as
-"Unexpected error." with the same `extensions.requestId`.
+operation name and the code, no traceback. A resolver that lost the database
+(refused, cut, shut down) answers `UNAVAILABLE` with a message to retry (the
+view then answers HTTP 503 with Retry-After: schema/asgi.py); the outage is
+logged once, when it starts. Any other exception is logged once with its
+traceback and the request id, and reaches the client as "Unexpected error."
+with the same `extensions.requestId`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from app.domain.errors import Forbidden, InvalidArgument
+from app.middleware import DATABASE_OUTAGE, DATABASE_UNREACHABLE
+from app.outage import database_unreachable
 
 log = logging.getLogger("partnerhub.graphql")
 
 UNEXPECTED = "Unexpected error."
+UNAVAILABLE = "UNAVAILABLE"
 
 
 def _is_statement_timeout(error: BaseException | None) -> bool:
@@ -33,13 +39,25 @@ def _is_statement_timeout(error: BaseException | None) -> bool:
     return False
 
 
+def _lost_database(error: GraphQLError) -> bool:
+    """The resolver could not reach the database (a statement that was merely
+    wrong is a bug, not this)."""
+    original = error.original_error
+    return (
+        original is not None
+        and not isinstance(original, GraphQLError | InvalidArgument)
+        and database_unreachable(original)
+    )
+
+
 def is_unexpected(error: GraphQLError) -> bool:
-    """True for an exception the client did not cause (a bug or an outage)."""
+    """True for an exception the client did not cause and we cannot name (a bug)."""
     original = error.original_error
     return not (
         original is None
         or isinstance(original, GraphQLError | InvalidArgument)
         or _is_statement_timeout(original)
+        or _lost_database(error)
     )
 
 
@@ -55,6 +73,8 @@ def error_code(error: GraphQLError) -> str:
         return "INVALID"
     if _is_statement_timeout(original):
         return "TIMEOUT"
+    if _lost_database(error):
+        return UNAVAILABLE
     if error.path is None:
         return "GRAPHQL_VALIDATION_FAILED"
     return "INVALID"
@@ -66,10 +86,14 @@ def _request_id(execution_context: ExecutionContext | None) -> str | None:
 
 
 def log_errors(errors: list[GraphQLError], execution_context: ExecutionContext | None) -> None:
-    """One INFO line per client error; the traceback of an unexpected one, once."""
+    """One INFO line per client error; the traceback of an unexpected one, once;
+    a lost database once per outage."""
     operation = getattr(execution_context, "operation_name", None) or "-"
     for error in errors:
-        if is_unexpected(error):
+        if _lost_database(error):
+            assert error.original_error is not None
+            DATABASE_OUTAGE.failed(error.original_error)
+        elif is_unexpected(error):
             log.error(
                 "unexpected error in operation %s at %s (request %s)",
                 operation,
@@ -95,7 +119,8 @@ class ErrorPolicy(MaskErrors):
 
 
 def apply_policy(errors: list[GraphQLError], request_id: str | None) -> list[GraphQLError]:
-    """Unexpected errors masked (with the request id), every other error coded.
+    """Unexpected errors masked (with the request id), every other error coded
+    (a lost database `UNAVAILABLE`, its message replaced by one to retry).
     ErrorPolicy applies it within an operation; the view applies it again to
     what ends outside one (Strawberry answers some failures after the
     extensions' hooks)."""
@@ -108,11 +133,10 @@ def apply_policy(errors: list[GraphQLError], request_id: str | None) -> list[Gra
             processed.append(_with_extensions(error, UNEXPECTED, extensions, original=False))
         elif not (error.extensions or {}).get("code"):
             extensions = {**(error.extensions or {}), "code": error_code(error)}
-            message = (
-                "The operation ran past its time limit and was stopped."
-                if extensions["code"] == "TIMEOUT"
-                else error.message
-            )
+            message = {
+                "TIMEOUT": "The operation ran past its time limit and was stopped.",
+                UNAVAILABLE: DATABASE_UNREACHABLE,
+            }.get(extensions["code"], error.message)
             processed.append(_with_extensions(error, message, extensions, original=True))
         else:
             processed.append(error)
@@ -131,3 +155,9 @@ def _with_extensions(
         original_error=error.original_error if original else None,
         extensions=extensions,
     )
+
+
+def is_unavailable(errors: list[GraphQLError] | None) -> bool:
+    """True when an error of the answer is the database being away (the view
+    answers HTTP 503 with Retry-After then)."""
+    return any((e.extensions or {}).get("code") == UNAVAILABLE for e in errors or ())

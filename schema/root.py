@@ -33,6 +33,7 @@ from schema.customers import (
 from schema.errors import ErrorPolicy, log_errors
 from schema.input_checks import InputChecks
 from schema.limits import OperationLimits
+from schema.metrics import OperationMetrics
 from schema.node import Node, resolve_node
 from schema.organization import (
     OrganizationPayload,
@@ -189,6 +190,8 @@ schema = PartnerHubSchema(
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         OperationLimits,
         InputChecks,
+        # Before ErrorPolicy: it counts the errors as the client gets them.
+        OperationMetrics,
         ErrorPolicy,
     ],
 )

@@ -103,7 +103,12 @@ async def test_healthz_needs_no_token_and_checks_database_and_redis(
 ) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = response.json()
+    assert {k: body[k] for k in ("status", "database", "redis")} == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "ok",
+    }
 
 
 async def test_healthz_is_503_when_redis_is_down(http_settings, redis_url: str) -> None:
@@ -117,5 +122,5 @@ async def test_healthz_is_503_when_redis_is_down(http_settings, redis_url: str) 
         response = await http.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "ok"
-    assert response.json()["redis"].startswith("error")
+    assert response.json()["redis"] == "unreachable"
     assert response.json()["status"] == "unavailable"

@@ -12,7 +12,7 @@ from app.demo import demo_admins
 from tests.cli_process import cli_env, run_cli
 
 COMMANDS = [
-    [], ["serve"], ["worker"], ["migrate"], ["demo"], ["token"], ["token", "create"],
+    [], ["serve"], ["worker"], ["status"], ["migrate"], ["demo"], ["token"], ["token", "create"],
     ["ingest"], ["rollup"], ["report"], ["report", "run"],
 ]  # fmt: skip
 

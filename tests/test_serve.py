@@ -78,7 +78,8 @@ def test_embedded_default_serves_graphql_with_demo_data(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with running(["serve", "--port", str(port)], env, log) as server:
         base = f"http://127.0.0.1:{port}"
-        assert wait_healthy(base, server, log) == {"status": "ok", "database": "ok", "redis": "ok"}
+        health = wait_healthy(base, server, log)
+        assert (health["status"], health["database"], health["redis"]) == ("ok", "ok", "ok")
         for admin in demo_admins(1):
             answer = ask(base, admin.token)
             assert answer["data"]["viewer"] == {"email": admin.email, "role": admin.role.value}
@@ -116,6 +117,9 @@ def test_production_set_up_serves_and_a_separate_worker_runs_jobs(
         assert wait_healthy(base, server, serve_log)["redis"] == "ok"
         admin = demo_admins(1)[0]
         assert ask(base, admin.token)["data"]["viewer"]["email"] == admin.email
+        # A proxy on this machine (trusted by default) names the client it forwards.
+        forwarded = httpx.get(f"{base}/livez", headers={"X-Forwarded-For": "198.51.100.4"})
+        assert forwarded.status_code == 200
 
         # A job queued in Redis is run by the separate worker process, against the
         # same database: far in the future every demo trial has ended.
@@ -134,3 +138,4 @@ def test_production_set_up_serves_and_a_separate_worker_runs_jobs(
         assert expired > 0, worker_log.read_text()
         assert worker.poll() is None
     assert "embedded" not in serve_log.read_text()
+    assert '198.51.100.4:0 - "GET /livez' in serve_log.read_text()

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from arq.connections import create_pool
+from tortoise import connections
 
 from app.config import Settings
+from app.db import tortoise_url
 from app.models.enums import SubscriptionStatus, TrialStatus
 from app.models.subscriptions import Subscription
 from app.models.trials import Trial
@@ -64,3 +68,32 @@ async def test_running_the_expiry_twice_changes_nothing_more(db: Settings) -> No
     await factories.trial(customer, TODAY - timedelta(days=10), TODAY - timedelta(days=2))
     assert await expire_trials({}, TODAY.isoformat()) == 1
     assert await expire_trials({}, TODAY.isoformat()) == 0
+
+
+async def test_a_worker_runs_its_max_jobs_with_two_connections_a_job_in_its_pool(
+    postgres_db: Settings, redis_url: str
+) -> None:
+    """PARTNERHUB_WORKER_MAX_JOBS bounds the jobs a worker runs at once, and its
+    PostgreSQL pool can hold a report's reads and its lease renewals for each
+    (plus the ticks), so renewals never queue behind reads."""
+    settings = postgres_db.model_copy(update={"worker_max_jobs": 3})
+    worker = build_worker(redis_url, in_process=False, burst=True, settings=settings)
+    assert worker.max_jobs == 3
+    await worker.on_startup(worker.ctx)  # opens the database as `partnerhub worker` does
+    try:
+        pool = connections.get("default")._pool
+        assert pool is not None and pool.get_max_size() == 2 * 3 + 2
+        held = [await asyncio.wait_for(pool.acquire(), 5) for _ in range(2 * 3 + 2)]
+        for conn in held:
+            await pool.release(conn)
+    finally:
+        await worker.ctx["queue"].close()
+
+
+def test_a_pool_size_in_database_url_wins_over_the_workers_own() -> None:
+    given = tortoise_url("postgres://app:pw@db.internal:5432/partnerhub?maxsize=3", 10)
+    query = parse_qs(urlsplit(given).query)
+    assert query == {"maxsize": ["3"], "minsize": ["0"], "timeout": ["5"]}
+    sized = parse_qs(urlsplit(tortoise_url("postgresql://db.internal/partnerhub", 10)).query)
+    assert sized == {"maxsize": ["10"], "minsize": ["0"], "timeout": ["5"]}
+    assert "maxsize" not in tortoise_url("postgres://db.internal/partnerhub")

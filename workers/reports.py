@@ -26,11 +26,12 @@ from app.domain.report_retention import expire_old_reports
 from app.domain.report_schedules import run_due_schedules
 from app.domain.reports import GENERATE_JOB, report_channel, report_job_id
 from app.domain.webhooks import deliver, webhook_for
+from app.metrics import count_report_file, count_webhook
 from app.models.reports import Report
 from app.outage import database_unreachable
 from app.queue import JobQueue, QueueError
 from app.storage import open_storage
-from workers.runtime import DATABASE_OUTAGE, rides_out_database_outages
+from workers.runtime import DATABASE_OUTAGE, draining, rides_out_database_outages
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,6 @@ def _settings(ctx: dict[str, Any]) -> Settings:
 
 def _queue(ctx: dict[str, Any]) -> JobQueue:
     return ctx["queue"]
-
-
-def _draining(ctx: dict[str, Any]) -> bool:
-    shutdown = ctx.get("shutdown")
-    return bool(shutdown and shutdown.draining)
 
 
 async def _notify(ctx: dict[str, Any], report: Report) -> None:
@@ -111,6 +107,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str)
             await let_lapse(report_id, lease, utcnow(), f"{type(exc).__name__}: {exc}")
         return "try failed"
     if outcome.ran:
+        count_report_file(outcome.report.row_count, outcome.report.byte_size)
         await _start_webhook(ctx, outcome.report)
     return outcome.report.status
 
@@ -120,7 +117,7 @@ async def _cut_short(ctx: dict[str, Any], report_id: int, lease: LeaseTerms) -> 
     uncounted (ARQ runs the job again on another worker); by the job time limit,
     its lease ends now (the tick counts the try and queues it again)."""
     try:
-        if _draining(ctx):
+        if draining(ctx):
             if await give_back(report_id, lease, utcnow()):
                 log.info("report %s given back to the queue (worker draining)", report_id)
                 report = await Report.get(id=report_id)
@@ -151,6 +148,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> bool:
         utcnow(),
         allowed_hosts=settings.webhook_allowed_hosts,
     )
+    count_webhook(attempt.delivered, attempt.retry_in)
     if attempt.retry_in is not None:
         raise Retry(defer=attempt.retry_in)
     return attempt.delivered

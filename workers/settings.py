@@ -10,8 +10,10 @@ from arq.worker import Worker
 
 from app.config import Settings, get_settings
 from app.db import close_database, open_database
+from app.metrics import instrument_jobs
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
+from workers.crons import periodic_tick, run_periodic
 from workers.reports import (
     ARQ_REPORT_TRIES,
     deliver_webhook,
@@ -24,18 +26,27 @@ from workers.trials import expire_trials
 
 CRON_JOBS = [
     # `unique` keeps several workers from running one tick twice.
-    cron(expire_trials, hour=0, minute=5, unique=True, run_at_startup=False),
-    # Sundays at 00:00 UTC (arq counts weekdays from Monday = 0).
-    cron(refresh_calling_week, weekday=6, hour=0, minute=0, unique=True, run_at_startup=False),
+    # Trial expiry (daily 00:05 UTC), report retention (daily 00:15 UTC), the
+    # calling rollup (Sundays 00:00 UTC): each occurrence is recorded, and one
+    # missed in an outage runs once after it (workers/crons.py).
+    cron(periodic_tick, second=0, unique=True, run_at_startup=False),
     # Schedules and report leases: every 15 s; the claim in the database keeps a
     # schedule's occurrence single, a lapsed lease is requeued within the next tick.
     cron(report_tick, second={0, 15, 30, 45}, unique=True, run_at_startup=False),
-    cron(expire_reports, hour=0, minute=15, unique=True, run_at_startup=False),
 ]
 
 
+def worker_pool_size(max_jobs: int) -> int:
+    """Connections a worker process's pool may open: a running report holds one
+    for its reads while its lease renewals need another, and the ticks (report
+    leases and schedules, periodic jobs) one each; with fewer, renewals queue
+    behind reads and leases lapse on a healthy worker."""
+    return 2 * max_jobs + 2
+
+
 async def _open_database(ctx: dict[str, Any]) -> None:
-    await open_database(ctx["settings"])
+    settings: Settings = ctx["settings"]
+    await open_database(settings, pool_maxsize=worker_pool_size(settings.worker_max_jobs))
 
 
 async def _close_database(ctx: dict[str, Any]) -> None:
@@ -62,10 +73,15 @@ def build_worker(
         func(deliver_webhook, max_tries=10),
         report_tick,
         expire_reports,
+        periodic_tick,
+        # One occurrence of a periodic job; its claim in the database keeps it
+        # single, so its result need not be kept (the tick may queue it again).
+        func(run_periodic, timeout=settings.job_timeout_seconds, keep_result=0),
     ]
     return PartnerHubWorker(
-        functions=functions,
-        cron_jobs=CRON_JOBS,
+        # Each run counted and timed by outcome (app/metrics.py).
+        functions=instrument_jobs(functions),
+        cron_jobs=instrument_jobs(CRON_JOBS),
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings(redis_url),
         ctx={"settings": settings, "queue": JobQueue(redis_url)},
@@ -73,6 +89,7 @@ def build_worker(
         on_shutdown=_close_queue if in_process else _close_database,
         handle_signals=not in_process,
         burst=burst,
+        max_jobs=settings.worker_max_jobs,
         max_tries=5,
         # Also (plus 10 s) how long ARQ waits before it runs again the job of a
         # worker that died; reports do not wait for it (their leases lapse first).
