@@ -29,6 +29,7 @@ import asyncio
 import shutil
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -107,6 +108,11 @@ def _figure(name: str, values: list[float], note: str = "") -> str:
     return line + (f"; {note}" if note else "")
 
 
+def _progress(line: str) -> None:
+    """A progress line on stderr while the rounds run (the figures go to stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 async def run(rounds: int, lease_seconds: int, keep: Path | None) -> None:
     root = keep or Path(tempfile.mkdtemp(prefix="partnerhub-recovery-"))
     settings = {
@@ -115,16 +121,20 @@ async def run(rounds: int, lease_seconds: int, keep: Path | None) -> None:
     }
     valkey, retried, finished, postgres = [], [], [], []
     try:
+        _progress(f"starting the cluster under {root} (PostgreSQL, Valkey, 2 serve, 2 workers)")
         async with fault_cluster(root / "cluster", **settings) as cluster:
-            for _ in range(rounds):
+            for number in range(1, rounds + 1):
                 await cluster.ensure_running()
                 valkey.append(await valkey_restart(cluster))
+                _progress(f"round {number}/{rounds}: worker back {valkey[-1]:.1f} s after Valkey")
                 await cluster.ensure_running()
                 retry, done = await worker_kill(cluster)
                 retried.append(retry)
                 finished.append(done)
+                _progress(f"round {number}/{rounds}: report retried {retry:.1f} s after a kill")
                 await cluster.ensure_running()
                 postgres.append(await postgres_restart(cluster))
+                _progress(f"round {number}/{rounds}: replicas ready {postgres[-1]:.1f} s after PG")
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)
