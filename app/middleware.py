@@ -73,6 +73,20 @@ def unavailable_response(message: str = DATABASE_UNREACHABLE) -> Response:
     )
 
 
+class _ResponseStarted:
+    """An ASGI `send` that notes when the response has started (after which an
+    error can no longer be answered with a response of its own)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class JsonErrors:
     """The last word on an exception that no route handled: a JSON error instead
     of Starlette's text/plain 500. A lost database answers 503 `UNAVAILABLE`
@@ -91,18 +105,11 @@ class JsonErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _ResponseStarted(send)
         try:
-            await self.app(scope, receive, tracked_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
-            if started:
+            if tracked.started:
                 raise
             if database_unreachable(exc):
                 DATABASE_OUTAGE.failed(exc)
@@ -195,7 +202,6 @@ class BodyLimit:
             await self._too_large()(scope, receive, send)
             return
         received = 0
-        started = False
 
         async def counted_receive() -> Message:
             nonlocal received
@@ -206,16 +212,11 @@ class BodyLimit:
                     raise _BodyTooLarge
             return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _ResponseStarted(send)
         try:
-            await self.app(scope, counted_receive, tracked_send)
+            await self.app(scope, counted_receive, tracked)
         except _BodyTooLarge:
-            if started:  # pragma: no cover - the view reads the whole body first
+            if tracked.started:  # pragma: no cover - the view reads the whole body first
                 raise
             await self._too_large()(scope, receive, send)
 

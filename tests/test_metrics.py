@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,10 +26,11 @@ from app.models.enums import AdminRole
 from app.models.reports import Report
 from app.queue import JobQueue
 from tests import factories
-from tests.cli_process import PARTNERHUB, ROOT, cli_env, free_port
+from tests.cli_process import cli_env, free_port
 from tests.graphql_client import app_client, gql
 from tests.report_helpers import flush_queue, run_jobs
 from tests.report_world import build_report_world
+from tests.test_report_faults import worker
 from tests.test_report_schedules import Receiver, _scheduled_report_with_webhook
 from tests.test_serve import running, wait_healthy
 from workers.reports import report_tick
@@ -353,20 +352,6 @@ async def test_serve_with_two_workers_sums_both_processes(
     assert not [r for r in records if "exception" in r], log.read_text()[-4000:]
 
 
-@contextmanager
-def _worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [PARTNERHUB, "worker"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
 async def test_a_worker_serves_its_own_metrics_on_its_port(
     postgres_db: Settings, redis_url: str, tmp_path: Path
 ) -> None:
@@ -405,7 +390,7 @@ async def test_a_worker_serves_its_own_metrics_on_its_port(
             await asyncio.sleep(0.2)
         raise AssertionError(f"{what} not seen in {limit}s:\n{log.read_text()[-4000:]}")
 
-    with _worker(env, log) as process:
+    with worker(env, log) as process:
         await until(lambda s: value(s, "partnerhub_workers_alive") >= 1, "the worker's heartbeat")
         async with httpx.AsyncClient(timeout=5) as http:
             refused = await http.get(url)
