@@ -247,3 +247,78 @@ async def resolve_set_customer_tags(info: Info, input: SetCustomerTagsInput) -> 
         ),
         lambda customer: {"customer": Customer.of(customer)},
     )
+
+
+@strawberry.input(
+    name="TagCustomersInput",
+    description="One tag and the customers it goes to (or comes off): either customerIds "
+    "(at most 10,000) or filter, exactly one.",
+)
+class TagCustomersInput:
+    tag_id: strawberry.ID
+    customer_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Customers in the viewer's scope; duplicates count once."
+    )
+    filter: CustomerFilter | None = strawberry.field(
+        default=None,
+        description="Every customer the `customers` query returns for this filter (at most "
+        "10,000).",
+    )
+
+
+@strawberry.type(name="TagCustomersPayload")
+class TagCustomersPayload:
+    tag: Tag | None
+    customer_count: int | None = strawberry.field(
+        description="Distinct customers the call covered."
+    )
+    changed_count: int | None = strawberry.field(
+        description="Of them, those that gained the tag (addTagToCustomers) or lost it "
+        "(removeTagFromCustomers); the others already did or did not carry it."
+    )
+    user_errors: list[UserError]
+
+
+def _bulk_shape(result: tags.BulkTagResult) -> dict:
+    return {
+        "tag": Tag.of(result.tag),
+        "customer_count": result.customer_count,
+        "changed_count": result.changed_count,
+    }
+
+
+def _bulk_ids(input: TagCustomersInput) -> list[int | None] | None:
+    if input.customer_ids is None:
+        return None
+    return [decode_id_of(str(c), "Customer") for c in input.customer_ids]
+
+
+async def resolve_add_tag_to_customers(info: Info, input: TagCustomersInput) -> TagCustomersPayload:
+    return await mutate(
+        TagCustomersPayload,
+        lambda: tags.add_tag_to_customers(
+            info.context.viewer,
+            decode_id_of(str(input.tag_id), "Tag"),
+            _bulk_ids(input),
+            input.filter.value() if input.filter else None,
+            info.context.clock,
+            info.context.settings.max_tags_per_customer,
+        ),
+        _bulk_shape,
+    )
+
+
+async def resolve_remove_tag_from_customers(
+    info: Info, input: TagCustomersInput
+) -> TagCustomersPayload:
+    return await mutate(
+        TagCustomersPayload,
+        lambda: tags.remove_tag_from_customers(
+            info.context.viewer,
+            decode_id_of(str(input.tag_id), "Tag"),
+            _bulk_ids(input),
+            input.filter.value() if input.filter else None,
+            info.context.clock,
+        ),
+        _bulk_shape,
+    )

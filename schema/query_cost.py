@@ -63,6 +63,7 @@ LIST_SIZES: dict[str, int] = {
     "CustomerSubscription.orders": 10,
     "Trial.products": 10,
     "ReportTemplate.columns": 60,
+    "Report.columns": 60,
     "CallingAnalytics.qualityByEndpointType": 10,
     "CallingAnalytics.featureUse": 20,
     "CallingUsagePoint.usersByVolume": 10,

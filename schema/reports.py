@@ -13,6 +13,7 @@ from app.domain.access import SCHEDULE_ROLES
 from app.domain.errors import InvalidArgument
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.pagination import Page
+from app.domain.report_columns import Column
 from app.domain.webhooks import schedule_secret
 from app.models.enums import ReportStatus as ReportStatusValue
 from app.models.reports import Report as ReportModel
@@ -34,6 +35,10 @@ class ReportColumn:
     title: str
     description: str
 
+    @classmethod
+    def of(cls, column: Column) -> ReportColumn:
+        return cls(key=column.key, title=column.title, description=column.description)
+
 
 @strawberry.type(name="ReportTemplate")
 class ReportTemplate(Node):
@@ -50,6 +55,11 @@ class ReportTemplate(Node):
         description="True when generateReport needs startDate and endDate (calling usage). "
         "Webex App versions takes an optional range (default: the last 90 days)."
     )
+    deleted_at: datetime | None = strawberry.field(
+        default=None,
+        description="When the CUSTOM template was deleted (seen through its past reports); "
+        "null while it is in use.",
+    )
 
     @classmethod
     def of(cls, template: ReportTemplateModel) -> ReportTemplate:
@@ -61,12 +71,10 @@ class ReportTemplate(Node):
             kind=template.kind,
             report_type=template.report_type,
             description=report_templates.description_of(template),
-            columns=[
-                ReportColumn(key=c.key, title=c.title, description=c.description)
-                for c in report_templates.columns_of(template)
-            ],
+            columns=[ReportColumn.of(c) for c in report_templates.columns_of(template)],
             supports_date_range=definition.supports_date_range,
             requires_date_range=definition.requires_date_range,
+            deleted_at=template.deleted_at,
         )
 
 
@@ -129,6 +137,15 @@ class Report(Node):
     @strawberry.field
     async def template(self, info: Info) -> ReportTemplate:
         return await _template(info, self.model.template_id)
+
+    @strawberry.field(
+        description="The columns of the report's file: its template's when it was requested "
+        "(a later change of the template does not change them)."
+    )
+    async def columns(self, info: Info) -> list[ReportColumn]:
+        template = await info.context.loaders.report_templates.load(self.model.template_id)
+        columns = report_templates.columns_of(template, self.model.column_keys)
+        return [ReportColumn.of(c) for c in columns]
 
     @strawberry.field
     async def requested_by(self, info: Info) -> Admin | None:
@@ -331,6 +348,22 @@ class CreateReportTemplateInput:
     )
 
 
+@strawberry.input(name="UpdateReportTemplateInput")
+class UpdateReportTemplateInput:
+    template_id: strawberry.ID
+    name: str | None = None
+    column_keys: list[str] | None = strawberry.field(
+        default=None,
+        description="The columns again: a subset of the same default template's column keys, "
+        "in output order. Reports already requested keep theirs.",
+    )
+
+
+@strawberry.input(name="DeleteReportTemplateInput")
+class DeleteReportTemplateInput:
+    template_id: strawberry.ID
+
+
 @strawberry.type(name="ReportTemplatePayload")
 class ReportTemplatePayload:
     template: ReportTemplate | None
@@ -390,6 +423,33 @@ async def resolve_create_report_template(
             info.context.viewer, input.name, input.report_type, input.column_keys
         ),
         lambda template: {"template": ReportTemplate.of(template)},
+    )
+
+
+async def resolve_update_report_template(
+    info: Info, input: UpdateReportTemplateInput
+) -> ReportTemplatePayload:
+    return await mutate(
+        ReportTemplatePayload,
+        lambda: report_templates.update_template(
+            info.context.viewer,
+            decode_id_of(str(input.template_id), "ReportTemplate"),
+            input.name,
+            input.column_keys,
+        ),
+        lambda template: {"template": ReportTemplate.of(template)},
+    )
+
+
+async def resolve_delete_report_template(
+    info: Info, input: DeleteReportTemplateInput
+) -> DeletePayload:
+    return await mutate(
+        DeletePayload,
+        lambda: report_templates.delete_template(
+            info.context.viewer, decode_id_of(str(input.template_id), "ReportTemplate")
+        ),
+        lambda pk: {"deleted_id": strawberry.ID(encode_global_id("ReportTemplate", pk))},
     )
 
 

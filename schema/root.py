@@ -26,8 +26,11 @@ from schema.customers import (
     Customer,
     CustomerConnection,
     CustomerPayload,
+    TagCustomersPayload,
+    resolve_add_tag_to_customers,
     resolve_customer,
     resolve_customers,
+    resolve_remove_tag_from_customers,
     resolve_set_customer_tags,
 )
 from schema.errors import ErrorPolicy, log_errors
@@ -131,6 +134,14 @@ class Mutation:
     set_customer_tags: CustomerPayload = strawberry.field(
         resolver=resolve_set_customer_tags, description="Replaces the customer's tags."
     )
+    add_tag_to_customers: TagCustomersPayload = strawberry.field(
+        resolver=resolve_add_tag_to_customers,
+        description="Gives the tag to many customers at once (all or nothing).",
+    )
+    remove_tag_from_customers: TagCustomersPayload = strawberry.field(
+        resolver=resolve_remove_tag_from_customers,
+        description="Takes the tag off many customers at once.",
+    )
     start_trial: TrialPayload = strawberry.field(resolver=trials.resolve_start_trial)
     extend_trial: TrialPayload = strawberry.field(resolver=trials.resolve_extend_trial)
     cancel_trial: TrialPayload = strawberry.field(resolver=trials.resolve_cancel_trial)
@@ -144,6 +155,16 @@ class Mutation:
     update_admin_role: AdminPayload = strawberry.field(resolver=admins.resolve_update_admin_role)
     create_report_template: report_schema.ReportTemplatePayload = strawberry.field(
         resolver=report_schema.resolve_create_report_template
+    )
+    update_report_template: report_schema.ReportTemplatePayload = strawberry.field(
+        resolver=report_schema.resolve_update_report_template,
+        description="Renames a CUSTOM template or chooses its columns again (not DEFAULT "
+        "ones); reports already requested keep their columns.",
+    )
+    delete_report_template: DeletePayload = strawberry.field(
+        resolver=report_schema.resolve_delete_report_template,
+        description="Deletes a CUSTOM template no schedule uses (CONFLICT naming the "
+        "schedules otherwise); its past reports stay, with their columns.",
     )
     generate_report: report_schema.ReportPayload = strawberry.field(
         resolver=report_schema.resolve_generate_report,

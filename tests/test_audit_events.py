@@ -24,7 +24,7 @@ from app.models.enums import (
 )
 from app.models.organization import PartnerOrganization
 from app.models.reports import ReportSchedule, ReportTemplate
-from app.models.tags import Tag
+from app.models.tags import CustomerTag, Tag
 from app.models.trials import Trial
 from tests import factories
 from tests.factories import ADMIN, FULL, READ_ONLY, SALES, SALES_FULL
@@ -48,6 +48,7 @@ class AuditWorld:
     assigned_admin: Admin  # an ADMIN assigned to `customer`
     template: ReportTemplate  # a CUSTOM template of Northwind
     schedule: ReportSchedule
+    spare_template: ReportTemplate  # a CUSTOM template of Northwind no schedule uses
 
 
 async def build_audit_world() -> AuditWorld:
@@ -84,9 +85,19 @@ async def build_audit_world() -> AuditWorld:
         created_by=team[FULL].admin,
     )
     spare_token = await ApiToken.get(admin_id=spare.id)
+    spare_template = await ReportTemplate.create(
+        partner=northwind,
+        name="Spare",
+        name_key="spare",
+        kind=ReportTemplateKind.CUSTOM,
+        report_type=ReportType.DEVICES,
+        column_keys=["mac"],
+        created_by=team[FULL].admin,
+    )
+    await CustomerTag.create(customer=with_trial, tag=tag)  # for removeTagFromCustomers
     return AuditWorld(
         northwind, contoso, team, customer, with_trial, trial, tag, spare, spare_token, assigned,
-        template, schedule,
+        template, schedule, spare_template,
     )  # fmt: skip
 
 
@@ -144,6 +155,22 @@ CASES = [
         "mutation($input: SetCustomerTagsInput!) { setCustomerTags(input: $input) { customer { id } userErrors { code } } }",
         lambda w: _in(customerId=gid("Customer", w.customer.id), tagIds=[gid("Tag", w.tag.id)]),
         lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "addTagToCustomers",
+        "customer.tags.add",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: TagCustomersInput!) { addTagToCustomers(input: $input) { changedCount userErrors { code } } }",
+        lambda w: _in(tagId=gid("Tag", w.tag.id), customerIds=[gid("Customer", w.customer.id)]),
+        lambda w, p: gid("Tag", w.tag.id),
+    ),
+    Case(
+        "removeTagFromCustomers",
+        "customer.tags.remove",
+        frozenset({FULL, ADMIN, SALES_FULL}),
+        "mutation($input: TagCustomersInput!) { removeTagFromCustomers(input: $input) { changedCount userErrors { code } } }",
+        lambda w: _in(tagId=gid("Tag", w.tag.id), filter={"tagIds": [gid("Tag", w.tag.id)]}),
+        lambda w, p: gid("Tag", w.tag.id),
     ),
     Case(
         "startTrial",
@@ -212,6 +239,22 @@ CASES = [
         "mutation($input: CreateReportTemplateInput!) { createReportTemplate(input: $input) { template { id } userErrors { code } } }",
         lambda w: _in(name="Macs only", reportType="DEVICES", columnKeys=["mac"]),
         lambda w, p: p["template"]["id"],
+    ),
+    Case(
+        "updateReportTemplate",
+        "report_template.update",
+        EVERY_ROLE - {READ_ONLY},
+        "mutation($input: UpdateReportTemplateInput!) { updateReportTemplate(input: $input) { template { id } userErrors { code } } }",
+        lambda w: _in(templateId=gid("ReportTemplate", w.template.id), name="Phones by room"),
+        lambda w, p: gid("ReportTemplate", w.template.id),
+    ),
+    Case(
+        "deleteReportTemplate",
+        "report_template.delete",
+        EVERY_ROLE - {READ_ONLY},
+        "mutation($input: DeleteReportTemplateInput!) { deleteReportTemplate(input: $input) { deletedId userErrors { code } } }",
+        lambda w: _in(templateId=gid("ReportTemplate", w.spare_template.id)),
+        lambda w, p: gid("ReportTemplate", w.spare_template.id),
     ),
     Case(
         "generateReport",

@@ -17,7 +17,8 @@ from app.db import fetch_all
 from app.domain.ids import encode_global_id as gid
 from app.models.admins import Admin, CustomerAssignment
 from app.models.customers import Customer
-from app.models.enums import AdminRole
+from app.models.enums import AdminRole, ReportTemplateKind, ReportType
+from app.models.reports import ReportTemplate
 from app.models.tags import CustomerTag, Tag
 from app.models.trials import Trial
 from tests import factories
@@ -26,6 +27,7 @@ from tests.graphql_client import data
 
 TAG_ROLES = {FULL, ADMIN, SALES_FULL}
 TRIAL_ROLES = {FULL, ADMIN, SALES_FULL, SALES}
+TEMPLATE_ROLES = {FULL, ADMIN, SALES_FULL, SALES}  # every role but READ_ONLY_ADMIN
 MANAGER_ROLES = {FULL}
 TARGETS = ("in_scope", "out_of_scope", "foreign")
 
@@ -40,6 +42,22 @@ class Matrix:
     tags: dict[str, Tag]
     spare_admin: dict[str, Admin]  # an ADMIN-role admin assigned to nothing
     assigned_admin: dict[str, Admin]  # an ADMIN-role admin assigned to plain[target]
+    templates: dict[str, ReportTemplate]  # a CUSTOM template of the target's partner
+
+
+async def _custom_template(owner: object, name: str) -> ReportTemplate:
+    return await ReportTemplate.create(
+        partner=owner,
+        name=name,
+        name_key=name.lower(),
+        kind=ReportTemplateKind.CUSTOM,
+        report_type=ReportType.DEVICES,
+        column_keys=["mac", "customer"],
+    )
+
+
+async def _carry(customer: Customer, tag: Tag) -> None:
+    await CustomerTag.create(customer=customer, tag=tag)
 
 
 async def build_matrix() -> Matrix:
@@ -68,7 +86,10 @@ async def build_matrix() -> Matrix:
         spare[t] = (await factories.admin(owner[t], ADMIN)).admin
         assigned[t] = (await factories.admin(owner[t], ADMIN)).admin
         await CustomerAssignment.create(admin=assigned[t], customer=plain[t])
-    return Matrix(team, plain, with_trial, trials, tags, spare, assigned)
+        # removeTagFromCustomers takes the target's tag off the customer with a trial
+        await _carry(with_trial[t], tags[t])
+    templates = {t: await _custom_template(owner[t], f"{t} template") for t in TARGETS}
+    return Matrix(team, plain, with_trial, trials, tags, spare, assigned, templates)
 
 
 @dataclass(frozen=True)
@@ -123,6 +144,48 @@ MUTATIONS = [
             customerId=gid("Customer", m.plain[t].id), tagIds=[gid("Tag", m.tags["in_scope"].id)]
         ),
         lambda m, t: CustomerTag.filter(customer_id=m.plain[t].id).exists(),
+    ),
+    Mutation(
+        "addTagToCustomers",
+        TAG_ROLES,
+        True,
+        "mutation($input: TagCustomersInput!) { addTagToCustomers(input: $input) { changedCount userErrors { code } } }",
+        lambda m, t: _input(
+            tagId=gid("Tag", m.tags["in_scope"].id), customerIds=[gid("Customer", m.plain[t].id)]
+        ),
+        lambda m, t: CustomerTag.filter(
+            customer_id=m.plain[t].id, tag_id=m.tags["in_scope"].id
+        ).exists(),
+    ),
+    Mutation(
+        "removeTagFromCustomers",
+        TAG_ROLES,
+        True,
+        "mutation($input: TagCustomersInput!) { removeTagFromCustomers(input: $input) { changedCount userErrors { code } } }",
+        lambda m, t: _input(
+            tagId=gid("Tag", m.tags[t].id), customerIds=[gid("Customer", m.with_trial[t].id)]
+        ),
+        lambda m, t: _none(CustomerTag.filter(customer_id=m.with_trial[t].id)),
+    ),
+    Mutation(
+        "updateReportTemplate",
+        TEMPLATE_ROLES,
+        False,
+        "mutation($input: UpdateReportTemplateInput!) { updateReportTemplate(input: $input) { template { name } userErrors { code } } }",
+        lambda m, t: _input(
+            templateId=gid("ReportTemplate", m.templates[t].id),
+            name="Renamed template",
+            columnKeys=["customer"],
+        ),
+        lambda m, t: _renamed(m.templates[t].id),
+    ),
+    Mutation(
+        "deleteReportTemplate",
+        TEMPLATE_ROLES,
+        False,
+        "mutation($input: DeleteReportTemplateInput!) { deleteReportTemplate(input: $input) { deletedId userErrors { code } } }",
+        lambda m, t: _input(templateId=gid("ReportTemplate", m.templates[t].id)),
+        lambda m, t: ReportTemplate.filter(id=m.templates[t].id, deleted_at__isnull=False).exists(),
     ),
     Mutation(
         "startTrial",
@@ -201,6 +264,10 @@ ACTIONS = {
     "updateTag": "tag.update",
     "deleteTag": "tag.delete",
     "setCustomerTags": "customer.tags.set",
+    "addTagToCustomers": "customer.tags.add",
+    "removeTagFromCustomers": "customer.tags.remove",
+    "updateReportTemplate": "report_template.update",
+    "deleteReportTemplate": "report_template.delete",
     "startTrial": "trial.start",
     "extendTrial": "trial.extend",
     "cancelTrial": "trial.cancel",
@@ -209,6 +276,11 @@ ACTIONS = {
     "createAdmin": "admin.create",
     "updateAdminRole": "admin.role",
 }
+
+
+async def _renamed(template_id: int) -> bool:
+    template = await ReportTemplate.get(id=template_id)
+    return (template.name, template.column_keys) == ("Renamed template", ["customer"])
 
 
 async def _missing(model: type, pk: int) -> bool:
@@ -299,10 +371,11 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
     full = await factories.admin(pending, FULL)
     customer = await factories.customer(pending)
     tag = await Tag.create(partner=pending, name="T", name_key="t")
+    await _carry(customer, tag)
     matrix_like = Matrix(
         team={FULL: full},
         plain={"in_scope": customer},
-        with_trial={},
+        with_trial={"in_scope": customer},
         trials={
             "in_scope": await factories.trial(
                 customer, datetime.now(UTC).date(), datetime.now(UTC).date() + timedelta(days=9)
@@ -311,6 +384,7 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
         tags={"in_scope": tag},
         spare_admin={"in_scope": (await factories.admin(pending, ADMIN)).admin},
         assigned_admin={"in_scope": (await factories.admin(pending, ADMIN)).admin},
+        templates={"in_scope": await _custom_template(pending, "Pending template")},
     )
     await CustomerAssignment.create(admin=matrix_like.assigned_admin["in_scope"], customer=customer)
     before = await everything()

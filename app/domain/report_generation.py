@@ -97,7 +97,7 @@ async def write_file(
     viewer = await _requester(report)
     template = await report.template
     definition = definition_of(template)
-    columns = columns_of(template)
+    columns = columns_of(template, report.column_keys)  # as when it was requested
     if not columns:
         raise ReportFailure("The report template has no columns left.")
     now = utcnow()

@@ -1,13 +1,17 @@
 """Report templates: the five DEFAULT ones (stored once, shared by every partner)
 and each partner's CUSTOM ones (a name plus a subset and order of a default
-template's columns)."""
+template's columns), which can be renamed, given other columns or deleted.
+A report stores the column keys it was requested with, and a deleted template
+stays stored (marked deleted) for its past reports."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from app.clock import utcnow
 from app.domain import audit
 from app.domain.access import (
     REPORT_TEMPLATE_ROLES,
@@ -20,7 +24,7 @@ from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.report_columns import DEFINITIONS, Column, ReportDefinition
 from app.models.enums import ReportTemplateKind, ReportType
-from app.models.reports import ReportTemplate
+from app.models.reports import ReportSchedule, ReportTemplate
 
 MAX_NAME_LENGTH = 80
 # Characters a template name may hold: it becomes the start of the file name.
@@ -56,10 +60,12 @@ def definition_of(template: ReportTemplate) -> ReportDefinition:
     return DEFINITIONS[ReportType(template.report_type)]
 
 
-def columns_of(template: ReportTemplate) -> list[Column]:
-    """The template's columns in output order."""
+def columns_of(template: ReportTemplate, keys: Sequence[str] | None = None) -> list[Column]:
+    """The template's columns in output order; with `keys` (those a report stored
+    when it was requested), those columns of the template's report type instead."""
     definition = definition_of(template)
-    return [definition.column(k) for k in template.column_keys if k in definition.column_keys]
+    chosen = template.column_keys if keys is None else keys
+    return [definition.column(k) for k in chosen if k in definition.column_keys]
 
 
 def description_of(template: ReportTemplate) -> str:
@@ -69,9 +75,15 @@ def description_of(template: ReportTemplate) -> str:
     return f"Custom template on {definition.name}: {definition.description}"
 
 
+def live_templates(viewer: Viewer) -> QuerySet[ReportTemplate]:
+    """The templates the viewer may list and use: deleted CUSTOM ones stay stored
+    only for their past reports (which still read them by id)."""
+    return visible_templates(viewer).filter(deleted_at=None)
+
+
 async def list_templates(viewer: Viewer) -> list[ReportTemplate]:
     """DEFAULT templates first (in the order of SPEC.md), then the partner's CUSTOM ones by name."""
-    templates = await visible_templates(viewer)
+    templates = await live_templates(viewer)
     order = list(DEFINITIONS)
     return sorted(
         templates,
@@ -87,13 +99,13 @@ async def list_templates(viewer: Viewer) -> list[ReportTemplate]:
 async def get_template(viewer: Viewer, template_id: int | None) -> ReportTemplate | None:
     if template_id is None:
         return None
-    return await visible_templates(viewer).get_or_none(id=template_id)
+    return await live_templates(viewer).get_or_none(id=template_id)
 
 
 async def find_template(viewer: Viewer, name: str) -> ReportTemplate | None:
     """A template the viewer sees, by name in any case (the CLI's --template)."""
     key = " ".join(name.split()).lower()
-    return await visible_templates(viewer).filter(name_key=key).first()
+    return await live_templates(viewer).filter(name_key=key).first()
 
 
 def _clean_name(name: str) -> str:
@@ -138,21 +150,53 @@ def _check_columns(definition: ReportDefinition, keys: Sequence[str]) -> list[st
     return list(keys)
 
 
+def _check(viewer: Viewer, action: str) -> None:
+    """Every template mutation: the setup gate, then the role (SPEC.md: roles)."""
+    require_setup_completed(viewer)
+    require_role(viewer, REPORT_TEMPLATE_ROLES, action)
+
+
+async def _ensure_name_free(viewer: Viewer, name: str, except_id: int | None = None) -> None:
+    clash = live_templates(viewer).filter(name_key=name.lower())
+    if except_id is not None:
+        clash = clash.exclude(id=except_id)
+    if await clash.exists():
+        raise reject(
+            ("input", "name"),
+            f"A report template named {name!r} already exists.",
+            UserErrorCode.CONFLICT,
+        )
+
+
+async def _own_custom_template(viewer: Viewer, template_id: int | None) -> ReportTemplate:
+    """A CUSTOM template of the viewer's partner, locked for the change; a DEFAULT
+    one is FORBIDDEN, anything else (another partner's, deleted, unknown) NOT_FOUND."""
+    template = (
+        await live_templates(viewer).select_for_update().get_or_none(id=template_id)
+        if template_id
+        else None
+    )
+    if template is None:
+        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
+    if template.kind == ReportTemplateKind.DEFAULT:
+        raise reject(
+            ("input", "templateId"),
+            f"{template.name!r} is a DEFAULT template: it cannot be changed or deleted "
+            "(create a CUSTOM template from it instead).",
+            UserErrorCode.FORBIDDEN,
+        )
+    return template
+
+
 async def create_template(
     viewer: Viewer, name: str, report_type: ReportType, column_keys: Sequence[str]
 ) -> ReportTemplate:
-    require_setup_completed(viewer)
-    require_role(viewer, REPORT_TEMPLATE_ROLES, "Creating report templates")
+    _check(viewer, "Creating report templates")
     clean = _clean_name(name)
     definition = DEFINITIONS[report_type]
     keys = _check_columns(definition, column_keys)
     async with in_transaction():
-        if await visible_templates(viewer).filter(name_key=clean.lower()).exists():
-            raise reject(
-                ("input", "name"),
-                f"A report template named {clean!r} already exists.",
-                UserErrorCode.CONFLICT,
-            )
+        await _ensure_name_free(viewer, clean)
         template = await ReportTemplate.create(
             partner_id=viewer.partner_id,
             name=clean,
@@ -169,3 +213,74 @@ async def create_template(
             f"Created report template {clean!r} on {definition.name} ({len(keys)} columns)",
         )
     return template
+
+
+async def update_template(
+    viewer: Viewer,
+    template_id: int | None,
+    name: str | None,
+    column_keys: Sequence[str] | None,
+) -> ReportTemplate:
+    """Rename a CUSTOM template and/or choose its columns again (from the same
+    DEFAULT template). Reports already requested keep the columns they had."""
+    _check(viewer, "Changing report templates")
+    clean = _clean_name(name) if name is not None else None
+    async with in_transaction():
+        template = await _own_custom_template(viewer, template_id)
+        definition = definition_of(template)
+        keys = _check_columns(definition, column_keys) if column_keys is not None else None
+        changes = []
+        if clean is not None and clean != template.name:
+            await _ensure_name_free(viewer, clean, except_id=template.id)
+            changes.append(f"renamed {template.name!r} to {clean!r}")
+            template.name, template.name_key = clean, clean.lower()
+        if keys is not None and keys != template.column_keys:
+            changes.append(f"columns now {', '.join(keys)}")
+            template.column_keys = keys
+        await template.save(update_fields=["name", "name_key", "column_keys"])
+        await audit.record(
+            viewer,
+            "report_template.update",
+            encode_global_id("ReportTemplate", template.id),
+            f"Report template {template.name!r}: " + ("; ".join(changes) or "no change"),
+        )
+    return template
+
+
+async def delete_template(viewer: Viewer, template_id: int | None) -> int:
+    """Delete a CUSTOM template that no schedule uses; returns its id. Its past
+    reports stay, with their template and columns (the row is kept, marked
+    deleted, under a name key no live template can hold, so the name is free)."""
+    _check(viewer, "Deleting report templates")
+    async with in_transaction():
+        template = await _own_custom_template(viewer, template_id)
+        schedules = await ReportSchedule.filter(
+            partner_id=viewer.partner_id, template_id=template.id
+        ).order_by("id")
+        if schedules:
+            raise reject(
+                ("input", "templateId"),
+                f"{template.name!r} is used by {len(schedules)} report schedule(s): "
+                + ", ".join(_schedule_label(s) for s in schedules)
+                + ". Delete those schedules first.",
+                UserErrorCode.CONFLICT,
+            )
+        template.deleted_at = utcnow()
+        template.name_key = f"#deleted {template.id}"  # '#' is in no template name
+        await template.save(update_fields=["deleted_at", "name_key"])
+        await audit.record(
+            viewer,
+            "report_template.delete",
+            encode_global_id("ReportTemplate", template.id),
+            f"Deleted report template {template.name!r}",
+        )
+    return template.id
+
+
+def _schedule_label(schedule: ReportSchedule) -> str:
+    """How a schedule is named to its admins (schedules have no name of their own):
+    when it runs, and its id."""
+    # Imported here: report_schedules imports this module.
+    from app.domain.report_schedules import _describe
+
+    return f"{_describe(schedule)} ({encode_global_id('ReportSchedule', schedule.id)})"

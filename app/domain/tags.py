@@ -3,20 +3,36 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tortoise.transactions import in_transaction
 
+from app.clock import utcnow
+from app.db import execute, fetch_all, is_postgres
 from app.domain import audit
-from app.domain.access import TAG_ROLES, Viewer, require_role, require_setup_completed
-from app.domain.customers import get_customer
-from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
+from app.domain.access import (
+    TAG_ROLES,
+    Viewer,
+    customer_scope,
+    require_role,
+    require_setup_completed,
+)
+from app.domain.customers import CustomerFilter, filter_condition, get_customer
+from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.sql import Sql
+from app.domain.statuses import StatusClock
 from app.models.customers import Customer
 from app.models.tags import CustomerTag, Tag
 
 MAX_NAME_LENGTH = 40
 MAX_DESCRIPTION_LENGTH = 500
+# addTagToCustomers / removeTagFromCustomers: customers one call may cover, and
+# how many refused ids it lists one by one (the rest are counted in one more error).
+MAX_BULK_CUSTOMERS = 10_000
+MAX_LISTED_ERRORS = 100
 
 
 async def list_tags(viewer: Viewer) -> list[Tag]:
@@ -172,3 +188,197 @@ async def set_customer_tags(
             f"Set the tags of {customer.name} to {', '.join(names) or 'none'}",
         )
     return customer
+
+
+# ------------------------------------------------------------------ many customers at once
+
+
+@dataclass(frozen=True)
+class BulkTagResult:
+    tag: Tag
+    customer_count: int  # distinct customers the call covered
+    changed_count: int  # of them, those that gained (or lost) the tag
+
+
+def _id_set(column: str, ids: Sequence[int]) -> Sql:
+    """`column` is one of `ids`, as one array parameter whatever their number."""
+    if is_postgres():
+        return Sql(f"{column} = ANY(CAST(? AS INTEGER[]))", (list(ids),))
+    return Sql(f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
+
+
+def _by_index(
+    indexes: Sequence[int], message: str, code: UserErrorCode, field: str = "customerIds"
+) -> MutationRejected:
+    """One user error per refused position of the list (the first MAX_LISTED_ERRORS)."""
+    errors = [
+        UserError(("input", field, str(n)), message, code) for n in indexes[:MAX_LISTED_ERRORS]
+    ]
+    if len(indexes) > MAX_LISTED_ERRORS:
+        rest = len(indexes) - MAX_LISTED_ERRORS
+        errors.append(UserError(("input", field), f"{message} ({rest} more ids).", code))
+    return MutationRejected(errors)
+
+
+async def _chosen_customers(
+    viewer: Viewer,
+    customer_ids: Sequence[int | None] | None,
+    flt: CustomerFilter | None,
+    clock: StatusClock,
+) -> list[int]:
+    """The distinct customers a bulk call covers: its ids, every one in the viewer's
+    scope (others NOT_FOUND by index, like a missing id), or every customer the
+    filter of the `customers` query returns; at most MAX_BULK_CUSTOMERS either way."""
+    if (customer_ids is None) == (flt is None):
+        raise reject(
+            ("input",), "Give either customerIds or filter (exactly one).", UserErrorCode.INVALID
+        )
+    scope = customer_scope(viewer)
+    if customer_ids is not None:
+        if not customer_ids:
+            raise reject(
+                ("input", "customerIds"), "Give at least one customer id.", UserErrorCode.INVALID
+            )
+        if len(customer_ids) > MAX_BULK_CUSTOMERS:
+            raise reject(
+                ("input", "customerIds"),
+                f"At most {MAX_BULK_CUSTOMERS} customers a call (got {len(customer_ids)}): "
+                "split the list.",
+                UserErrorCode.LIMIT_EXCEEDED,
+            )
+        wanted = list(dict.fromkeys(c for c in customer_ids if c is not None))
+        where = scope & _id_set("c.id", wanted)
+        rows = await fetch_all(f"SELECT c.id FROM customer c WHERE {where.text}", where.params)
+        found = {r["id"] for r in rows}
+        missing = [n for n, c in enumerate(customer_ids) if c not in found]
+        if missing:
+            raise _by_index(missing, "No such customer.", UserErrorCode.NOT_FOUND)
+        return wanted
+    try:
+        where = scope & filter_condition(viewer, flt, clock)  # type: ignore[arg-type]
+    except InvalidArgument as refused:
+        raise reject(("input", "filter"), str(refused), UserErrorCode.INVALID) from None
+    rows = await fetch_all(
+        f"SELECT c.id FROM customer c WHERE {where.text} ORDER BY c.id LIMIT ?",
+        [*where.params, MAX_BULK_CUSTOMERS + 1],
+    )
+    if len(rows) > MAX_BULK_CUSTOMERS:
+        raise reject(
+            ("input", "filter"),
+            f"The filter matches more than {MAX_BULK_CUSTOMERS} customers: narrow it "
+            "(by region, status, product...) and run it again for each part.",
+            UserErrorCode.LIMIT_EXCEEDED,
+        )
+    return [r["id"] for r in rows]
+
+
+async def add_tag_to_customers(
+    viewer: Viewer,
+    tag_id: int | None,
+    customer_ids: Sequence[int | None] | None,
+    flt: CustomerFilter | None,
+    clock: StatusClock,
+    max_tags: int,
+) -> BulkTagResult:
+    """Give the tag to every chosen customer that does not carry it yet, all or
+    nothing: a customer that would carry more than `max_tags` refuses the call.
+    A few statements whatever the number of customers."""
+    _check(viewer, "Tagging customers")
+    async with in_transaction():
+        tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
+        chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
+        ids = _id_set("ct.customer_id", chosen)
+        has_tag = "SUM(CASE WHEN ct.tag_id = ? THEN 1 ELSE 0 END)"
+        rows = await fetch_all(
+            f"SELECT ct.customer_id, COUNT(*) AS n, {has_tag} AS has FROM customer_tag ct"
+            f" WHERE {ids.text} GROUP BY ct.customer_id"
+            f" HAVING {has_tag} > 0 OR COUNT(*) >= ?",
+            [tag.id, *ids.params, tag.id, max_tags],
+        )
+        carrying = {r["customer_id"] for r in rows if r["has"]}
+        full = {r["customer_id"] for r in rows if not r["has"]}
+        if full:
+            raise await _over_limit(chosen, customer_ids, full, max_tags)
+        where = _id_set("c.id", chosen)
+        await execute(
+            "INSERT INTO customer_tag (customer_id, tag_id, tagged_at)"
+            f" SELECT c.id, CAST(? AS INTEGER), {_timestamp_param()} FROM customer c"
+            f" WHERE ({where.text}) AND NOT EXISTS (SELECT 1 FROM customer_tag x"
+            " WHERE x.customer_id = c.id AND x.tag_id = ?)",
+            [tag.id, utcnow(), *where.params, tag.id],
+        )
+        added = len(chosen) - len(carrying)
+        await audit.record(
+            viewer,
+            "customer.tags.add",
+            encode_global_id("Tag", tag.id),
+            f"Added tag {tag.name!r} to {added} customer(s)"
+            + _covered(len(chosen), len(carrying), "already carried it", flt is not None),
+        )
+    return BulkTagResult(tag, len(chosen), added)
+
+
+async def remove_tag_from_customers(
+    viewer: Viewer,
+    tag_id: int | None,
+    customer_ids: Sequence[int | None] | None,
+    flt: CustomerFilter | None,
+    clock: StatusClock,
+) -> BulkTagResult:
+    """Take the tag off every chosen customer (those without it stay as they are)."""
+    _check(viewer, "Tagging customers")
+    async with in_transaction():
+        tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
+        chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
+        ids = _id_set("customer_id", chosen)
+        [count] = await fetch_all(
+            f"SELECT COUNT(*) AS n FROM customer_tag WHERE tag_id = ? AND {ids.text}",
+            [tag.id, *ids.params],
+        )
+        removed = int(count["n"])
+        await execute(
+            f"DELETE FROM customer_tag WHERE tag_id = ? AND {ids.text}", [tag.id, *ids.params]
+        )
+        await audit.record(
+            viewer,
+            "customer.tags.remove",
+            encode_global_id("Tag", tag.id),
+            f"Removed tag {tag.name!r} from {removed} customer(s)"
+            + _covered(len(chosen), len(chosen) - removed, "did not carry it", flt is not None),
+        )
+    return BulkTagResult(tag, len(chosen), removed)
+
+
+def _timestamp_param() -> str:
+    # PostgreSQL cannot infer a parameter's type in a SELECT list; SQLite would
+    # turn a CAST to a timestamp into a number.
+    return "CAST(? AS TIMESTAMPTZ)" if is_postgres() else "?"
+
+
+def _covered(chosen: int, unchanged: int, why: str, by_filter: bool) -> str:
+    how = "matched by a customer filter" if by_filter else "chosen"
+    return f" ({chosen} {how}; {unchanged} {why})" if unchanged else f" ({chosen} {how})"
+
+
+async def _over_limit(
+    chosen: Sequence[int],
+    customer_ids: Sequence[int | None] | None,
+    full: set[int],
+    max_tags: int,
+) -> MutationRejected:
+    message = f"The customer already carries the maximum of {max_tags} tags."
+    if customer_ids is not None:
+        return _by_index(
+            [n for n, c in enumerate(customer_ids) if c in full],
+            message,
+            UserErrorCode.LIMIT_EXCEEDED,
+        )
+    first = [c for c in chosen if c in full][:5]
+    names = [c.name for c in await Customer.filter(id__in=first).order_by("name")]
+    more = f" and {len(full) - len(names)} more" if len(full) > len(names) else ""
+    return reject(
+        ("input", "filter"),
+        f"{len(full)} customer(s) the filter matches already carry the maximum of "
+        f"{max_tags} tags: {', '.join(names)}{more}. Nothing was changed.",
+        UserErrorCode.LIMIT_EXCEEDED,
+    )

@@ -33,6 +33,11 @@ class ReportTemplate(Model):
         "models.Admin", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     created_at = fields.DatetimeField(auto_now_add=True)
+    deleted_at = fields.DatetimeField(
+        null=True,
+        description="set when a CUSTOM template is deleted: gone from the list, kept for "
+        "its past reports",
+    )
 
     class Meta:
         table = "report_template"
@@ -75,6 +80,11 @@ class Report(Model):
     )
     template = fields.ForeignKeyField(
         "models.ReportTemplate", related_name="reports", on_delete=fields.CASCADE
+    )
+    column_keys = fields.JSONField(
+        null=True,
+        description="the template's column keys when the report was requested (null on "
+        "reports older than this field: the template's)",
     )
     status = fields.CharEnumField(ReportStatus, max_length=9)
     region = fields.CharEnumField(Region, max_length=3, null=True)
