@@ -161,14 +161,20 @@ async def pending_migrations() -> list[str]:
 
 async def apply_migrations(settings: Settings) -> list[str]:
     """Apply every pending migration and store the reference rows (the DEFAULT
-    report templates); returns the names of the migrations applied."""
+    report templates, the Resources list), and give TRIAL subscriptions their
+    trial's status where an older release left them apart; returns the names of
+    the migrations applied."""
     from app.domain.report_templates import ensure_default_templates
+    from app.domain.resources import ensure_reference_resources
+    from app.domain.trials import align_trial_subscriptions
 
     await open_database(settings, check_migrated=False)
     try:
         pending = await pending_migrations()
         await _migration_executor().migrate()
         await ensure_default_templates()
+        await ensure_reference_resources()
+        await align_trial_subscriptions()
         return pending
     finally:
         await close_database()

@@ -23,7 +23,8 @@ from tortoise.transactions import in_transaction
 from app.auth import hash_token
 from app.bulk import BulkWriter
 from app.domain.calling_rollup import rollup_week
-from app.domain.trials import TRIAL_LICENSE_TYPE
+from app.domain.resources import ensure_reference_resources
+from app.domain.trials import TRIAL_LICENSE_TYPE, trial_subscription_status
 from app.models.enums import (
     LICENSE_PRODUCT,
     AdminRole,
@@ -35,7 +36,6 @@ from app.models.enums import (
     Product,
     QueueOutcome,
     Region,
-    ResourceSection,
     SubscriptionKind,
     SubscriptionStatus,
     TrialStatus,
@@ -182,32 +182,6 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("Wholesale", "Wholesale route to market"),
     ("Upsell", "Candidate for Calling or Contact Center"),
 )
-RESOURCES: tuple[tuple[str, str, ResourceSection, str, str], ...] = (
-    ("Partner Hub help", "https://help.webex.com/partner-hub", ResourceSection.QUICK_LINK,
-     "Getting started", "Articles for partner administrators."),
-    ("Cisco Commerce Workspace", "https://apps.cisco.com/Commerce", ResourceSection.QUICK_LINK,
-     "Ordering", "Place and track orders."),
-    ("Webex status", "https://status.webex.com", ResourceSection.QUICK_LINK,
-     "Operations", "Service status and incidents."),
-    ("Partner Helpdesk", "https://help.webex.com/partner-helpdesk", ResourceSection.QUICK_LINK,
-     "Support", "Contact the Partner Helpdesk for Webex Calling and Contact Center."),
-    ("What's new in Partner Hub", "https://help.webex.com/partner-hub-whats-new",
-     ResourceSection.FEATURED, "Release notes", "Monthly feature updates."),
-    ("Subscription analytics", "https://help.webex.com/partner-hub-analytics",
-     ResourceSection.FEATURED, "Analytics", "Find customers at risk of churn."),
-    ("Calling engagement", "https://help.webex.com/partner-calling-engagement",
-     ResourceSection.FEATURED, "Analytics", "Weekly usage and call quality."),
-    ("Start a Webex trial", "https://help.webex.com/partner-trials", ResourceSection.GENERAL,
-     "Trials", "Offer customers a trial of up to 90 days."),
-    ("Partner administrator roles", "https://help.webex.com/partner-roles",
-     ResourceSection.GENERAL, "Administration", "What each partner role can see and do."),
-    ("Custom tags", "https://help.webex.com/partner-tags", ResourceSection.GENERAL,
-     "Customers", "Group customers by your own processes."),
-    ("Partner reports", "https://help.webex.com/partner-reports", ResourceSection.GENERAL,
-     "Reports", "Generate and schedule CSV reports."),
-    ("Data residency", "https://help.webex.com/data-residency", ResourceSection.GENERAL,
-     "Compliance", "Where customer data is stored."),
-)  # fmt: skip
 
 
 def demo_token(seed: int, email: str) -> str:
@@ -263,7 +237,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "admin": ("id", "partner_id", "email", "display_name", "role", "last_login_at", "created_at"),
     "api_token": ("id", "admin_id", "token_hash", "label", "created_at"),
     "tag": ("id", "partner_id", "name", "name_key", "description", "created_at", "created_by_id"),
-    "resource": ("id", "title", "url", "section", "category", "description", "position"),
     "customer": ("id", "partner_id", "name", "org_id", "external_id", "region", "location",
                  "created_at", "created_by_id", "last_admin_activity_at"),
     "customer_user": ("id", "customer_id", "uuid", "email", "display_name", "verified",
@@ -363,10 +336,6 @@ class DemoBuilder:
             for name, description in TAGS
         ]
         return partner_id, admins, tag_ids
-
-    async def resources(self) -> None:
-        for position, (title, url, section, category, description) in enumerate(RESOURCES):
-            await self.row("resource", title, url, section.value, category, description, position)
 
     # ----------------------------------------------------------- customers ----
 
@@ -552,10 +521,7 @@ class DemoBuilder:
                 licenses = rng.choice((10, 25, 50, 100, 250))
                 await self.row("trial_product", trial_id, product.value, licenses)
                 trial_lines[TRIAL_LICENSE_TYPE[product]] = licenses
-            sub_status = (
-                SubscriptionStatus.ACTIVE if status is TrialStatus.ACTIVE
-                else SubscriptionStatus.EXPIRED
-            )  # fmt: skip
+            sub_status = trial_subscription_status(status)
             added_at = datetime.combine(start, datetime.min.time(), UTC)
             sub_id = await self.row(
                 "subscription", customer_id, trial_code, SubscriptionKind.TRIAL.value,
@@ -787,7 +753,7 @@ async def load_demo(
     async with in_transaction() as conn:
         writer = BulkWriter(conn)
         builder = DemoBuilder(writer, seed, now)
-        await builder.resources()
+        await ensure_reference_resources()  # stored by migrate; an older install gains them
         for index, spec in enumerate(PARTNERS):
             partner_id, admins, tag_ids = await builder.partner(index, spec)
             for number in range(per_partner[index]):

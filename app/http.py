@@ -32,6 +32,7 @@ from app.config import Settings, get_settings
 from app.db import close_database, open_database
 from app.domain.downloads import DownloadRefused, check_download
 from app.domain.ingest import IngestRejected, ingest
+from app.domain.reports import download_file_name
 from app.health import healthz, livez, readyz
 from app.metrics import HttpMetrics, metrics_endpoint
 from app.middleware import (
@@ -236,7 +237,7 @@ async def download_report(request: Request) -> Response:
         return json_response({"error": "This report's file was deleted (retention)."}, 410)
     if report.status != ReportStatus.SUCCEEDED or not await storage.exists(report.storage_key):
         return json_response({"error": "This report's file is not available."}, 404)
-    name = report.file_name or "report.csv"
+    name = download_file_name(report, utcnow().date())
     headers = {
         "Content-Disposition": content_disposition(name),
         "Content-Length": str(await storage.size(report.storage_key)),

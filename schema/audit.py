@@ -12,7 +12,7 @@ from app.domain.pagination import Page
 from app.models.audit import AuditEvent as AuditEventModel
 from schema.admins import Admin
 from schema.context import Info
-from schema.node import Node
+from schema.node import Node, node_loader
 from schema.pagination import PageInfo, connection_parts
 
 
@@ -40,6 +40,12 @@ class AuditEvent(Node):
     @strawberry.field
     async def actor(self, info: Info) -> Admin | None:
         return await Admin.by_id(info, self.model.actor_id)
+
+
+@node_loader("AuditEvent")
+async def load_audit_event(info: Info, pk: int) -> AuditEvent | None:
+    event = await audit.get_event(info.context.viewer, pk)
+    return AuditEvent.of(event) if event else None
 
 
 @strawberry.type(name="AuditEventEdge")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from app.domain.resources import list_resources
@@ -28,6 +30,11 @@ class Resource:
 
 
 async def resolve_resources(
-    search: str | None = None, section: str | None = None
+    search: str | None = None,
+    section: str | None = None,
+    category: Annotated[
+        str | None,
+        strawberry.argument(description="One category (e.g. Analytics), whatever its case."),
+    ] = None,
 ) -> list[Resource]:
-    return [Resource.of(row) for row in await list_resources(search, section)]
+    return [Resource.of(row) for row in await list_resources(search, section, category)]

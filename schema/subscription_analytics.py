@@ -299,6 +299,11 @@ class OverageRow:
     assigned_pct: float
     used: int
     used_pct: float
+    overage_licenses: int = strawberry.field(
+        description="Licenses assigned over the quantity, line by line: the sum over the "
+        "row's license lines of the chosen family of max(assigned - quantity, 0) (a line "
+        "under its quantity offsets nothing). The KPIs' totalOverageLicenses adds these up."
+    )
 
     @strawberry.field
     def customer(self) -> Customer:
@@ -343,6 +348,7 @@ class OverageSection:
                 assigned_pct=pct(r.assigned, r.total),
                 used=r.used,
                 used_pct=pct(r.used, r.total),
+                overage_licenses=r.overage,
             )
 
         return await customer_rows(

@@ -113,9 +113,11 @@ async def postgres_db(postgres_url: str, tmp_path: Path) -> AsyncIterator[Settin
 async def empty_all_tables() -> None:
     """Every table emptied, then the reference rows `partnerhub migrate` stores."""
     from app.domain.report_templates import ensure_default_templates
+    from app.domain.resources import ensure_reference_resources
 
     await _truncate_all_tables()
     await ensure_default_templates()
+    await ensure_reference_resources()
 
 
 async def _truncate_all_tables() -> None:

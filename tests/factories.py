@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from app.auth import hash_token
+from app.domain.trials import trial_subscription_status
 from app.models.admins import Admin, ApiToken, CustomerAssignment
 from app.models.customers import Customer
-from app.models.enums import AdminRole, Region, SubscriptionKind, SubscriptionStatus, TrialStatus
+from app.models.enums import AdminRole, Region, SubscriptionKind, TrialStatus
 from app.models.organization import PartnerOrganization
 from app.models.subscriptions import Subscription
 from app.models.trials import Trial
@@ -83,9 +84,7 @@ async def trial(
         customer=c,
         subscription_id=t.trial_id,
         kind=SubscriptionKind.TRIAL,
-        status=SubscriptionStatus.ACTIVE
-        if status is TrialStatus.ACTIVE
-        else SubscriptionStatus.EXPIRED,
+        status=trial_subscription_status(status),
         start_date=start,
         end_date=end,
         added_at=datetime.combine(start, datetime.min.time(), UTC),

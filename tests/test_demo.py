@@ -13,6 +13,7 @@ from app.auth import viewer_for_token
 from app.config import Settings
 from app.db import fetch_all
 from app.demo import DemoBuilder, DemoError, demo_admins, load_demo
+from app.domain.resources import REFERENCE_RESOURCES
 from app.models.enums import AdminRole, LicenseType, Product
 from app.models.organization import PartnerOrganization
 
@@ -211,6 +212,7 @@ async def test_a_load_that_fails_midway_leaves_the_database_empty(
     assert written_before_failure > 1000
     counts = await table_counts()
     assert counts.pop("report_template") == 5  # the DEFAULT templates, stored by migrate
+    assert counts.pop("resource") == len(REFERENCE_RESOURCES)  # stored by migrate too
     assert set(counts.values()) == {0}
 
 

@@ -92,18 +92,9 @@ async def test_only_a_full_admin_may_complete_the_setup(client: httpx.AsyncClien
 
 
 async def test_resources_sections_and_search(client: httpx.AsyncClient, db) -> None:
-    from app.demo import RESOURCES  # the demo's own resources
-    from app.models.resources import Resource
+    # The reference list, stored by `partnerhub migrate` (and so by the `db` fixture).
+    from app.domain.resources import REFERENCE_RESOURCES as RESOURCES
 
-    for position, (title, url, section, category, description) in enumerate(RESOURCES):
-        await Resource.create(
-            title=title,
-            url=url,
-            section=section,
-            category=category,
-            description=description,
-            position=position,
-        )
     org = await factories.partner("Northwind Partners", "northwind.example")
     token = (await factories.admin(org, AdminRole.READ_ONLY_ADMIN)).token
     query = (

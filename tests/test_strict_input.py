@@ -580,6 +580,7 @@ QUERY_ARGUMENTS = [
     ("admins(filter: {search: $s}) { totalCount }", "filter.search"),
     ("resources(search: $s) { title }", "search"),
     ("resources(section: $s) { title }", "section"),
+    ("resources(category: $s) { title }", "category"),
 ]
 
 

@@ -252,7 +252,7 @@ TREE = """query($p: ProductFamily!, $r: Region) { subscriptionAnalytics(product:
   lowAssignment { kpis { customers licenseAssignmentPct usageOnAssignmentPct totalUnassignedLicenses } rows(first: 100) { totalCount nodes {
     customer { name } subscriptionId monthsSinceAdded assigned assignedPct totalLicenses used available weeklyAssignmentChange } } }
   overLicenseLimit { kpis { customers totalOverageLicenses averageOverage } rows(first: 100) { totalCount nodes {
-    customer { name } subscriptionId monthsRemaining autoRenew totalLicenses assigned assignedPct used usedPct } } }
+    customer { name } subscriptionId monthsRemaining autoRenew totalLicenses assigned assignedPct used usedPct overageLicenses } } }
 } }"""
 
 
@@ -322,7 +322,8 @@ def section_expectation(
                  "monthsRemaining": months(fx.today, end[s.code]) if end[s.code] else None,
                  "autoRenew": s.auto_renew, "totalLicenses": figs[s.code]["total"],
                  "assigned": figs[s.code]["assigned"], "assignedPct": pct(figs[s.code]["assigned"], figs[s.code]["total"]),
-                 "used": figs[s.code]["used"], "usedPct": pct(figs[s.code]["used"], figs[s.code]["total"])}
+                 "used": figs[s.code]["used"], "usedPct": pct(figs[s.code]["used"], figs[s.code]["total"]),
+                 "overageLicenses": figs[s.code]["overage"]}
                 for s in order]  # fmt: skip
     return kpis, rows
 

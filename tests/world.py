@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from app.domain.trials import trial_subscription_status
 from app.models.admins import Admin
 from app.models.customers import Customer, CustomerUser, Location
 from app.models.enums import (
@@ -104,9 +105,7 @@ async def trial(
         customer=customer,
         subscription_id=t.trial_id,
         kind=SubscriptionKind.TRIAL,
-        status=SubscriptionStatus.ACTIVE
-        if status is TrialStatus.ACTIVE
-        else SubscriptionStatus.EXPIRED,
+        status=trial_subscription_status(status),
         start_date=t.start_date,
         end_date=end,
         added_at=datetime.combine(t.start_date, datetime.min.time(), UTC),

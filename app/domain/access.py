@@ -23,6 +23,7 @@ from tortoise.queryset import QuerySet
 from app.domain.errors import UserErrorCode, reject
 from app.domain.sql import Sql
 from app.models.admins import Admin, ApiToken
+from app.models.audit import AuditEvent
 from app.models.customers import Customer
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
@@ -143,6 +144,21 @@ ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 def visible_api_tokens(viewer: Viewer) -> QuerySet[ApiToken]:
     """The API tokens of every admin of the viewer's partner (none of another partner)."""
     return ApiToken.filter(admin__partner_id=viewer.partner_id)
+
+
+def reads_audit_log(viewer: Viewer) -> bool:
+    """FULL_ADMIN and READ_ONLY_ADMIN read the audit trail; the other roles do not."""
+    return viewer.role in AUDIT_ROLES
+
+
+def visible_audit_events(viewer: Viewer) -> QuerySet[AuditEvent]:
+    """The audit events of the viewer's partner for a role that reads the audit
+    trail; none for the others (their `auditLog` is refused with FORBIDDEN, an
+    event's id in `node(id:)` answers null, as a missing id would)."""
+    events = AuditEvent.filter(partner_id=viewer.partner_id)
+    if reads_audit_log(viewer):
+        return events
+    return events.filter(id__in=[])
 
 
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:

@@ -51,10 +51,29 @@ def report_job_id(report: Report) -> str:
 
 
 def file_name_for(template_name: str, day: date) -> str:
-    """`<Template Name>_<random alphanumeric>_<YYYY-MM-DD>.csv` (SPEC.md: reports)."""
+    """`<Template Name>_<random alphanumeric>_<YYYY-MM-DD>.csv` (SPEC.md: reports).
+    Stored on the report (and in its storage key) with the day it was queued;
+    a download carries the download day instead: see `download_file_name`."""
     token = "".join(secrets.choice(FILE_TOKEN_ALPHABET) for _ in range(12))
     safe_name = re.sub(r"[^A-Za-z0-9 ._()&+,'-]", "-", template_name).strip() or "Report"
     return f"{safe_name}_{token}_{day.isoformat()}.csv"
+
+
+_DATED_FILE_NAME = re.compile(r"(?P<stem>.+)_\d{4}-\d{2}-\d{2}\.csv")
+FALLBACK_FILE_NAME = "report.csv"
+
+
+def download_file_name(report: Report, day: date) -> str:
+    """The name a download of `report` on `day` (UTC) carries: the stored
+    `<Template Name>_<token>_<date>.csv` with the download date in place of the
+    day it was queued (the seeds: "Default Template Name_alphanumeric
+    characters_Download Date"). The one source of `Report.download.fileName`,
+    the download endpoint's Content-Disposition and the webhook's fileName."""
+    stored = report.file_name or FALLBACK_FILE_NAME
+    match = _DATED_FILE_NAME.fullmatch(stored)
+    if match is None:
+        return stored
+    return f"{match['stem']}_{day.isoformat()}.csv"
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,7 @@ async def create_report(
     report = await Report.create(
         partner_id=partner_id,
         template_id=request.template.id,
+        column_keys=list(request.template.column_keys),  # kept if the template changes
         status=ReportStatus.QUEUED,
         region=request.region,
         start_date=request.start_date,
@@ -238,14 +258,15 @@ class DownloadHandle:
 def download_handle(
     report: Report, key: str, base_url: str, now: datetime, ttl_seconds: int
 ) -> DownloadHandle | None:
-    """A fresh signed URL for a SUCCEEDED report; None for any other status."""
+    """A fresh signed URL for a SUCCEEDED report; None for any other status. Its
+    file name carries today's date, the date a download started now gets."""
     if report.status != ReportStatus.SUCCEEDED or not report.file_name:
         return None
     signed = sign_download(key, base_url, report.id, now, ttl_seconds)
     return DownloadHandle(
         url=signed.url,
         expires_at=signed.expires_at,
-        file_name=report.file_name,
+        file_name=download_file_name(report, now.date()),
         byte_size=report.byte_size or 0,
         checksum=report.checksum or "",
     )

@@ -99,6 +99,8 @@ class Row:
     used: int
     used_90d: int
     available: int
+    # Sum over the row's lines of the family of max(assigned - quantity, 0) (SPEC.md:
+    # a subscription's overage); the over-limit KPIs add these up.
     overage: int
     assignment_change: int
     usage_change: int

@@ -38,6 +38,51 @@ from app.models.enums import (
 from app.models.subscriptions import LicenseLine, Subscription
 from app.models.trials import Trial, TrialProduct
 
+# A trial's TRIAL subscription carries the trial's own status, word for word
+# (SPEC.md: a trial also appears among the customer's subscriptions). Every
+# writer of either row goes through `trial_subscription_status` or
+# `set_trial_status`, so the two never disagree.
+TRIAL_SUBSCRIPTION_STATUS: dict[TrialStatus, SubscriptionStatus] = {
+    TrialStatus.ACTIVE: SubscriptionStatus.ACTIVE,
+    TrialStatus.EXPIRED: SubscriptionStatus.EXPIRED,
+    TrialStatus.CONVERTED: SubscriptionStatus.CONVERTED,
+    TrialStatus.CANCELLED: SubscriptionStatus.CANCELLED,
+}
+
+
+def trial_subscription_status(status: TrialStatus | str) -> SubscriptionStatus:
+    """The status of the TRIAL subscription of a trial in `status`."""
+    return TRIAL_SUBSCRIPTION_STATUS[TrialStatus(status)]
+
+
+async def set_trial_status(
+    trial_ids: Sequence[int], status: TrialStatus, ended_at: datetime | None
+) -> None:
+    """Move trials and their TRIAL subscriptions to `status` together (call inside
+    a transaction)."""
+    await Trial.filter(id__in=list(trial_ids)).update(status=status, ended_at=ended_at)
+    await Subscription.filter(trial_id__in=list(trial_ids), kind=SubscriptionKind.TRIAL).update(
+        status=trial_subscription_status(status)
+    )
+
+
+async def align_trial_subscriptions() -> int:
+    """Give every TRIAL subscription its trial's status where an older release left
+    them apart (a demo's CONVERTED trial with an EXPIRED subscription); run by
+    `partnerhub migrate`. Returns how many subscriptions changed."""
+    changed = 0
+    async with in_transaction():
+        for trial_status, status in TRIAL_SUBSCRIPTION_STATUS.items():
+            changed += (
+                await Subscription.filter(
+                    kind=SubscriptionKind.TRIAL,
+                    trial_id__in=Subquery(Trial.filter(status=trial_status).values("id")),
+                )
+                .exclude(status=status)
+                .update(status=status)
+            )
+    return changed
+
 
 async def expire_due_trials(today: date, now: datetime | None = None) -> int:
     """Move ACTIVE trials whose end date is before `today` (UTC) to EXPIRED, with
@@ -48,12 +93,7 @@ async def expire_due_trials(today: date, now: datetime | None = None) -> int:
         trial_ids = await due.values_list("id", flat=True)
         if not trial_ids:
             return 0
-        await Trial.filter(id__in=trial_ids).update(status=TrialStatus.EXPIRED, ended_at=now)
-        await Subscription.filter(
-            trial_id__in=trial_ids,
-            kind=SubscriptionKind.TRIAL,
-            status=SubscriptionStatus.ACTIVE,
-        ).update(status=SubscriptionStatus.EXPIRED)
+        await set_trial_status(trial_ids, TrialStatus.EXPIRED, now)
     return len(trial_ids)
 
 
@@ -206,7 +246,7 @@ async def start_trial(
             customer_id=customer.id,
             subscription_id=trial.trial_id,
             kind=SubscriptionKind.TRIAL,
-            status=SubscriptionStatus.ACTIVE,
+            status=trial_subscription_status(trial.status),
             start_date=today,
             end_date=end,
             auto_renew=False,
@@ -324,9 +364,8 @@ async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     now = utcnow()
     async with in_transaction():
         trial = await _own_active_trial(viewer, trial_id)
+        await set_trial_status([trial.id], TrialStatus.CANCELLED, now)
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
-        await trial.save(update_fields=["status", "ended_at"])
-        await Subscription.filter(trial_id=trial.id).update(status=SubscriptionStatus.CANCELLED)
         await audit.record(
             viewer,
             "trial.cancel",

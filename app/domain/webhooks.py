@@ -24,6 +24,7 @@ import orjson
 
 from app.domain.downloads import sign_download
 from app.domain.ids import encode_global_id
+from app.domain.reports import download_file_name
 from app.domain.webhook_targets import SEND_TIMEOUT_SECONDS, TargetRefused, check_target, send
 from app.models.enums import ReportStatus
 from app.models.reports import Report, ReportSchedule, WebhookDelivery
@@ -56,7 +57,9 @@ async def webhook_for(report: Report) -> WebhookDelivery | None:
     return await WebhookDelivery.create(report_id=report.id, url=schedule.webhook_url)
 
 
-def payload(report: Report, download_url: str | None, expires_at: datetime | None) -> bytes:
+def payload(
+    report: Report, download_url: str | None, expires_at: datetime | None, now: datetime
+) -> bytes:
     return orjson.dumps(
         {
             "event": EVENT,
@@ -66,7 +69,7 @@ def payload(report: Report, download_url: str | None, expires_at: datetime | Non
             else None,
             "status": report.status,
             "rowCount": report.row_count,
-            "fileName": report.file_name if download_url else None,
+            "fileName": download_file_name(report, now.date()) if download_url else None,
             "checksum": report.checksum if download_url else None,
             "downloadUrl": download_url,
             "downloadExpiresAt": expires_at.isoformat() if expires_at else None,
@@ -103,7 +106,7 @@ async def deliver(
     if report.status == ReportStatus.SUCCEEDED:
         signed = sign_download(key, base_url, report.id, now, ttl_seconds)
         url, expires_at = signed.url, signed.expires_at
-    body = payload(report, url, expires_at)
+    body = payload(report, url, expires_at, now)
     timestamp = int(time.time())
     secret = schedule_secret(key, report.schedule_id or 0)
     headers = {

@@ -107,6 +107,8 @@ class SubscriptionStatus(StrEnum):
     SUSPENDED = "SUSPENDED"
     EXPIRED = "EXPIRED"
     CANCELLED = "CANCELLED"
+    # Only on kind TRIAL: the trial became a paid subscription (its Trial says CONVERTED).
+    CONVERTED = "CONVERTED"
 
 
 class TrialStatus(StrEnum):
