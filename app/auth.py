@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from app.domain.access import Viewer
+from app.domain.access import Viewer, may_sign_in
 from app.models.admins import Admin, ApiToken
 
 TOKEN_PREFIX = "phk_"
@@ -53,7 +53,7 @@ async def viewer_for_token(token: str) -> Viewer | None:
         .select_related("admin__partner")
         .first()
     )
-    if record is None:
+    if record is None or not may_sign_in(record.admin):
         return None
     now = datetime.now(UTC)
     if record.expires_at is not None and record.expires_at <= now:
@@ -68,13 +68,23 @@ async def token_hash_is_active(token_hash: str) -> bool:
     websocket asks this every `websocket_auth_recheck_seconds`)."""
     now = datetime.now(UTC)
     return (
-        await ApiToken.filter(token_hash=token_hash, revoked_at__isnull=True)
+        await ApiToken.filter(
+            token_hash=token_hash, revoked_at__isnull=True, admin__removed_at__isnull=True
+        )
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .exists()
     )
 
 
 async def viewer_for_email(email: str) -> Viewer | None:
-    """The viewer an admin is, found by email (for the CLI, which runs as the admin)."""
+    """The viewer an admin is, found by email (OIDC sign-in, and the CLI, which runs
+    as the admin); None when no admin has it or its admin was removed."""
     admin = await Admin.get_or_none(email=email.strip().lower()).select_related("partner")
-    return Viewer(admin=admin, partner=admin.partner) if admin else None
+    if admin is None or not may_sign_in(admin):
+        return None
+    return Viewer(admin=admin, partner=admin.partner)
+
+
+async def admin_was_removed(email: str) -> bool:
+    """True when the admin with this email was removed (removeAdmin)."""
+    return await Admin.filter(email=email.strip().lower(), removed_at__isnull=False).exists()

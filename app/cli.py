@@ -622,6 +622,7 @@ def report_run(
     from app.domain.report_generation import run_report
     from app.domain.report_templates import find_template
     from app.domain.reports import generate_report
+    from app.domain.statuses import StatusWindows
     from app.models.enums import Region, ReportStatus
     from app.storage import open_storage
 
@@ -657,6 +658,9 @@ def report_run(
                 storage,
                 chunk_rows=settings.report_chunk_rows,
                 progress=lambda rows: bar.update(task, completed=rows),
+                windows=StatusWindows(
+                    settings.expiring_soon_days, settings.no_recent_activity_days
+                ),
             )
         done = outcome.report
         if done.status != ReportStatus.SUCCEEDED:

@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     )
     control_hub_url: str = Field(
         default="https://admin.webex.com",
-        description="Base URL of Control Hub, for customers' launch links",
+        description="Base URL of Control Hub, for the launch links of customers and of the "
+        "partner's own organization",
     )
     expiring_soon_days: int = Field(default=30, ge=1, le=365)
     no_recent_activity_days: int = Field(default=30, ge=1, le=365)

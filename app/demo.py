@@ -70,6 +70,15 @@ ROLE_MAILBOXES: tuple[tuple[AdminRole, str, str], ...] = (
     (AdminRole.SALES_ADMIN, "sales", "Sales Admin"),
 )
 
+# Each partner's own subscription (its plan overview): license type -> (quantity,
+# assigned, used). Fixed values: the shared random stream, and so every customer, is
+# the same as without them.
+OWN_PLAN: tuple[tuple[LicenseType, int, int, int], ...] = (
+    (LicenseType.MEETINGS, 50, 38, 30),
+    (LicenseType.CALLING_PROFESSIONAL, 40, 31, 27),
+    (LicenseType.MESSAGING, 50, 41, 35),
+)
+
 # Every scenario appears among the first customers of each partner, so even a
 # small demo shows every status; after that they follow these weights.
 SCENARIOS: tuple[tuple[str, int], ...] = (
@@ -236,6 +245,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                              "terms_accepted_at", "created_at"),
     "admin": ("id", "partner_id", "email", "display_name", "role", "last_login_at", "created_at"),
     "api_token": ("id", "admin_id", "token_hash", "label", "created_at"),
+    "partner_subscription": ("id", "partner_id", "subscription_id", "kind", "status",
+                             "start_date", "end_date", "auto_renew", "added_at"),
+    "partner_license_line": ("id", "subscription_id", "license_type", "product", "quantity",
+                             "assigned", "used"),
     "tag": ("id", "partner_id", "name", "name_key", "description", "created_at", "created_by_id"),
     "customer": ("id", "partner_id", "name", "org_id", "external_id", "region", "location",
                  "created_at", "created_by_id", "last_admin_activity_at"),
@@ -323,6 +336,7 @@ class DemoBuilder:
             admins[role] = admin_id
             token = demo_token(self.seed, email)
             await self.row("api_token", admin_id, hash_token(token), "demo", created)
+        await self.own_subscription(index, partner_id, created)
         tag_ids = [
             await self.row(
                 "tag",
@@ -336,6 +350,20 @@ class DemoBuilder:
             for name, description in TAGS
         ]
         return partner_id, admins, tag_ids
+
+    async def own_subscription(self, index: int, partner_id: int, created: datetime) -> None:
+        """The partner's own subscription with its license lines (no random draws)."""
+        started = created + timedelta(days=1)
+        sub_id = await self.row(
+            "partner_subscription", partner_id, f"Sub-OWN-{index + 1:03d}",
+            SubscriptionKind.SUBSCRIPTION.value, SubscriptionStatus.ACTIVE.value, started.date(),
+            self.today + timedelta(days=200 + 60 * index), True, started,
+        )  # fmt: skip
+        for license_type, quantity, assigned, used in OWN_PLAN:
+            await self.row(
+                "partner_license_line", sub_id, license_type.value,
+                LICENSE_PRODUCT[license_type].value, quantity, assigned, used,
+            )  # fmt: skip
 
     # ----------------------------------------------------------- customers ----
 

@@ -28,7 +28,7 @@ import httpx
 import jwt
 from jwt import PyJWK
 
-from app.auth import viewer_for_email
+from app.auth import admin_was_removed, viewer_for_email
 from app.config import Settings, SettingsError
 from app.domain.access import Viewer
 
@@ -278,11 +278,14 @@ def _usable_keys(jwks: dict[str, Any]) -> dict[str, PyJWK]:
 async def viewer_for_oidc(token: str, verifier: OidcVerifier | None) -> Viewer | None:
     """The viewer an OIDC access token acts for: the admin with its email (and that
     admin's partner). None when OIDC is not configured (no verifier); TokenRefused
-    for a token that fails a check or names an email no admin has."""
+    for a token that fails a check or names an email no admin has (a removed
+    admin's email included)."""
     if verifier is None:
         return None
     email = await verifier.email_for(token)
     viewer = await viewer_for_email(email)
     if viewer is None:
+        if await admin_was_removed(email):
+            raise TokenRefused("the admin with this email was removed")
         raise TokenRefused("no admin has this email")
     return viewer

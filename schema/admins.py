@@ -52,6 +52,11 @@ class Admin(Node):
     )
     last_login_at: datetime | None
     created_at: datetime
+    removed_at: datetime | None = strawberry.field(
+        description="When removeAdmin removed this admin (null while it is an admin): a "
+        "removed admin is gone from the Admins list and signs in no more, and what names "
+        "it (audit events, reports, tags) still resolves."
+    )
 
     @classmethod
     def from_model(cls, admin: AdminModel) -> Admin:
@@ -65,6 +70,7 @@ class Admin(Node):
             access_all_customers=sees_all_customers(role),
             last_login_at=admin.last_login_at,
             created_at=admin.created_at,
+            removed_at=admin.removed_at,
         )
 
     @classmethod
@@ -146,6 +152,36 @@ class AssignAdminInput:
     customer_id: strawberry.ID
 
 
+@strawberry.input(name="RemoveAdminInput")
+class RemoveAdminInput:
+    admin_id: strawberry.ID
+    transfer_schedules_to: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A FULL_ADMIN that takes over the removed admin's report schedules "
+        "(needed while it owns any: CONFLICT otherwise).",
+    )
+
+
+@strawberry.type(name="RemoveAdminPayload")
+class RemoveAdminPayload:
+    removed_admin: Admin | None = strawberry.field(
+        description="The admin as removed (removedAt set); null when refused."
+    )
+    revoked_token_count: int | None = strawberry.field(
+        description="Its API tokens revoked by the removal."
+    )
+    removed_assignment_count: int | None = strawberry.field(
+        description="Its customer assignments removed."
+    )
+    transferred_schedule_count: int | None = strawberry.field(
+        description="Its report schedules that now run under `schedulesOwner`."
+    )
+    schedules_owner: Admin | None = strawberry.field(
+        description="The FULL_ADMIN named in transferSchedulesTo."
+    )
+    user_errors: list[UserError]
+
+
 @strawberry.type(name="AdminPayload")
 class AdminPayload:
     admin: Admin | None
@@ -160,7 +196,7 @@ class AssignmentPayload:
 
 @node_loader("Admin")
 async def load_admin(info: Info, pk: int) -> Admin | None:
-    admin = await admins.get_admin(info.context.viewer, pk)
+    admin = await admins.get_referenced_admin(info.context.viewer, pk)
     return Admin.from_model(admin) if admin else None
 
 
@@ -233,4 +269,26 @@ async def resolve_unassign_admin(info: Info, input: AssignAdminInput) -> DeleteP
         DeletePayload,
         lambda: admins.unassign_admin(info.context.viewer, *_assignment_ids(input)),
         lambda pk: {"deleted_id": strawberry.ID(encode_global_id("AdminAssignment", pk))},
+    )
+
+
+async def resolve_remove_admin(info: Info, input: RemoveAdminInput) -> RemoveAdminPayload:
+    heir = input.transfer_schedules_to
+    return await mutate(
+        RemoveAdminPayload,
+        lambda: admins.remove_admin(
+            info.context.viewer,
+            decode_id_of(str(input.admin_id), "Admin"),
+            decode_id_of(str(heir), "Admin") if heir is not None else None,
+            heir is not None,
+        ),
+        lambda removed: {
+            "removed_admin": Admin.from_model(removed.admin),
+            "revoked_token_count": removed.revoked_tokens,
+            "removed_assignment_count": removed.removed_assignments,
+            "transferred_schedule_count": removed.transferred_schedules,
+            "schedules_owner": (
+                Admin.from_model(removed.schedules_owner) if removed.schedules_owner else None
+            ),
+        },
     )

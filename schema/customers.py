@@ -11,10 +11,9 @@ from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.customers import CustomerOrder as CustomerOrderValue
 from app.domain.customers import get_customer, list_customers
 from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.organization import launch_url
 from app.domain.pagination import Page, offset_page
 from app.models.customers import Customer as CustomerModel
-from app.models.enums import ManagedBy as ManagedByValue
-from app.models.enums import SubscriptionStatus as SubscriptionStatusValue
 from schema.admins import Admin, AdminAssignment
 from schema.context import Info
 from schema.enums import (
@@ -78,8 +77,7 @@ class Customer(Node):
 
     @strawberry.field(description="Relative to the viewer.")
     async def managed_by(self, info: Info) -> ManagedBy:
-        assigned = await info.context.loaders.assigned_to_viewer.load(self.model.id)
-        return ManagedByValue.EXTERNAL_ADMIN if assigned else ManagedByValue.PARTNER_ORGANIZATION
+        return await info.context.loaders.managed_by.load(self.model.id)
 
     @strawberry.field
     async def tags(self, info: Info) -> list[Tag]:
@@ -89,17 +87,12 @@ class Customer(Node):
         description="Link that opens the customer organization (Launch organization)."
     )
     def launch_url(self, info: Info) -> str:
-        base = info.context.settings.control_hub_url.rstrip("/")
-        return f"{base}/partner/launch?orgId={self.model.org_id}"
+        return launch_url(info.context.settings.control_hub_url, self.model.org_id)
 
     @strawberry.field(description="Licenses of the subscriptions and trials that hold them.")
     async def license_totals(self, info: Info) -> LicenseCounts:
         loaders = info.context.loaders
-        subs = [
-            s
-            for s in await loaders.subscriptions.load(self.model.id)
-            if SubscriptionStatusValue(s.status) in licenses.HOLDING_STATUSES
-        ]
+        subs = licenses.holding(await loaders.subscriptions.load(self.model.id))
         lines = await loaders.license_lines.load_many([s.id for s in subs])
         return LicenseCounts.of(licenses.sum_counts(line for group in lines for line in group))
 

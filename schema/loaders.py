@@ -15,6 +15,7 @@ from app.domain.access import Viewer
 from app.domain.customers import assigned_customer_pages
 from app.domain.statuses import StatusClock, statuses_of
 from app.models.customers import Customer
+from app.models.enums import ManagedBy
 
 K = TypeVar("K", bound=Hashable)
 
@@ -39,8 +40,8 @@ class Loaders:
         self.trials = batched(detail.trials_of, list)
         self.trial_products = batched(detail.trial_products_of, list)
         self.partner_admins = batched(lambda ids: detail.partner_admins_of(viewer, ids), list)
-        self.assigned_to_viewer = batched(
-            _membership(lambda ids: detail.customers_assigned_to(viewer, ids)), False
+        self.managed_by = batched(
+            lambda ids: detail.managed_by_of(viewer, ids), ManagedBy.PARTNER_ORGANIZATION
         )
         self.locations = batched(detail.locations_of, list)
         # All admins of the partner in one query: ids come from tags and trials at
@@ -87,15 +88,6 @@ def _once(fetch: Callable[[], Awaitable[dict]]) -> Callable[[list[Any]], Awaitab
         return await loading
 
     return load
-
-
-def _membership(
-    fetch: Callable[[list[int]], Awaitable[set[int]]],
-) -> Callable[[list[int]], Awaitable[dict]]:
-    async def as_dict(ids: list[int]) -> dict[int, bool]:
-        return dict.fromkeys(await fetch(ids), True)
-
-    return as_dict
 
 
 async def reached_customer(info: Any, reached_from: Customer | None, customer_id: int) -> Customer:

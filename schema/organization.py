@@ -2,16 +2,72 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 
+from app.domain import licenses
 from app.domain.ids import encode_global_id
-from app.domain.organization import complete_setup, get_organization
+from app.domain.organization import complete_setup, get_organization, launch_url, own_subscriptions
+from app.models.enums import LICENSE_PRODUCT
+from app.models.enums import LicenseType as LicenseTypeValue
 from app.models.organization import PartnerOrganization as OrganizationModel
+from app.models.organization import PartnerSubscription
 from schema.context import Info
+from schema.enums import Product, SubscriptionKind, SubscriptionStatus
 from schema.node import Node, node_loader
 from schema.payloads import UserError, mutate
+from schema.subscriptions import LicenseCounts, LicenseLine
+
+
+@strawberry.type(
+    name="OrganizationSubscription",
+    description="A subscription of the partner organization itself (its plan overview, "
+    "shown by the first-time setup wizard). Never among customers, counts or analytics.",
+)
+class OrganizationSubscription:
+    model: strawberry.Private[PartnerSubscription]
+    subscription_id: str
+    kind: SubscriptionKind
+    status: SubscriptionStatus
+    start_date: date
+    end_date: date | None = strawberry.field(
+        description="Expiration date, or the renewal date when autoRenew is on."
+    )
+    auto_renew: bool
+    added_at: datetime
+
+    @classmethod
+    def of(cls, sub: PartnerSubscription) -> OrganizationSubscription:
+        return cls(
+            model=sub,
+            subscription_id=sub.subscription_id,
+            kind=sub.kind,
+            status=sub.status,
+            start_date=sub.start_date,
+            end_date=sub.end_date,
+            auto_renew=sub.auto_renew,
+            added_at=sub.added_at,
+        )
+
+    @strawberry.field(description="Its license lines, by license type.")
+    def licenses(self) -> list[LicenseLine]:
+        return [LicenseLine.of(line) for line in self._lines()]
+
+    @strawberry.field
+    def products(self) -> list[Product]:
+        return list(
+            dict.fromkeys(
+                LICENSE_PRODUCT[LicenseTypeValue(line.license_type)] for line in self._lines()
+            )
+        )
+
+    @strawberry.field
+    def totals(self) -> LicenseCounts:
+        return LicenseCounts.of(licenses.sum_counts(self._lines()))
+
+    def _lines(self) -> list:
+        return sorted(self.model.licenses, key=lambda line: (line.license_type, line.id))
 
 
 @strawberry.type(
@@ -29,6 +85,23 @@ class PartnerOrganization(Node):
         description="False until the first-time setup wizard is completed."
     )
     terms_accepted_at: datetime | None
+    model: strawberry.Private[OrganizationModel]
+
+    @strawberry.field(
+        description="Link that opens the partner's own organization in Control Hub "
+        "(Start my organization)."
+    )
+    def launch_url(self, info: Info) -> str:
+        return launch_url(info.context.settings.control_hub_url, self.model.org_id)
+
+    @strawberry.field(
+        description="The partner's own subscriptions with their license lines (the plan "
+        "overview of the first-time setup wizard), oldest first. Readable by every admin "
+        "of the partner, also while the setup is pending."
+    )
+    async def subscriptions(self, info: Info) -> list[OrganizationSubscription]:
+        subscriptions = await own_subscriptions(info.context.viewer)
+        return [OrganizationSubscription.of(sub) for sub in subscriptions]
 
     @classmethod
     def from_model(cls, org: OrganizationModel) -> PartnerOrganization:
@@ -40,6 +113,7 @@ class PartnerOrganization(Node):
             planned_users=org.planned_users,
             setup_completed=org.setup_completed,
             terms_accepted_at=org.terms_accepted_at,
+            model=org,
         )
 
 

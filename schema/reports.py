@@ -10,6 +10,7 @@ import strawberry
 
 from app.domain import report_schedules, report_templates, reports
 from app.domain.access import SCHEDULE_ROLES
+from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.errors import InvalidArgument
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.pagination import Page
@@ -21,6 +22,7 @@ from app.models.reports import ReportSchedule as ReportScheduleModel
 from app.models.reports import ReportTemplate as ReportTemplateModel
 from schema.admins import Admin
 from schema.context import Info
+from schema.customers import CustomerFilter
 from schema.enums import Region, ReportFrequency, ReportStatus, ReportTemplateKind, ReportType
 from schema.node import Node, node_loader
 from schema.pagination import PageInfo, connection_parts
@@ -376,6 +378,12 @@ class GenerateReportInput:
     start_date: date | None = None
     end_date: date | None = None
     region: Region | None = None
+    customer_filter: CustomerFilter | None = strawberry.field(
+        default=None,
+        description="CUSTOMER_LIST templates only: the customers the report lists, as the "
+        "`customers` query filters them (in the scope of the admin the report is for); "
+        "default: every customer.",
+    )
 
 
 @strawberry.type(name="ReportPayload")
@@ -393,6 +401,12 @@ class CreateReportScheduleInput:
     day_of_month: int | None = None
     region: Region | None = None
     webhook_url: str | None = None
+    customer_filter: CustomerFilter | None = strawberry.field(
+        default=None,
+        description="CUSTOMER_LIST templates only: the customers each run lists, as the "
+        "`customers` query filters them (in the scope of the schedule's owner); "
+        "default: every customer.",
+    )
 
 
 @strawberry.input(name="UpdateReportScheduleInput")
@@ -453,6 +467,10 @@ async def resolve_delete_report_template(
     )
 
 
+def _filter_value(customer_filter: CustomerFilter | None) -> CustomerFilterValue | None:
+    return customer_filter.value() if customer_filter is not None else None
+
+
 async def resolve_generate_report(info: Info, input: GenerateReportInput) -> ReportPayload:
     return await mutate(
         ReportPayload,
@@ -464,6 +482,7 @@ async def resolve_generate_report(info: Info, input: GenerateReportInput) -> Rep
             input.region,
             info.context.queue,
             info.context.clock.today,
+            _filter_value(input.customer_filter),
         ),
         lambda report: {"report": Report.of(report)},
     )
@@ -485,6 +504,7 @@ async def resolve_create_report_schedule(
             input.webhook_url,
             info.context.clock.now,
             allowed_webhook_hosts=info.context.settings.webhook_allowed_hosts,
+            customer_filter=_filter_value(input.customer_filter),
         ),
         lambda schedule: {"schedule": ReportSchedule.of(schedule)},
     )

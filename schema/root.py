@@ -153,6 +153,12 @@ class Mutation:
     )
     create_admin: AdminPayload = strawberry.field(resolver=admins.resolve_create_admin)
     update_admin_role: AdminPayload = strawberry.field(resolver=admins.resolve_update_admin_role)
+    remove_admin: admins.RemoveAdminPayload = strawberry.field(
+        resolver=admins.resolve_remove_admin,
+        description="Removes an admin (FULL_ADMIN): it signs in no more (API tokens "
+        "revoked, OIDC refused), its customer assignments go, its reports stay, its report "
+        "schedules move to `transferSchedulesTo`; never the last FULL_ADMIN.",
+    )
     create_report_template: report_schema.ReportTemplatePayload = strawberry.field(
         resolver=report_schema.resolve_create_report_template
     )

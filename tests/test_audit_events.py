@@ -233,6 +233,14 @@ CASES = [
         lambda w, p: gid("Admin", w.spare_admin.id),
     ),
     Case(
+        "removeAdmin",
+        "admin.remove",
+        frozenset({FULL}),
+        "mutation($input: RemoveAdminInput!) { removeAdmin(input: $input) { removedAdmin { id } userErrors { code } } }",
+        lambda w: _in(adminId=gid("Admin", w.assigned_admin.id)),
+        lambda w, p: gid("Admin", w.assigned_admin.id),
+    ),
+    Case(
         "createReportTemplate",
         "report_template.create",
         EVERY_ROLE - {READ_ONLY},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from tortoise import Tortoise
 
@@ -16,6 +17,7 @@ from app.demo import DemoBuilder, DemoError, demo_admins, load_demo
 from app.domain.resources import REFERENCE_RESOURCES
 from app.models.enums import AdminRole, LicenseType, Product
 from app.models.organization import PartnerOrganization
+from tests.graphql_client import data
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -149,6 +151,29 @@ async def test_demo_covers_both_partners_every_role_status_product_and_history(
     ) == len(trial_ids)
 
 
+async def test_both_demo_partners_have_one_own_subscription_in_their_plan_overview(
+    client: httpx.AsyncClient, db: Settings
+) -> None:
+    """The setup wizard's plan overview (`organization.subscriptions`) shows each
+    demo partner one subscription of its own, with license lines; no customer
+    subscription carries its id."""
+    await load_demo(24, seed=3, now=NOW)
+    query = """{ organization { name setupCompleted subscriptions { subscriptionId status
+      licenses { licenseType quantity assigned } totals { total } } } }"""
+    seen = {}
+    for admin in demo_admins(3):
+        org = (await data(client, admin.token, query))["organization"]
+        [own] = org["subscriptions"]
+        assert own["status"] == "ACTIVE" and len(own["licenses"]) >= 2
+        assert own["totals"]["total"] == sum(line["quantity"] for line in own["licenses"])
+        seen[org["name"]] = own["subscriptionId"]
+    assert set(seen) == {"Northwind Partners", "Contoso Partners"}
+    assert len(set(seen.values())) == 2
+    assert not await count(
+        "SELECT COUNT(*) AS n FROM subscription WHERE subscription_id LIKE 'Sub-OWN-%'"
+    )
+
+
 async def test_demo_tokens_sign_in_as_their_admins(db: Settings) -> None:
     await load_demo(24, seed=3, now=NOW)
     admins = demo_admins(3)
@@ -211,7 +236,7 @@ async def test_a_load_that_fails_midway_leaves_the_database_empty(
         await load_demo(24, seed=1, now=NOW)
     assert written_before_failure > 1000
     counts = await table_counts()
-    assert counts.pop("report_template") == 5  # the DEFAULT templates, stored by migrate
+    assert counts.pop("report_template") == 6  # the DEFAULT templates, stored by migrate
     assert counts.pop("resource") == len(REFERENCE_RESOURCES)  # stored by migrate too
     assert set(counts.values()) == {0}
 

@@ -255,6 +255,14 @@ MUTATIONS = [
         lambda m, t: _input(adminId=gid("Admin", m.spare_admin[t].id), role="SALES_ADMIN"),
         lambda m, t: Admin.filter(id=m.spare_admin[t].id, role="SALES_ADMIN").exists(),
     ),
+    Mutation(
+        "removeAdmin",
+        MANAGER_ROLES,
+        False,
+        "mutation($input: RemoveAdminInput!) { removeAdmin(input: $input) { removedAdmin { removedAt } revokedTokenCount userErrors { code } } }",
+        lambda m, t: _input(adminId=gid("Admin", m.spare_admin[t].id)),
+        lambda m, t: Admin.filter(id=m.spare_admin[t].id, removed_at__isnull=False).exists(),
+    ),
 ]
 
 
@@ -275,6 +283,7 @@ ACTIONS = {
     "unassignAdminFromCustomer": "admin.unassign",
     "createAdmin": "admin.create",
     "updateAdminRole": "admin.role",
+    "removeAdmin": "admin.remove",
 }
 
 

@@ -67,7 +67,7 @@ async def test_every_graphql_block_of_the_readme_runs_as_pasted(
         client,
         northwind.token,
         "{ customers(first: 100) { nodes { id trials { status } } } tags { id } "
-        "reportTemplates { id reportType kind } }",
+        "reportTemplates { id reportType kind } admins(first: 100) { nodes { id role } } }",
     )
     customers = page["customers"]["nodes"]
     found: dict[str, str] = {
@@ -78,22 +78,43 @@ async def test_every_graphql_block_of_the_readme_runs_as_pasted(
             for t in page["reportTemplates"]
             if t["reportType"] == "DEVICES" and t["kind"] == "DEFAULT"
         ),
+        "the id of the Customer list template": next(
+            t["id"]
+            for t in page["reportTemplates"]
+            if t["reportType"] == "CUSTOMER_LIST" and t["kind"] == "DEFAULT"
+        ),
+        "an ADMIN's id, from admins": next(
+            a["id"] for a in page["admins"]["nodes"] if a["role"] == "ADMIN"
+        ),
         "a customer id without a trial": next(
             c["id"] for c in customers if all(t["status"] != "ACTIVE" for t in c["trials"])
         ),
     }
 
-    def fill(value: Any) -> Any:
+    async def newest_audit_event() -> str:
+        log = await data(client, northwind.token, "{ auditLog(first: 1) { nodes { id } } }")
+        return log["auditLog"]["nodes"][0]["id"]
+
+    # Read when a block needs them (after the mutations before it).
+    later = {"an AuditEvent id, from auditLog": newest_audit_event}
+
+    async def fill(value: Any) -> Any:
+        if isinstance(value, list):
+            return [await fill(item) for item in value]
         if isinstance(value, str) and value.startswith("<"):
             key = next((k for k in found if value.startswith(f"<{k}")), None)
-            assert key is not None, f"the test knows no value for {value}"
+            if key is None:
+                key = next((k for k in later if value.startswith(f"<{k}")), None)
+                assert key is not None, f"the test knows no value for {value}"
+                return await later[key]()
             return found[key]
         return value
 
     ran = 0
     for document, variables in readme_blocks():
         token = contoso.token if "completeOrganizationSetup" in document else northwind.token
-        response = await gql(client, token, document, {k: fill(v) for k, v in variables.items()})
+        filled = {k: await fill(v) for k, v in variables.items()}
+        response = await gql(client, token, document, filled)
         assert response.status_code == 200, (document[:80], response.text)
         body = response.json()
         assert "errors" not in body, (document[:80], body["errors"])

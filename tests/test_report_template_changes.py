@@ -175,7 +175,7 @@ async def test_a_template_a_schedule_uses_is_not_deleted_and_the_conflict_names_
     # Gone from the list, from node(id:), from generateReport and from a second delete...
     listed = (await data(client, token, LIST))["reportTemplates"]
     assert template not in [t["id"] for t in listed]
-    assert [t["kind"] for t in listed] == ["DEFAULT"] * 5
+    assert [t["kind"] for t in listed] == ["DEFAULT"] * 6
     node = await data(client, token, "query($id: ID!) { node(id: $id) { id } }", {"id": template})
     assert node["node"] is None
     refused = await generate(client, token, templateId=template)

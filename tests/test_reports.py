@@ -80,6 +80,12 @@ SPEC_COLUMNS = {
         "(Wholesale) Attendant Console - available", "(Wholesale) Attendant Console - assigned",
         "(Wholesale) Webex Meetings - available", "(Wholesale) Webex Meetings - assigned",
     ],
+    # Issue 14 item 6: the customer list as a report (tests/test_customer_list_report.py).
+    "CUSTOMER_LIST": [
+        "Customer name", "Organization ID", "External ID", "Region", "Statuses", "Products",
+        "Tags", "Managed by", "Total licenses", "Assigned licenses", "Available licenses",
+        "Overage licenses", "Next end date", "Created", "Last admin activity",
+    ],
 }  # fmt: skip
 NAMES = {
     "CALLING_USAGE_DETAIL": "Calling usage detail",
@@ -87,10 +93,11 @@ NAMES = {
     "PHONE_NUMBERS": "Phone numbers",
     "APP_VERSIONS": "Webex App versions",
     "SUBSCRIPTION_DETAILS": "Subscription details",
+    "CUSTOMER_LIST": "Customer list",
 }
 
 
-async def test_the_five_default_templates_list_every_spec_column_in_order(
+async def test_the_default_templates_list_every_spec_column_in_order(
     db: Settings, client: httpx.AsyncClient
 ) -> None:
     w = await build_report_world()
@@ -109,6 +116,7 @@ async def test_the_five_default_templates_list_every_spec_column_in_order(
     assert not by_type["DEVICES"]["supportsDateRange"]
     assert not by_type["PHONE_NUMBERS"]["supportsDateRange"]
     assert not by_type["SUBSCRIPTION_DETAILS"]["supportsDateRange"]
+    assert not by_type["CUSTOMER_LIST"]["supportsDateRange"]
     assert by_type["CALLING_USAGE_DETAIL"]["requiresDateRange"]
     assert by_type["APP_VERSIONS"]["supportsDateRange"]
     assert not by_type["APP_VERSIONS"]["requiresDateRange"]

@@ -435,8 +435,8 @@ async def build_status_grid() -> StatusGrid:
     for status, expected in no_overage.items():
         await customer(f"no overage on a {status.value} subscription", expected)
         await sub(f"no overage on a {status.value} subscription", status, 200, EXACT_LINE)
-    # Trials: the TRIAL subscription mirrors the trial (cancelTrial: CANCELLED; the
-    # expiry job and a conversion: EXPIRED).
+    # Trials: the TRIAL subscription mirrors the trial (cancelTrial: CANCELLED, the
+    # expiry job: EXPIRED, a conversion: CONVERTED; app/domain/trials.py).
     await customer("overage on an ACTIVE trial", {"TRIAL", "LICENSE_OVERAGE"})
     await trial_of("overage on an ACTIVE trial", T.ACTIVE, S.ACTIVE, 60, OVERAGE_LINE)
     await customer("overage on an EXPIRED trial", {"EXPIRED"})
@@ -444,7 +444,7 @@ async def build_status_grid() -> StatusGrid:
     await customer("overage on a CANCELLED trial", {"EXPIRED"})
     await trial_of("overage on a CANCELLED trial", T.CANCELLED, S.CANCELLED, 60, OVERAGE_LINE)
     await customer("overage on a CONVERTED trial", {"EXPIRED"})
-    await trial_of("overage on a CONVERTED trial", T.CONVERTED, S.EXPIRED, 60, OVERAGE_LINE)
+    await trial_of("overage on a CONVERTED trial", T.CONVERTED, S.CONVERTED, 60, OVERAGE_LINE)
     # The overage must be on a holding subscription itself, not on another one.
     await customer("overage on an EXPIRED beside a full ACTIVE", {"ACTIVE"})
     await sub("overage on an EXPIRED beside a full ACTIVE", S.EXPIRED, 200, OVERAGE_LINE)

@@ -25,6 +25,7 @@ from app.domain.report_leases import (
 from app.domain.report_retention import expire_old_reports
 from app.domain.report_schedules import run_due_schedules
 from app.domain.reports import GENERATE_JOB, report_channel, report_job_id
+from app.domain.statuses import StatusWindows
 from app.domain.webhooks import deliver, webhook_for
 from app.metrics import count_report_file, count_webhook
 from app.models.reports import Report
@@ -86,6 +87,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str)
             storage_key=storage_key,
             notify=lambda report: _notify(ctx, report),
             lease=lease,
+            windows=StatusWindows(settings.expiring_soon_days, settings.no_recent_activity_days),
         )
     except ReportMissing:
         if job_try < MISSING_TRIES:  # its transaction may not have committed yet

@@ -26,7 +26,7 @@ from app.models.admins import Admin, ApiToken
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
 from app.models.enums import AdminRole
-from app.models.organization import PartnerOrganization
+from app.models.organization import PartnerOrganization, PartnerSubscription
 from app.models.reports import Report, ReportSchedule, ReportTemplate
 
 # Roles that see every customer of their partner organization.
@@ -94,8 +94,22 @@ def assigned_to_viewer(viewer: Viewer) -> Sql:
 
 
 def visible_admins(viewer: Viewer) -> QuerySet[Admin]:
-    """Admins of the viewer's own partner organization (the Admins list)."""
+    """Admins of the viewer's own partner organization (the Admins list, and the
+    admins a mutation may name). A removed admin is gone from it: naming it reads
+    as not found."""
+    return Admin.filter(partner_id=viewer.partner_id, removed_at__isnull=True)
+
+
+def referenced_admins(viewer: Viewer) -> QuerySet[Admin]:
+    """Every admin of the viewer's partner, removed ones too: what an audit event's
+    actor, a report's requester or a tag's creator names still resolves (and
+    `node(id:)` answers it, with its `removedAt`)."""
     return Admin.filter(partner_id=viewer.partner_id)
+
+
+def may_sign_in(admin: Admin) -> bool:
+    """A removed admin signs in no more, by API token or OIDC (removeAdmin)."""
+    return admin.removed_at is None
 
 
 def require_role(viewer: Viewer, allowed: frozenset[AdminRole], action: str) -> None:
@@ -123,6 +137,7 @@ def require_setup_completed(viewer: Viewer) -> None:
 # Who may do what (SPEC.md: roles). Scope still applies: an ADMIN acts only on
 # the customers assigned to it, a SALES_ADMIN on those assigned or created by it.
 SETUP_ROLES = frozenset({AdminRole.FULL_ADMIN})
+# Admin management: creating, changing roles, assigning, removing (removeAdmin).
 ADMIN_MANAGEMENT_ROLES = frozenset({AdminRole.FULL_ADMIN})
 TAG_ROLES = frozenset({AdminRole.FULL_ADMIN, AdminRole.ADMIN, AdminRole.SALES_FULL_ADMIN})
 TRIAL_ROLES = frozenset(
@@ -137,6 +152,8 @@ REPORT_TEMPLATE_ROLES = frozenset(set(AdminRole) - {AdminRole.READ_ONLY_ADMIN})
 SCHEDULE_ROLES = frozenset({AdminRole.FULL_ADMIN})
 # API tokens: listing, creating and revoking the tokens of every admin of the partner.
 API_TOKEN_ROLES = frozenset({AdminRole.FULL_ADMIN})
+# removeAdmin moves the removed admin's report schedules to an admin of this role.
+SCHEDULE_OWNER_ROLES = SCHEDULE_ROLES
 # Roles that see only assigned customers: the ones a customer can be assigned to.
 ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 
@@ -164,6 +181,13 @@ def visible_audit_events(viewer: Viewer) -> QuerySet[AuditEvent]:
 def visible_organization(viewer: Viewer, organization_id: int) -> bool:
     """A viewer sees its own partner organization and no other."""
     return organization_id == viewer.partner_id
+
+
+def visible_own_subscriptions(viewer: Viewer) -> QuerySet[PartnerSubscription]:
+    """The partner's own subscriptions (its plan overview). SPEC.md names no role
+    for them, so every admin of the partner reads them, also while the setup is
+    pending (the setup wizard shows them). Never another partner's."""
+    return PartnerSubscription.filter(partner_id=viewer.partner_id)
 
 
 def visible_reports(viewer: Viewer) -> QuerySet[Report]:

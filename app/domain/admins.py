@@ -1,18 +1,22 @@
-"""Partner admins: the Admins list, creating admins, changing roles, and
-assigning admins to customers (FULL_ADMIN only)."""
+"""Partner admins: the Admins list, creating, changing the role of and removing
+admins, and assigning admins to customers (FULL_ADMIN only)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from app.clock import utcnow
 from app.domain import audit
 from app.domain.access import (
     ADMIN_MANAGEMENT_ROLES,
     ASSIGNABLE_ROLES,
+    SCHEDULE_OWNER_ROLES,
     Viewer,
+    referenced_admins,
     require_role,
     require_setup_completed,
     visible_admins,
@@ -21,16 +25,24 @@ from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
-from app.models.admins import Admin, CustomerAssignment
+from app.models.admins import Admin, ApiToken, CustomerAssignment
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
+from app.models.reports import ReportSchedule
 
 MAX_DISPLAY_NAME = 200
 
 
 async def get_admin(viewer: Viewer, admin_id: int) -> Admin | None:
-    """An admin of the viewer's partner; an admin of another partner reads as not found."""
+    """An admin of the viewer's partner; an admin of another partner, or a removed
+    one, reads as not found."""
     return await visible_admins(viewer).get_or_none(id=admin_id)
+
+
+async def get_referenced_admin(viewer: Viewer, admin_id: int) -> Admin | None:
+    """An admin of the viewer's partner, removed ones too (`node(id:)`: an id read
+    from an audit event or a report still resolves); another partner's is not found."""
+    return await referenced_admins(viewer).get_or_none(id=admin_id)
 
 
 async def list_admins(
@@ -84,10 +96,17 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
     if errors:
         raise MutationRejected(errors)
     async with in_transaction():
-        if await Admin.filter(email=clean_email).exists():
+        existing = await Admin.get_or_none(email=clean_email)
+        if existing is not None:
+            removed = (
+                " (removed; its email stays taken so that its audit events and reports "
+                "still name it)"
+                if existing.removed_at is not None and existing.partner_id == viewer.partner_id
+                else ""
+            )
             raise reject(
                 ("input", "email"),
-                f"An admin with the email {clean_email} already exists.",
+                f"An admin with the email {clean_email} already exists{removed}.",
                 UserErrorCode.CONFLICT,
             )
         admin = await Admin.create(
@@ -112,10 +131,7 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
         if old == role:
             return admin  # nothing changes, so nothing to audit
         if old is AdminRole.FULL_ADMIN and role is not AdminRole.FULL_ADMIN:
-            full_admins = await Admin.filter(
-                partner_id=viewer.partner_id, role=AdminRole.FULL_ADMIN
-            ).count()
-            if full_admins <= 1:
+            if await _full_admin_count(viewer) <= 1:
                 raise reject(
                     ("input", "role"),
                     "The last FULL_ADMIN of the organization cannot be demoted: "
@@ -131,6 +147,91 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
             f"Changed the role of {admin.email} from {old.value} to {role.value}",
         )
     return admin
+
+
+async def _full_admin_count(viewer: Viewer) -> int:
+    """FULL_ADMINs of the viewer's partner that are not removed."""
+    return await visible_admins(viewer).filter(role=AdminRole.FULL_ADMIN).count()
+
+
+@dataclass(frozen=True)
+class RemovedAdmin:
+    admin: Admin
+    revoked_tokens: int
+    removed_assignments: int
+    transferred_schedules: int
+    schedules_owner: Admin | None  # the FULL_ADMIN its schedules moved to, when named
+
+
+async def _schedules_heir(viewer: Viewer, removed: Admin, heir_id: int | None) -> Admin:
+    field = ("input", "transferSchedulesTo")
+    heir = await get_admin(viewer, heir_id) if heir_id else None
+    if heir is None:
+        raise reject(field, "No such admin.", UserErrorCode.NOT_FOUND)
+    if heir.id == removed.id:
+        raise reject(
+            field,
+            "The admin being removed cannot take over its own schedules.",
+            UserErrorCode.INVALID,
+        )
+    if AdminRole(heir.role) not in SCHEDULE_OWNER_ROLES:
+        roles = " or ".join(sorted(r.value for r in SCHEDULE_OWNER_ROLES))
+        raise reject(
+            field,
+            f"Report schedules run under a {roles}: {heir.email} is {heir.role}.",
+            UserErrorCode.INVALID,
+        )
+    return heir
+
+
+async def remove_admin(
+    viewer: Viewer, admin_id: int | None, heir_id: int | None, heir_named: bool
+) -> RemovedAdmin:
+    """Remove an admin of the partner (FULL_ADMIN): it signs in no more (its API tokens
+    are revoked, OIDC refuses it), its customer assignments go, its reports stay, its
+    report schedules move to the FULL_ADMIN `heir_id` (refused with CONFLICT while it
+    owns schedules and none is named). Never the last FULL_ADMIN; the viewer may
+    remove itself while another FULL_ADMIN remains. The admin row stays (removed_at),
+    so audit events and reports naming it still resolve."""
+    _manage(viewer, "Removing admins")
+    async with in_transaction():
+        # Lock the partner: two removals at once must not leave it without a FULL_ADMIN.
+        await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
+        admin = await _own_admin(viewer, admin_id)
+        heir = await _schedules_heir(viewer, admin, heir_id) if heir_named else None
+        if AdminRole(admin.role) is AdminRole.FULL_ADMIN and await _full_admin_count(viewer) <= 1:
+            raise reject(
+                ("input", "adminId"),
+                "The last FULL_ADMIN of the organization cannot be removed: "
+                "make another admin FULL_ADMIN first.",
+                UserErrorCode.CONFLICT,
+            )
+        schedules = ReportSchedule.filter(partner_id=viewer.partner_id, created_by_id=admin.id)
+        owned = await schedules.count()
+        if owned and heir is None:
+            raise reject(
+                ("input", "transferSchedulesTo"),
+                f"{admin.email} owns {owned} report schedule{'s' if owned != 1 else ''}: "
+                "name a FULL_ADMIN in transferSchedulesTo to keep them running, or delete "
+                "them first.",
+                UserErrorCode.CONFLICT,
+            )
+        now = utcnow()
+        admin.removed_at = now
+        await admin.save(update_fields=["removed_at"])
+        revoked = await ApiToken.filter(admin_id=admin.id, revoked_at__isnull=True).update(
+            revoked_at=now
+        )
+        unassigned = await CustomerAssignment.filter(admin_id=admin.id).delete()
+        moved = await schedules.update(created_by_id=heir.id) if owned and heir else 0
+        summary = (
+            f"Removed admin {admin.email} ({admin.role}): {revoked} API token(s) revoked, "
+            f"{unassigned} customer assignment(s) removed"
+        )
+        if heir is not None:
+            summary += f", {moved} report schedule(s) moved to {heir.email}"
+        await audit.record(viewer, "admin.remove", encode_global_id("Admin", admin.id), summary)
+    return RemovedAdmin(admin, revoked, unassigned, moved, heir)
 
 
 async def _assignment_parties(

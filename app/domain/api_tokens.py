@@ -21,6 +21,7 @@ from app.domain import audit
 from app.domain.access import (
     API_TOKEN_ROLES,
     Viewer,
+    may_sign_in,
     require_role,
     require_setup_completed,
     visible_admins,
@@ -193,10 +194,14 @@ async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
 # ------------------------------------------------- CLI (the service's operator) ----
 
 
-async def _admin_by_email(email: str) -> Admin:
+async def _admin_by_email(email: str, *, signing_in: bool = False) -> Admin:
+    """The admin with this email; with `signing_in`, a removed admin is refused too
+    (it gets no new token)."""
     admin = await Admin.get_or_none(email=email.strip().lower())
     if admin is None:
         raise UnknownAdminError(f"no admin has the email {email.strip()!r}")
+    if signing_in and not may_sign_in(admin):
+        raise UnknownAdminError(f"the admin {admin.email} was removed: it signs in no more")
     return admin
 
 
@@ -206,7 +211,7 @@ async def create_token_for_email(
     """`partnerhub token create`: raises UnknownAdminError or MutationRejected."""
     clean = clean_label(label, ("label",), required=False)
     days = lifetime(expires_in_days, default_days, ("expires-in-days",))
-    admin = await _admin_by_email(email)
+    admin = await _admin_by_email(email, signing_in=True)
     return await _issue(admin, clean, utcnow() + days)
 
 

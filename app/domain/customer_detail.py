@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.db import fetch_all
-from app.domain.access import Viewer, customer_scope
+from app.domain.access import Viewer, customer_scope, referenced_admins
 from app.domain.sql import in_list
 from app.models.admins import Admin, CustomerAssignment
 from app.models.customers import Location
-from app.models.enums import Product
+from app.models.enums import ManagedBy, Product
 from app.models.subscriptions import Invoice, LicenseLine, Order, Subscription
 from app.models.tags import CustomerTag, Tag
 from app.models.trials import Trial, TrialProduct
@@ -115,14 +115,24 @@ async def customers_assigned_to(viewer: Viewer, customer_ids: Sequence[int]) -> 
     return set(rows)
 
 
+async def managed_by_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, ManagedBy]:
+    """`Customer.managedBy` of each customer, relative to the viewer."""
+    assigned = await customers_assigned_to(viewer, customer_ids)
+    return {
+        cid: ManagedBy.EXTERNAL_ADMIN if cid in assigned else ManagedBy.PARTNER_ORGANIZATION
+        for cid in customer_ids
+    }
+
+
 async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[Location]]:
     rows = await Location.filter(customer_id__in=customer_ids).order_by("name", "id")
     return _group(rows, "customer_id")
 
 
 async def admins_of_partner(viewer: Viewer) -> dict[int, Admin]:
-    """Every admin of the viewer's partner, by id."""
-    return {row.id: row for row in await Admin.filter(partner_id=viewer.partner_id)}
+    """Every admin of the viewer's partner, by id, removed ones too (what a tag, a
+    trial, a report or an audit event names still resolves)."""
+    return {row.id: row for row in await referenced_admins(viewer)}
 
 
 async def tag_customer_counts(viewer: Viewer, tag_ids: Sequence[int]) -> dict[int, int]:

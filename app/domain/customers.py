@@ -69,8 +69,61 @@ class CustomerFilter:
     regions: list[Region] | None = None
     assigned_admin_id: int | None = None  # Admin.assignedCustomers
 
+    def to_json(self) -> dict[str, Any]:
+        """The filter as stored with a report or a schedule (the parts given)."""
+        stored: dict[str, Any] = {
+            "search": self.search,
+            "email": self.email,
+            "managed_by": self.managed_by.value if self.managed_by else None,
+            "products": [p.value for p in self.products] if self.products is not None else None,
+            "statuses": [s.value for s in self.statuses] if self.statuses is not None else None,
+            "subscription_type": self.subscription_type.value if self.subscription_type else None,
+            "tag_ids": list(self.tag_ids) if self.tag_ids is not None else None,
+            "regions": [r.value for r in self.regions] if self.regions is not None else None,
+            "assigned_admin_id": self.assigned_admin_id,
+        }
+        return {k: v for k, v in stored.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any]) -> CustomerFilter:
+        def listed(key: str, kind: type) -> list | None:
+            values = stored.get(key)
+            return [kind(v) for v in values] if values is not None else None
+
+        managed_by, kind = stored.get("managed_by"), stored.get("subscription_type")
+        return cls(
+            search=stored.get("search"),
+            email=stored.get("email"),
+            managed_by=ManagedBy(managed_by) if managed_by else None,
+            products=listed("products", Product),
+            statuses=listed("statuses", CustomerStatus),
+            subscription_type=SubscriptionKind(kind) if kind else None,
+            tag_ids=stored.get("tag_ids"),
+            regions=listed("regions", Region),
+            assigned_admin_id=stored.get("assigned_admin_id"),
+        )
+
+
+class FilterValueRefused(InvalidArgument):
+    """A filter value the client must fix, with the CustomerFilter field it is in
+    (`customers` answers it as any InvalidArgument; a mutation names the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
 
 FAR_FUTURE, FAR_PAST = date(9999, 12, 31), date(1, 1, 1)
+
+
+def next_end_date(clock: StatusClock) -> Sql:
+    """A customer's next end date: the soonest end date, today or later, of its
+    subscriptions and trials that hold licenses (NULL when there is none)."""
+    return Sql(
+        "(SELECT MIN(s.end_date) FROM subscription s WHERE s.customer_id = c.id"
+        f" AND s.status IN {HOLDING} AND s.end_date >= ?)",
+        (clock.today,),
+    )
 
 
 def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
@@ -80,10 +133,10 @@ def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
         return Sql("c.created_at")
     if order.field is CustomerOrderField.NEXT_END_DATE:
         # The soonest end date still ahead; customers with none sort last either way.
+        soonest = next_end_date(clock)
         return Sql(
-            "COALESCE((SELECT MIN(s.end_date) FROM subscription s WHERE s.customer_id = c.id"
-            f" AND s.status IN {HOLDING} AND s.end_date >= ?), ?)",
-            (clock.today, FAR_PAST if order.descending else FAR_FUTURE),
+            f"COALESCE({soonest.text}, ?)",
+            (*soonest.params, FAR_PAST if order.descending else FAR_FUTURE),
         )
     return Sql(
         "COALESCE((SELECT SUM(l.quantity) FROM subscription s JOIN license_line l"
@@ -121,7 +174,7 @@ def _cursor_condition(order: CustomerOrder, key: Sql, after: str) -> Sql:
 def _search_condition(search: str) -> Sql:
     text = search.strip()
     if len(text) > MAX_SEARCH_LENGTH:
-        raise InvalidArgument(f"`search` is at most {MAX_SEARCH_LENGTH} characters")
+        raise FilterValueRefused("search", f"`search` is at most {MAX_SEARCH_LENGTH} characters")
     if not text:
         return TRUE
     pattern = like_pattern(text.lower())
@@ -161,7 +214,9 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
     if flt.email is not None:
         email = flt.email.strip().lower()
         if not EMAIL.match(email):
-            raise InvalidArgument(f"`email` is not an email address: {flt.email[:100]!r}")
+            raise FilterValueRefused(
+                "email", f"`email` is not an email address: {flt.email[:100]!r}"
+            )
         parts.append(
             Sql(
                 "EXISTS (SELECT 1 FROM customer_user u WHERE u.customer_id = c.id AND u.email = ?)",

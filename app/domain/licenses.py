@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.models.enums import SubscriptionStatus
-from app.models.subscriptions import LicenseLine
+from app.models.subscriptions import LicenseLine, Subscription
 
 # Subscriptions (and trials) in these states hold their licenses.
 HOLDING_STATUSES = frozenset(
@@ -43,3 +43,8 @@ def sum_counts(lines: Iterable[LicenseLine]) -> LicenseCounts:
         available=sum(c.available for c in counts),
         overage=sum(c.overage for c in counts),
     )
+
+
+def holding(subscriptions: Iterable[Subscription]) -> list[Subscription]:
+    """The subscriptions and trials whose licenses count (a customer's license totals)."""
+    return [s for s in subscriptions if SubscriptionStatus(s.status) in HOLDING_STATUSES]

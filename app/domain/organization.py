@@ -6,10 +6,16 @@ from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
 from app.domain import audit
-from app.domain.access import SETUP_ROLES, Viewer, require_role, visible_organization
+from app.domain.access import (
+    SETUP_ROLES,
+    Viewer,
+    require_role,
+    visible_organization,
+    visible_own_subscriptions,
+)
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
-from app.models.organization import PartnerOrganization
+from app.models.organization import PartnerOrganization, PartnerSubscription
 
 MAX_INDUSTRY_LENGTH = 100
 MAX_PLANNED_USERS = 10_000_000
@@ -22,6 +28,22 @@ async def get_organization(
     if organization_id is not None and not visible_organization(viewer, organization_id):
         return None
     return await PartnerOrganization.get_or_none(id=viewer.partner_id)
+
+
+def launch_url(control_hub_url: str, org_id: object) -> str:
+    """The Control Hub link that opens an organization: a customer's (Launch
+    organization) or the partner's own ("Start my organization"), from one setting."""
+    return f"{control_hub_url.rstrip('/')}/partner/launch?orgId={org_id}"
+
+
+async def own_subscriptions(viewer: Viewer) -> list[PartnerSubscription]:
+    """The partner's own subscriptions with their license lines (the plan overview of
+    the first-time setup wizard), oldest first: two statements whatever their number."""
+    return (
+        await visible_own_subscriptions(viewer)
+        .order_by("start_date", "id")
+        .prefetch_related("licenses")
+    )
 
 
 async def complete_setup(

@@ -1,5 +1,6 @@
-"""The five DEFAULT report templates and their columns, in output order
-(SPEC.md: reports; the descriptions follow seeds/000).
+"""The DEFAULT report templates and their columns, in output order (SPEC.md:
+reports; the descriptions follow seeds/000): the five of the seeds, and the
+customer list as a report (issue 14 item 6).
 
 A CUSTOM template is a name plus a subset of one default template's column
 keys in the order the partner chose; its rows come from the same producer.
@@ -352,7 +353,80 @@ SUBSCRIPTION_DETAILS = ReportDefinition(
     requires_date_range=False,
 )
 
+# Lists in one cell (statuses, products, tags) are joined with this.
+LIST_SEPARATOR = "; "
+
+CUSTOMER_LIST = ReportDefinition(
+    ReportType.CUSTOMER_LIST,
+    "Customer list",
+    "The customer list as the customers query shows it, one row per customer (by name), "
+    "for the customers filter given with the report (or every customer).",
+    (
+        CUSTOMER_NAME,
+        ORG_ID,
+        EXTERNAL_ID,
+        _c("region", "Region", "Data residency region: US, CA, EU or UAE."),
+        _c(
+            "statuses",
+            "Statuses",
+            "Every status the customer carries (TRIAL, ACTIVE, EXPIRING_SOON, "
+            "LICENSE_OVERAGE, NO_RECENT_ACTIVITY, READY_FOR_ORDER_SETUP, SUSPENDED, EXPIRED), "
+            "separated by '; '.",
+        ),
+        _c(
+            "products",
+            "Products",
+            "The products of all its subscriptions and trials, separated by '; '.",
+        ),
+        _c("tags", "Tags", "Names of the partner's tags the customer carries, separated by '; '."),
+        _c(
+            "managed_by",
+            "Managed by",
+            "PARTNER_ORGANIZATION or EXTERNAL_ADMIN, relative to the admin the report is for.",
+        ),
+        _c(
+            "total_licenses",
+            "Total licenses",
+            "Licenses of the subscriptions and trials that hold them (active, suspended, "
+            "pending setup).",
+        ),
+        _c("assigned_licenses", "Assigned licenses", "Of them, licenses assigned to users."),
+        _c(
+            "available_licenses",
+            "Available licenses",
+            "Licenses not assigned yet: per license line, quantity minus assigned (not below 0).",
+        ),
+        _c(
+            "overage_licenses",
+            "Overage licenses",
+            "Licenses assigned beyond the quantity: per license line, assigned minus quantity "
+            "(not below 0).",
+        ),
+        _c(
+            "next_end_date",
+            "Next end date",
+            "The soonest end date, today or later, of a subscription or trial that holds "
+            "licenses; empty when there is none.",
+        ),
+        _c("created_at", "Created", "When the customer was created (UTC)."),
+        _c(
+            "last_admin_activity_at",
+            "Last admin activity",
+            "When an admin of the customer organization last signed in (UTC); empty if never.",
+        ),
+    ),
+    supports_date_range=False,
+    requires_date_range=False,
+)
+
 DEFINITIONS: dict[ReportType, ReportDefinition] = {
     d.report_type: d
-    for d in (CALLING_USAGE_DETAIL, DEVICES, PHONE_NUMBERS, APP_VERSIONS, SUBSCRIPTION_DETAILS)
+    for d in (
+        CALLING_USAGE_DETAIL,
+        DEVICES,
+        PHONE_NUMBERS,
+        APP_VERSIONS,
+        SUBSCRIPTION_DETAILS,
+        CUSTOMER_LIST,
+    )
 }

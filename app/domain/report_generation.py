@@ -21,14 +21,16 @@ from datetime import datetime
 from app.clock import utcnow
 from app.domain import report_leases
 from app.domain.access import Viewer, customer_scope
+from app.domain.customer_list_report import customer_list_rows
 from app.domain.report_csv import encode_rows
 from app.domain.report_leases import LeaseTerms
 from app.domain.report_rows import report_rows, row_query
 from app.domain.report_templates import columns_of, definition_of
 from app.domain.reports import TERMINAL_STATUSES
+from app.domain.statuses import StatusWindows
 from app.models.admins import Admin
 from app.models.enums import Region, ReportStatus, ReportType
-from app.models.reports import Report
+from app.models.reports import Report, ReportSchedule
 from app.storage import ReportStorage
 
 # Called with the report after each status change (Redis pub/sub in the worker).
@@ -57,8 +59,16 @@ async def _requester(report: Report) -> Viewer:
             "The admin who asked for this report (or created its schedule) no longer exists."
         )
     admin = await Admin.get_or_none(id=report.requested_by_id).prefetch_related("partner")
+    if admin is not None and admin.removed_at is not None and report.schedule_id is not None:
+        # A scheduled run queued before its owner was removed runs as the
+        # schedule's owner now (removeAdmin moved the schedule to another).
+        schedule = await ReportSchedule.get_or_none(id=report.schedule_id)
+        if schedule is not None and schedule.created_by_id != admin.id:
+            admin = await Admin.get_or_none(id=schedule.created_by_id).prefetch_related("partner")
     if admin is None or admin.partner_id != report.partner_id:
         raise ReportFailure("The admin who asked for this report no longer exists.")
+    if admin.removed_at is not None:
+        raise ReportFailure("The admin who asked for this report was removed.")
     return Viewer(admin=admin, partner=admin.partner)
 
 
@@ -91,9 +101,11 @@ async def write_file(
     chunk_rows: int,
     progress: Progress | None = None,
     before_commit: Callable[[], Awaitable[None]] | None = None,
+    windows: StatusWindows = StatusWindows(),
 ) -> tuple[int, int, str]:
     """Stream the report's rows into its file; returns (rows, bytes, sha256 hex).
-    `before_commit` runs just before the file is moved into place (the lease check)."""
+    `before_commit` runs just before the file is moved into place (the lease check);
+    `windows` are the status settings (customer list reports show statuses)."""
     viewer = await _requester(report)
     template = await report.template
     definition = definition_of(template)
@@ -101,14 +113,23 @@ async def write_file(
     if not columns:
         raise ReportFailure("The report template has no columns left.")
     now = utcnow()
-    query = row_query(
-        ReportType(template.report_type),
-        customer_scope(viewer),
-        Region(report.region) if report.region else None,
-        report.start_date,
-        report.end_date,
-        now.date(),
-    )
+    report_type = ReportType(template.report_type)
+    region = Region(report.region) if report.region else None
+    keys = [c.key for c in columns]
+    if report_type is ReportType.CUSTOMER_LIST:
+        chunks = customer_list_rows(
+            viewer, report.customer_filter, region, windows.at(now), keys, chunk_rows
+        )
+    else:
+        query = row_query(
+            report_type,
+            customer_scope(viewer),
+            region,
+            report.start_date,
+            report.end_date,
+            now.date(),
+        )
+        chunks = report_rows(query, definition, keys, chunk_rows)
     assert report.storage_key
     upload = await storage.upload(report.storage_key)
     digest = hashlib.sha256()
@@ -122,7 +143,7 @@ async def write_file(
 
     try:
         await write(encode_rows([[c.title for c in columns]]))
-        async for chunk in report_rows(query, definition, [c.key for c in columns], chunk_rows):
+        async for chunk in chunks:
             await write(encode_rows(chunk))
             rows += len(chunk)
             if progress is not None:
@@ -183,6 +204,7 @@ async def run_report(
     notify: Notify | None = None,
     progress: Progress | None = None,
     lease: LeaseTerms | None = None,
+    windows: StatusWindows = StatusWindows(),
 ) -> Outcome:
     """Generate one report under `lease` (renewed while the file is written).
     ReportFailure ends it FAILED; LeaseLost (another job took it over) ends this
@@ -197,7 +219,12 @@ async def run_report(
     try:
         async with report_leases.kept(report_id, lease) as kept:
             rows, size, checksum = await write_file(
-                report, storage, chunk_rows, progress=progress, before_commit=kept.confirm
+                report,
+                storage,
+                chunk_rows,
+                progress=progress,
+                before_commit=kept.confirm,
+                windows=windows,
             )
         report = await finish(report, rows, size, checksum, utcnow(), lease)
     except ReportFailure as failure:

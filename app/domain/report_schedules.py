@@ -26,6 +26,8 @@ from app.domain.access import (
     visible_schedules,
 )
 from app.domain.calling_rollup import monday_of
+from app.domain.customer_list_report import check_customer_filter
+from app.domain.customers import CustomerFilter
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
@@ -196,7 +198,10 @@ async def create_schedule(
     now: datetime,
     *,
     allowed_webhook_hosts: frozenset[str] = frozenset(),
+    customer_filter: CustomerFilter | None = None,
 ) -> ReportSchedule:
+    """A schedule; `customer_filter` (CUSTOMER_LIST only) is stored with it and each
+    run applies it in the scope of the schedule's owner."""
     _check(viewer, "Scheduling reports")
     template = await get_template(viewer, template_id)
     if template is None:
@@ -204,6 +209,7 @@ async def create_schedule(
     timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
     url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
     await check_region(viewer, region)
+    stored_filter = await check_customer_filter(viewer, template, customer_filter, now.date())
     async with in_transaction():
         schedule = await ReportSchedule.create(
             partner_id=viewer.partner_id,
@@ -217,6 +223,7 @@ async def create_schedule(
             next_run_at=next_occurrence(timing, now),
             created_by_id=viewer.admin.id,
             webhook_url=url,
+            customer_filter=stored_filter,
         )
         await audit.record(
             viewer,
@@ -366,7 +373,11 @@ async def _run_schedule(schedule: ReportSchedule, queue: JobQueue, now: datetime
         if definition_of(template).supports_date_range:
             start, end = period_before(ReportFrequency(schedule.frequency), occurrence)
         request = ReportRequest(
-            template, start, end, Region(schedule.region) if schedule.region else None
+            template,
+            start,
+            end,
+            Region(schedule.region) if schedule.region else None,
+            schedule.customer_filter,
         )
         return await create_report(
             schedule.partner_id,

@@ -8,6 +8,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
@@ -25,6 +26,8 @@ from app.domain.access import (
     visible_schedules,
     visible_templates,
 )
+from app.domain.customer_list_report import check_customer_filter
+from app.domain.customers import CustomerFilter
 from app.domain.downloads import sign_download
 from app.domain.errors import UserErrorCode, reject
 from app.domain.ids import encode_global_id
@@ -82,6 +85,8 @@ class ReportRequest:
     start_date: date | None
     end_date: date | None
     region: Region | None
+    # CUSTOMER_LIST: the customers filter as stored (None: every customer).
+    customer_filter: dict[str, Any] | None = None
 
 
 async def check_request(
@@ -91,6 +96,7 @@ async def check_request(
     end_date: date | None,
     region: Region | None,
     today: date,
+    customer_filter: CustomerFilter | None = None,
 ) -> ReportRequest:
     """Validate a report request; raise MutationRejected naming the field at fault."""
     template = await get_template(viewer, template_id)
@@ -132,7 +138,8 @@ async def check_request(
                 UserErrorCode.INVALID,
             )
     await check_region(viewer, region)
-    return ReportRequest(template, start_date, end_date, region)
+    stored_filter = await check_customer_filter(viewer, template, customer_filter, today)
+    return ReportRequest(template, start_date, end_date, region, stored_filter)
 
 
 async def check_region(viewer: Viewer, region: Region | None) -> None:
@@ -169,6 +176,7 @@ async def create_report(
         column_keys=list(request.template.column_keys),  # kept if the template changes
         status=ReportStatus.QUEUED,
         region=request.region,
+        customer_filter=request.customer_filter,
         start_date=request.start_date,
         end_date=request.end_date,
         requested_by_id=requested_by_id,
@@ -192,13 +200,17 @@ async def generate_report(
     region: Region | None,
     queue: JobQueue | None,
     today: date,
+    customer_filter: CustomerFilter | None = None,
 ) -> Report:
     """generateReport: a QUEUED report whose job a worker runs, or user errors and
     nothing stored (also when the job queue is down). With no queue, the report
-    is only stored, for the caller to run (`partnerhub report run`)."""
+    is only stored, for the caller to run (`partnerhub report run`).
+    `customer_filter` (CUSTOMER_LIST only) is applied when the report runs."""
     require_setup_completed(viewer)
     require_role(viewer, REPORT_ROLES, "Generating reports")
-    request = await check_request(viewer, template_id, start_date, end_date, region, today)
+    request = await check_request(
+        viewer, template_id, start_date, end_date, region, today, customer_filter
+    )
     try:
         async with in_transaction():
             report = await create_report(viewer.partner_id, request, viewer.admin.id, queue, today)
@@ -208,7 +220,8 @@ async def generate_report(
                 encode_global_id("Report", report.id),
                 f"Generated a {request.template.name!r} report"
                 + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
-                + (f" in {request.region.value}" if request.region else ""),
+                + (f" in {request.region.value}" if request.region else "")
+                + (" for filtered customers" if request.customer_filter else ""),
             )
     except QueueError:
         raise reject(

@@ -34,6 +34,17 @@ class StatusClock:
         return self.now.date()
 
 
+@dataclass(frozen=True)
+class StatusWindows:
+    """The settings' windows (expiring soon, no recent activity), for a clock made later."""
+
+    expiring_soon_days: int = 30
+    no_recent_activity_days: int = 30
+
+    def at(self, now: datetime) -> StatusClock:
+        return StatusClock(now, self.expiring_soon_days, self.no_recent_activity_days)
+
+
 def _subscription(condition: str, *params: object) -> Sql:
     return Sql(
         "EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id"

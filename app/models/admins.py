@@ -20,6 +20,11 @@ class Admin(Model):
     role = fields.CharEnumField(AdminRole, max_length=20)
     last_login_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    removed_at = fields.DatetimeField(
+        null=True,
+        description="set by removeAdmin: gone from the Admins list and unable to sign in, "
+        "kept so that audit events and reports naming it still resolve",
+    )
 
     class Meta:
         table = "admin"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from app.models.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
+
 
 class PartnerOrganization(Model):
     """A partner that resells and manages Webex for its customers (Account page)."""
@@ -24,3 +26,45 @@ class PartnerOrganization(Model):
     @property
     def setup_completed(self) -> bool:
         return self.terms_accepted_at is not None
+
+
+class PartnerSubscription(Model):
+    """A subscription of the partner organization itself (its own plan, shown by the
+    first-time setup wizard). Kept apart from customers' subscriptions: no customer
+    list, count, KPI, analytics figure or report reads this table."""
+
+    id = fields.IntField(primary_key=True)
+    partner = fields.ForeignKeyField(
+        "models.PartnerOrganization", related_name="own_subscriptions", on_delete=fields.CASCADE
+    )
+    subscription_id = fields.CharField(max_length=40, unique=True, description="Sub-… id")
+    kind = fields.CharEnumField(
+        SubscriptionKind, max_length=12, default=SubscriptionKind.SUBSCRIPTION
+    )
+    status = fields.CharEnumField(SubscriptionStatus, max_length=13)
+    start_date = fields.DateField()
+    end_date = fields.DateField(null=True, description="expiry, or renewal when auto_renew")
+    auto_renew = fields.BooleanField(default=False)
+    added_at = fields.DatetimeField()
+
+    class Meta:
+        table = "partner_subscription"
+        indexes = (("partner_id", "start_date"),)
+
+
+class PartnerLicenseLine(Model):
+    """Licenses of one type on one of the partner's own subscriptions."""
+
+    id = fields.IntField(primary_key=True)
+    subscription = fields.ForeignKeyField(
+        "models.PartnerSubscription", related_name="licenses", on_delete=fields.CASCADE
+    )
+    license_type = fields.CharEnumField(LicenseType, max_length=24)
+    product = fields.CharEnumField(Product, max_length=24)
+    quantity = fields.IntField()
+    assigned = fields.IntField(default=0)
+    used = fields.IntField(default=0, description="used at least once in the last 7 days")
+
+    class Meta:
+        table = "partner_license_line"
+        unique_together = (("subscription", "license_type"),)

@@ -64,6 +64,11 @@ class ReportSchedule(Model):
         "models.Admin", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     webhook_url = fields.CharField(max_length=2000, null=True)
+    customer_filter = fields.JSONField(
+        null=True,
+        description="CUSTOMER_LIST schedules: the customers filter each run applies (in the "
+        "schedule owner's scope), or null for every customer",
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -88,6 +93,11 @@ class Report(Model):
     )
     status = fields.CharEnumField(ReportStatus, max_length=9)
     region = fields.CharEnumField(Region, max_length=3, null=True)
+    customer_filter = fields.JSONField(
+        null=True,
+        description="CUSTOMER_LIST reports: the customers filter applied (in the requester's "
+        "scope), or null for every customer",
+    )
     start_date = fields.DateField(null=True)
     end_date = fields.DateField(null=True)
     requested_by = fields.ForeignKeyField(
