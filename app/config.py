@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.headerregistry import Address
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -105,6 +107,44 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="First retry delay of a failed webhook; it doubles on each of the 5 tries",
+    )
+    email_link_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        le=31 * 24 * 3600,
+        description="Lifetime of the signed download link in the e-mail a scheduled report's "
+        "recipients get when a run succeeds",
+    )
+    email_retry_base_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="First retry delay of an e-mail the SMTP server did not take; it doubles "
+        "on each of the 5 tries",
+    )
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server that sends the e-mails of scheduled reports; unset = each "
+        "message is written as a .eml file under <var_dir>/mail and logged",
+    )
+    smtp_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the SMTP server; unset = 25 (none), 587 (starttls) or 465 (tls)",
+    )
+    smtp_username: str | None = Field(
+        default=None, description="User name on the SMTP server; unset = no authentication"
+    )
+    smtp_password: str | None = Field(default=None, description="Password on the SMTP server")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls",
+        description="`starttls`: plain connection upgraded with STARTTLS (required); `tls`: "
+        "TLS from the first byte (SMTPS); `none`: no encryption (a local relay only)",
+    )
+    smtp_sender: str = Field(
+        default="partnerhub@localhost",
+        description="From address of the e-mails (an address, or `Name <address>`)",
     )
     max_query_cost: int = Field(
         default=50_000,
@@ -273,6 +313,23 @@ class Settings(BaseSettings):
             raise ValueError("is too short: use at least 32 random characters")
         return value
 
+    @field_validator("smtp_host", "smtp_username", "smtp_password")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _check_smtp_sender(cls, value: str) -> str:
+        name, address = parseaddr(value)
+        if "@" not in address or address.startswith("@") or address.endswith("@"):
+            raise ValueError(f"{value!r} is not an e-mail address (write a@b or Name <a@b>)")
+        try:
+            Address(display_name=name, addr_spec=address)
+        except (ValueError, IndexError) as exc:
+            raise ValueError(f"{value!r} is not an e-mail address: {exc}") from None
+        return value
+
     @field_validator("s3_endpoint_url")
     @classmethod
     def _check_s3_endpoint(cls, value: str | None) -> str | None:
@@ -365,6 +422,18 @@ class Settings(BaseSettings):
         return frozenset(
             h.strip().lower().strip("[]") for h in self.webhook_allow_hosts.split(",") if h.strip()
         )
+
+    @property
+    def mail_folder(self) -> Path:
+        """Where e-mails go as .eml files while no SMTP server is set (PARTNERHUB_SMTP_HOST)."""
+        return self.var_dir / "mail"
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        """PARTNERHUB_SMTP_PORT, or the usual port of PARTNERHUB_SMTP_SECURITY."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"none": 25, "starttls": 587, "tls": 465}[self.smtp_security]
 
     @property
     def report_folder(self) -> Path:

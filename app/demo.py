@@ -62,6 +62,18 @@ PARTNERS: tuple[DemoPartner, ...] = (
     DemoPartner("Contoso Partners", "contoso.example", False, None, None),
 )
 
+# External-admin grants in both directions ("managed by" EXTERNAL_ADMIN): (granting
+# partner index, its customer number, grantee partner index, grantee role, days ago).
+# Fixed values, written after every customer: the random stream stays the same.
+EXTERNAL_ADMIN_GRANTS: tuple[tuple[int, int, int, AdminRole, int], ...] = (
+    (0, 0, 1, AdminRole.ADMIN, 20),
+    (0, 1, 1, AdminRole.ADMIN, 12),
+    (0, 0, 1, AdminRole.READ_ONLY_ADMIN, 5),
+    (1, 0, 0, AdminRole.ADMIN, 30),
+    (1, 1, 0, AdminRole.ADMIN, 8),
+    (1, 2, 0, AdminRole.FULL_ADMIN, 3),
+)
+
 ROLE_MAILBOXES: tuple[tuple[AdminRole, str, str], ...] = (
     (AdminRole.FULL_ADMIN, "full", "Full Admin"),
     (AdminRole.ADMIN, "admin", "Partner Admin"),
@@ -258,6 +270,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "location": ("id", "customer_id", "uuid", "name", "country"),
     "customer_tag": ("id", "customer_id", "tag_id", "tagged_at"),
     "customer_assignment": ("id", "admin_id", "customer_id", "assigned_at", "assigned_by_id"),
+    "external_admin_grant": ("id", "customer_id", "admin_id", "granted_by_id", "granted_at"),
     "trial": ("id", "customer_id", "trial_id", "status", "start_date", "end_date",
               "started_by_id", "created_at", "ended_at"),
     "trial_product": ("id", "trial_id", "product", "licenses"),
@@ -782,14 +795,23 @@ async def load_demo(
         writer = BulkWriter(conn)
         builder = DemoBuilder(writer, seed, now)
         await ensure_reference_resources()  # stored by migrate; an older install gains them
+        team: list[dict[AdminRole, int]] = []
+        first_customer: list[int] = []
         for index, spec in enumerate(PARTNERS):
             partner_id, admins, tag_ids = await builder.partner(index, spec)
+            team.append(admins)
+            first_customer.append(builder.ids.peek("customer"))
             for number in range(per_partner[index]):
                 await builder.customer(partner_id, number, admins, tag_ids)
                 if progress is not None and number % 50 == 49:
                     progress(50)
             if progress is not None:
                 progress(per_partner[index] % 50)
+        for owner, number, grantee, role, days_ago in EXTERNAL_ADMIN_GRANTS:
+            await builder.row(
+                "external_admin_grant", first_customer[owner] + number, team[grantee][role],
+                team[owner][AdminRole.FULL_ADMIN], builder.at(days_ago),
+            )  # fmt: skip
         await builder.row("demo_dataset", seed, per_partner[0], now)
         await writer.flush()
         await writer.reset_sequences()

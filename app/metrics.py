@@ -18,7 +18,10 @@ Every name starts with `partnerhub_`:
   from Redis at scrape time (absent while Redis is unreachable);
 - `partnerhub_report_rows_total`, `partnerhub_report_bytes_total`: rows and
   bytes of the report files written;
-- `partnerhub_webhook_deliveries_total{outcome}`: `delivered`, `retry`, `failed`.
+- `partnerhub_webhook_deliveries_total{outcome}`: `delivered`, `retry`, `failed`;
+- `partnerhub_email_deliveries_total{outcome}`: tries of the e-mails of scheduled
+  reports, `sent`, `retry`, `failed` (given up), `skipped` (recipient no longer
+  allowed).
 
 `partnerhub serve` points PROMETHEUS_MULTIPROC_DIR at a fresh folder before
 uvicorn starts its processes: each process then keeps its figures in files
@@ -100,6 +103,11 @@ REPORT_BYTES = Counter("partnerhub_report_bytes", "Bytes written to report files
 WEBHOOK_DELIVERIES = Counter(
     "partnerhub_webhook_deliveries",
     "Webhook delivery attempts by outcome (delivered, retry, failed).",
+    ["outcome"],
+)
+EMAIL_DELIVERIES = Counter(
+    "partnerhub_email_deliveries",
+    "E-mail delivery tries of scheduled reports by outcome (sent, retry, failed, skipped).",
     ["outcome"],
 )
 
@@ -242,6 +250,11 @@ def count_webhook(delivered: bool, retry_in: float | None) -> None:
     """One webhook delivery attempt: delivered, to be tried again, or given up."""
     outcome = "delivered" if delivered else "retry" if retry_in is not None else "failed"
     WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
+def count_email(outcome: str) -> None:
+    """One e-mail delivery try of a scheduled report: sent, retry, failed or skipped."""
+    EMAIL_DELIVERIES.labels(outcome).inc()
 
 
 # ----------------------------------------------------------------- queue

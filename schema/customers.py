@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from app.domain import licenses, tags
+from app.domain import external_admins, licenses, tags
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.customers import CustomerOrder as CustomerOrderValue
 from app.domain.customers import get_customer, list_customers
@@ -38,6 +38,32 @@ class Location:
     id: strawberry.ID
     name: str
     country: str
+
+
+@strawberry.type(
+    name="ExternalAdmin",
+    description="An admin of another partner organization made an external admin of a "
+    "customer (grantExternalAdmin): it sees that customer read-only until revoked.",
+)
+class ExternalAdmin:
+    email: str = strawberry.field(description="The e-mail the grant was made to.")
+    granted_at: datetime
+    granted_by_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The FULL_ADMIN of this organization who made the grant.")
+    async def granted_by(self, info: Info) -> Admin | None:
+        if self.granted_by_id is None:
+            return None
+        admin = await info.context.loaders.admins.load(self.granted_by_id)
+        return Admin.from_model(admin) if admin else None
+
+    @classmethod
+    def of(cls, value: external_admins.ExternalAdmin) -> ExternalAdmin:
+        return cls(
+            email=value.email,
+            granted_at=value.granted_at,  # type: ignore[arg-type]
+            granted_by_id=value.granted_by_id,
+        )
 
 
 @strawberry.type(name="Customer")
@@ -119,6 +145,14 @@ class Customer(Node):
             )
             for a in assignments
         ]
+
+    @strawberry.field(
+        description="Admins of other partner organizations made external admins of this "
+        "customer (grantExternalAdmin); empty on a customer seen through such a grant."
+    )
+    async def external_admins(self, info: Info) -> list[ExternalAdmin]:
+        found = await info.context.loaders.external_admins.load(self.model.id)
+        return [ExternalAdmin.of(value) for value in found]
 
     @strawberry.field
     async def locations(self, info: Info) -> list[Location]:
@@ -314,4 +348,57 @@ async def resolve_remove_tag_from_customers(
             info.context.clock,
         ),
         _bulk_shape,
+    )
+
+
+@strawberry.input(
+    name="ExternalAdminInput",
+    description="A customer of the viewer's partner and the e-mail of an admin of another "
+    "partner organization.",
+)
+class ExternalAdminInput:
+    customer_id: strawberry.ID
+    admin_email: str
+
+
+@strawberry.type(name="ExternalAdminPayload")
+class ExternalAdminPayload:
+    customer: Customer | None
+    external_admin: ExternalAdmin | None = strawberry.field(
+        description="The grant made (grantExternalAdmin) or ended (revokeExternalAdmin)."
+    )
+    user_errors: list[UserError]
+
+
+def _external_admin_shape(change: external_admins.ExternalAdminChange) -> dict:
+    grant = change.grant
+    return {
+        "customer": Customer.of(change.customer),
+        "external_admin": ExternalAdmin(
+            email=change.email, granted_at=grant.granted_at, granted_by_id=grant.granted_by_id
+        ),
+    }
+
+
+async def resolve_grant_external_admin(
+    info: Info, input: ExternalAdminInput
+) -> ExternalAdminPayload:
+    return await mutate(
+        ExternalAdminPayload,
+        lambda: external_admins.grant_external_admin(
+            info.context.viewer, decode_id_of(str(input.customer_id), "Customer"), input.admin_email
+        ),
+        _external_admin_shape,
+    )
+
+
+async def resolve_revoke_external_admin(
+    info: Info, input: ExternalAdminInput
+) -> ExternalAdminPayload:
+    return await mutate(
+        ExternalAdminPayload,
+        lambda: external_admins.revoke_external_admin(
+            info.context.viewer, decode_id_of(str(input.customer_id), "Customer"), input.admin_email
+        ),
+        _external_admin_shape,
     )

@@ -70,6 +70,13 @@ ReportType = strawberry.enum(enums.ReportType, name="ReportType")
 ReportTemplateKind = strawberry.enum(enums.ReportTemplateKind, name="ReportTemplateKind")
 ReportStatus = strawberry.enum(enums.ReportStatus, name="ReportStatus")
 ReportFrequency = strawberry.enum(enums.ReportFrequency, name="ReportFrequency")
+EmailDeliveryStatus = strawberry.enum(
+    enums.EmailDeliveryStatus,
+    name="EmailDeliveryStatus",
+    description="PENDING: not sent yet (queued or waiting for its next try); SENT: taken "
+    "by the SMTP server (or written to the outbox folder); FAILED: refused for good or "
+    "its last try failed; SKIPPED: the recipient may no longer receive the report.",
+)
 
 
 @strawberry.enum(name="SortDirection")

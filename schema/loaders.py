@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from app.domain import customer_detail as detail
-from app.domain import reports
+from app.domain import external_admins, reports
 from app.domain.access import Viewer
 from app.domain.customers import assigned_customer_pages
 from app.domain.statuses import StatusClock, statuses_of
@@ -44,6 +44,9 @@ class Loaders:
             lambda ids: detail.managed_by_of(viewer, ids), ManagedBy.PARTNER_ORGANIZATION
         )
         self.locations = batched(detail.locations_of, list)
+        self.external_admins = batched(
+            lambda ids: external_admins.external_admins_of(viewer, ids), list
+        )
         # All admins of the partner in one query: ids come from tags and trials at
         # different depths, and one load keeps a page's cost independent of timing.
         self.admins = batched(_once(lambda: detail.admins_of_partner(viewer)), None)

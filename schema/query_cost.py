@@ -58,8 +58,11 @@ LIST_SIZES: dict[str, int] = {
     "Customer.tags": 20,  # PARTNERHUB_MAX_TAGS_PER_CUSTOMER's default
     "Customer.trials": 10,
     "Customer.partnerAdmins": 25,
+    "Customer.externalAdmins": 25,
     "Customer.locations": 25,
     "CustomerSubscription.licenses": 10,
+    "PartnerOrganization.subscriptions": 10,
+    "OrganizationSubscription.licenses": 10,
     "CustomerSubscription.orders": 10,
     "Trial.products": 10,
     "ReportTemplate.columns": 60,

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import strawberry
 
-from app.domain import report_schedules, report_templates, reports
+from app.domain import report_emails, report_schedules, report_templates, reports
 from app.domain.access import SCHEDULE_ROLES
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.errors import InvalidArgument
@@ -17,13 +17,21 @@ from app.domain.pagination import Page
 from app.domain.report_columns import Column
 from app.domain.webhooks import schedule_secret
 from app.models.enums import ReportStatus as ReportStatusValue
+from app.models.reports import EmailDelivery as EmailDeliveryModel
 from app.models.reports import Report as ReportModel
 from app.models.reports import ReportSchedule as ReportScheduleModel
 from app.models.reports import ReportTemplate as ReportTemplateModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.customers import CustomerFilter
-from schema.enums import Region, ReportFrequency, ReportStatus, ReportTemplateKind, ReportType
+from schema.enums import (
+    EmailDeliveryStatus,
+    Region,
+    ReportFrequency,
+    ReportStatus,
+    ReportTemplateKind,
+    ReportType,
+)
 from schema.node import Node, node_loader
 from schema.pagination import PageInfo, connection_parts
 from schema.payloads import DeleteInput, DeletePayload, UserError, mutate
@@ -215,6 +223,53 @@ class ReportFilter:
 # ---------------------------------------------------------------- schedules
 
 
+@strawberry.type(
+    name="EmailDelivery",
+    description="The e-mail of one succeeded scheduled run to one recipient, with its tries.",
+)
+class EmailDelivery:
+    recipient: str
+    status: EmailDeliveryStatus
+    attempts: int = strawberry.field(description="Tries made (at most 5).")
+    last_error: str | None = strawberry.field(
+        description="Why the last try failed (the SMTP server's answer, or no connection); "
+        "null once SENT."
+    )
+    sent_at: datetime | None
+    created_at: datetime
+    report: Report
+
+    @classmethod
+    def of(cls, delivery: EmailDeliveryModel) -> EmailDelivery:
+        return cls(
+            recipient=delivery.recipient,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            last_error=delivery.last_error,
+            sent_at=delivery.sent_at,
+            created_at=delivery.created_at,
+            report=Report.of(delivery.report),
+        )
+
+
+@strawberry.type(name="EmailDeliveryEdge")
+class EmailDeliveryEdge:
+    cursor: str
+    node: EmailDelivery
+
+
+@strawberry.type(name="EmailDeliveryConnection")
+class EmailDeliveryConnection:
+    edges: list[EmailDeliveryEdge]
+    nodes: list[EmailDelivery]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page[EmailDeliveryModel]) -> EmailDeliveryConnection:
+        return cls(**connection_parts(page, EmailDelivery.of, EmailDeliveryEdge))
+
+
 @strawberry.type(name="ReportSchedule")
 class ReportSchedule(Node):
     model: strawberry.Private[ReportScheduleModel]
@@ -228,6 +283,9 @@ class ReportSchedule(Node):
     last_run_at: datetime | None
     webhook_url: str | None = strawberry.field(
         description="HTTPS URL that receives a signed POST when a run finishes."
+    )
+    recipients: list[str] = strawberry.field(
+        description="Admins (by e-mail) who get an e-mail with a download link when a run succeeds."
     )
 
     @classmethod
@@ -244,11 +302,23 @@ class ReportSchedule(Node):
             next_run_at=schedule.next_run_at,
             last_run_at=schedule.last_run_at,
             webhook_url=schedule.webhook_url,
+            recipients=report_emails.recipients_of(schedule),
         )
 
     @strawberry.field
     async def template(self, info: Info) -> ReportTemplate:
         return await _template(info, self.model.template_id)
+
+    @strawberry.field(
+        description="The e-mails of its succeeded runs to its recipients, newest first."
+    )
+    async def email_deliveries(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> EmailDeliveryConnection:
+        page = await report_emails.list_deliveries(
+            info.context.viewer, self.model, first=first, after=after
+        )
+        return EmailDeliveryConnection.of(page)
 
     @strawberry.field
     async def last_report(self, info: Info) -> Report | None:
@@ -407,6 +477,12 @@ class CreateReportScheduleInput:
         "`customers` query filters them (in the scope of the schedule's owner); "
         "default: every customer.",
     )
+    recipients: list[str] | None = strawberry.field(
+        default=None,
+        description="Up to 20 e-mail addresses of admins of the partner who see every customer "
+        "(FULL_ADMIN, READ_ONLY_ADMIN, SALES_FULL_ADMIN); each gets an e-mail with a "
+        "download link when a run succeeds.",
+    )
 
 
 @strawberry.input(name="UpdateReportScheduleInput")
@@ -419,6 +495,11 @@ class UpdateReportScheduleInput:
     hour_utc: int | None = None
     webhook_url: str | None = strawberry.field(
         default=None, description='An empty string ("") removes the webhook.'
+    )
+    recipients: list[str] | None = strawberry.field(
+        default=None,
+        description="The recipients again (replacing them; [] removes them all), as in "
+        "createReportSchedule.",
     )
 
 
@@ -505,6 +586,7 @@ async def resolve_create_report_schedule(
             info.context.clock.now,
             allowed_webhook_hosts=info.context.settings.webhook_allowed_hosts,
             customer_filter=_filter_value(input.customer_filter),
+            recipients=input.recipients,
         ),
         lambda schedule: {"schedule": ReportSchedule.of(schedule)},
     )
@@ -526,6 +608,7 @@ async def resolve_update_report_schedule(
             webhook_url=input.webhook_url,
             now=info.context.clock.now,
             allowed_webhook_hosts=info.context.settings.webhook_allowed_hosts,
+            recipients=input.recipients,
         ),
         lambda schedule: {"schedule": ReportSchedule.of(schedule)},
     )

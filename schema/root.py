@@ -26,11 +26,14 @@ from schema.customers import (
     Customer,
     CustomerConnection,
     CustomerPayload,
+    ExternalAdminPayload,
     TagCustomersPayload,
     resolve_add_tag_to_customers,
     resolve_customer,
     resolve_customers,
+    resolve_grant_external_admin,
     resolve_remove_tag_from_customers,
+    resolve_revoke_external_admin,
     resolve_set_customer_tags,
 )
 from schema.errors import ErrorPolicy, log_errors
@@ -150,6 +153,17 @@ class Mutation:
     )
     unassign_admin_from_customer: DeletePayload = strawberry.field(
         resolver=admins.resolve_unassign_admin
+    )
+    grant_external_admin: ExternalAdminPayload = strawberry.field(
+        resolver=resolve_grant_external_admin,
+        description="Makes an admin of another partner organization (by e-mail) an external "
+        "admin of one customer (FULL_ADMIN): it sees that customer read-only, managed by "
+        "EXTERNAL_ADMIN, until revoked.",
+    )
+    revoke_external_admin: ExternalAdminPayload = strawberry.field(
+        resolver=resolve_revoke_external_admin,
+        description="Ends an external admin's grant (FULL_ADMIN): from its next request on "
+        "the admin no longer sees the customer.",
     )
     create_admin: AdminPayload = strawberry.field(resolver=admins.resolve_create_admin)
     update_admin_role: AdminPayload = strawberry.field(resolver=admins.resolve_update_admin_role)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.domain.ids import encode_global_id as gid
-from app.models.admins import Admin, ApiToken
+from app.models.admins import Admin, ApiToken, ExternalAdminGrant
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
 from app.models.enums import (
@@ -49,13 +49,15 @@ class AuditWorld:
     template: ReportTemplate  # a CUSTOM template of Northwind
     schedule: ReportSchedule
     spare_template: ReportTemplate  # a CUSTOM template of Northwind no schedule uses
+    outsider: Admin  # a Contoso ADMIN, external admin of `with_trial` (not of `customer`)
 
 
 async def build_audit_world() -> AuditWorld:
     northwind = await factories.partner("Northwind Partners", "northwind.example")
     contoso = await factories.partner("Contoso Partners", "contoso.example")
     team = await factories.team(northwind)
-    await factories.team(contoso)
+    contoso_team = await factories.team(contoso)
+    outsider = contoso_team[ADMIN].admin
     await factories.customer(contoso, "Contoso customer")
     today = datetime.now(UTC).date()
     customer = await factories.customer(northwind, "Plain")
@@ -95,9 +97,15 @@ async def build_audit_world() -> AuditWorld:
         created_by=team[FULL].admin,
     )
     await CustomerTag.create(customer=with_trial, tag=tag)  # for removeTagFromCustomers
+    await ExternalAdminGrant.create(  # for revokeExternalAdmin
+        customer=with_trial,
+        admin=outsider,
+        granted_by=team[FULL].admin,
+        granted_at=datetime.now(UTC),
+    )
     return AuditWorld(
         northwind, contoso, team, customer, with_trial, trial, tag, spare, spare_token, assigned,
-        template, schedule, spare_template,
+        template, schedule, spare_template, outsider,
     )  # fmt: skip
 
 
@@ -215,6 +223,22 @@ CASES = [
         "mutation($input: AssignAdminInput!) { unassignAdminFromCustomer(input: $input) { deletedId userErrors { code } } }",
         lambda w: _in(adminId=gid("Admin", w.assigned_admin.id), customerId=gid("Customer", w.customer.id)),
         lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "grantExternalAdmin",
+        "customer.external_admin.grant",
+        frozenset({FULL}),
+        "mutation($input: ExternalAdminInput!) { grantExternalAdmin(input: $input) { customer { id } userErrors { code } } }",
+        lambda w: _in(customerId=gid("Customer", w.customer.id), adminEmail=w.outsider.email),
+        lambda w, p: gid("Customer", w.customer.id),
+    ),
+    Case(
+        "revokeExternalAdmin",
+        "customer.external_admin.revoke",
+        frozenset({FULL}),
+        "mutation($input: ExternalAdminInput!) { revokeExternalAdmin(input: $input) { customer { id } userErrors { code } } }",
+        lambda w: _in(customerId=gid("Customer", w.with_trial.id), adminEmail=w.outsider.email),
+        lambda w, p: gid("Customer", w.with_trial.id),
     ),
     Case(
         "createAdmin",

@@ -11,6 +11,7 @@ import pytest
 from app.db import fetch_all
 from app.domain.ids import encode_global_id
 from app.domain.statuses import StatusClock, status_condition, statuses_of
+from app.models.admins import ExternalAdminGrant
 from app.models.enums import AdminRole, CustomerStatus, SubscriptionStatus, TrialStatus
 from tests.graphql_client import data, gql
 from tests.world import StatusGrid, World, build_status_grid, build_world
@@ -102,19 +103,29 @@ async def test_email_finds_the_organization_of_that_exact_user(
 async def test_managed_by_is_relative_to_the_viewer(
     client: httpx.AsyncClient, world: World
 ) -> None:
-    assert await names(client, world, {"managedBy": "EXTERNAL_ADMIN"}) == {"pending setup"}
-    assert await names(client, world, {"managedBy": "EXTERNAL_ADMIN"}, AdminRole.ADMIN) == {
+    """Own customers are PARTNER_ORGANIZATION (assigned or not); a customer of another
+    partner shows only through an external-admin grant, as EXTERNAL_ADMIN."""
+    assert await names(client, world, {"managedBy": "EXTERNAL_ADMIN"}) == set()
+    assert await names(client, world, {"managedBy": "EXTERNAL_ADMIN"}, AdminRole.ADMIN) == set()
+    assert await names(client, world, {"managedBy": "PARTNER_ORGANIZATION"}, AdminRole.ADMIN) == {
         "overage of one",
         "assigned equals quantity",
     }
-    assert len(await names(client, world, {"managedBy": "PARTNER_ORGANIZATION"})) == len(
-        world.customers
+    assert world.foreign is not None
+    await ExternalAdminGrant.create(
+        customer=world.foreign,
+        admin=world.team[AdminRole.FULL_ADMIN].admin,
+        granted_by=world.contoso_team[AdminRole.FULL_ADMIN].admin,
+        granted_at=world.now,
     )
+    assert await names(client, world, {"managedBy": "EXTERNAL_ADMIN"}) == {world.foreign.name}
+    assert await names(client, world, {"managedBy": "PARTNER_ORGANIZATION"}) == set(world.customers)
     answer = await data(
         client, token(world), "{ customers(first: 100) { nodes { name managedBy } } }"
     )
     managed = {n["name"]: n["managedBy"] for n in answer["customers"]["nodes"]}
-    assert {k for k, v in managed.items() if v == "EXTERNAL_ADMIN"} == {"pending setup"}
+    assert {k for k, v in managed.items() if v == "EXTERNAL_ADMIN"} == {world.foreign.name}
+    assert {k for k, v in managed.items() if v == "PARTNER_ORGANIZATION"} == set(world.customers)
 
 
 async def test_products_are_any_of_over_all_subscriptions_and_trials(

@@ -1,7 +1,9 @@
 """Every mutation as each of the five roles, against a target in the viewer's
 scope, one outside it, and another partner's: the answer (success, FORBIDDEN
 or NOT_FOUND, per the SPEC.md role table) and, when refused, that nothing
-changed at all."""
+changed at all. Every mutation on a customer also runs against another
+partner's customer that the viewer sees through an external-admin grant
+(`granted`): read-only, so refused exactly as any foreign customer."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from tortoise import Tortoise
 
 from app.db import fetch_all
 from app.domain.ids import encode_global_id as gid
-from app.models.admins import Admin, CustomerAssignment
+from app.models.admins import Admin, CustomerAssignment, ExternalAdminGrant
 from app.models.customers import Customer
 from app.models.enums import AdminRole, ReportTemplateKind, ReportType
 from app.models.reports import ReportTemplate
@@ -29,7 +31,7 @@ TAG_ROLES = {FULL, ADMIN, SALES_FULL}
 TRIAL_ROLES = {FULL, ADMIN, SALES_FULL, SALES}
 TEMPLATE_ROLES = {FULL, ADMIN, SALES_FULL, SALES}  # every role but READ_ONLY_ADMIN
 MANAGER_ROLES = {FULL}
-TARGETS = ("in_scope", "out_of_scope", "foreign")
+TARGETS = ("in_scope", "out_of_scope", "foreign", "granted")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Matrix:
     spare_admin: dict[str, Admin]  # an ADMIN-role admin assigned to nothing
     assigned_admin: dict[str, Admin]  # an ADMIN-role admin assigned to plain[target]
     templates: dict[str, ReportTemplate]  # a CUSTOM template of the target's partner
+    outsider: Admin  # a Contoso ADMIN: external admin of with_trial[t] for Northwind's targets
 
 
 async def _custom_template(owner: object, name: str) -> ReportTemplate:
@@ -65,7 +68,12 @@ async def build_matrix() -> Matrix:
     contoso = await factories.partner("Contoso Partners", "contoso.example")
     team = await factories.team(northwind)
     today = datetime.now(UTC).date()
-    owner = {"in_scope": northwind, "out_of_scope": northwind, "foreign": contoso}
+    owner = {
+        "in_scope": northwind,
+        "out_of_scope": northwind,
+        "foreign": contoso,
+        "granted": contoso,
+    }
     plain = {t: await factories.customer(owner[t], f"{t} plain") for t in TARGETS}
     with_trial = {t: await factories.customer(owner[t], f"{t} with trial") for t in TARGETS}
     trials = {
@@ -89,7 +97,21 @@ async def build_matrix() -> Matrix:
         # removeTagFromCustomers takes the target's tag off the customer with a trial
         await _carry(with_trial[t], tags[t])
     templates = {t: await _custom_template(owner[t], f"{t} template") for t in TARGETS}
-    return Matrix(team, plain, with_trial, trials, tags, spare, assigned, templates)
+    # Contoso's FULL_ADMIN made every Northwind admin an external admin of its
+    # `granted` customers; Northwind's made a Contoso admin one of its with_trial ones.
+    contoso_full = await factories.admin(contoso, FULL)
+    outsider = (await factories.admin(contoso, ADMIN)).admin
+    now = datetime.now(UTC)
+    for member in team.values():
+        for customer in (plain["granted"], with_trial["granted"]):
+            await ExternalAdminGrant.create(
+                customer=customer, admin=member.admin, granted_by=contoso_full.admin, granted_at=now
+            )
+    for t in ("in_scope", "out_of_scope"):
+        await ExternalAdminGrant.create(
+            customer=with_trial[t], admin=outsider, granted_by=team[FULL].admin, granted_at=now
+        )
+    return Matrix(team, plain, with_trial, trials, tags, spare, assigned, templates, outsider)
 
 
 @dataclass(frozen=True)
@@ -238,6 +260,28 @@ MUTATIONS = [
         lambda m, t: _none(CustomerAssignment.filter(admin_id=m.assigned_admin[t].id)),
     ),
     Mutation(
+        "grantExternalAdmin",
+        MANAGER_ROLES,
+        True,
+        "mutation($input: ExternalAdminInput!) { grantExternalAdmin(input: $input) { customer { name } userErrors { code } } }",
+        lambda m, t: _input(customerId=gid("Customer", m.plain[t].id), adminEmail=m.outsider.email),
+        lambda m, t: ExternalAdminGrant.filter(
+            customer_id=m.plain[t].id, admin_id=m.outsider.id
+        ).exists(),
+    ),
+    Mutation(
+        "revokeExternalAdmin",
+        MANAGER_ROLES,
+        True,
+        "mutation($input: ExternalAdminInput!) { revokeExternalAdmin(input: $input) { customer { name } userErrors { code } } }",
+        lambda m, t: _input(
+            customerId=gid("Customer", m.with_trial[t].id), adminEmail=m.outsider.email
+        ),
+        lambda m, t: _none(
+            ExternalAdminGrant.filter(customer_id=m.with_trial[t].id, admin_id=m.outsider.id)
+        ),
+    ),
+    Mutation(
         "createAdmin",
         MANAGER_ROLES,
         False,
@@ -281,6 +325,8 @@ ACTIONS = {
     "cancelTrial": "trial.cancel",
     "assignAdminToCustomer": "admin.assign",
     "unassignAdminFromCustomer": "admin.unassign",
+    "grantExternalAdmin": "customer.external_admin.grant",
+    "revokeExternalAdmin": "customer.external_admin.revoke",
     "createAdmin": "admin.create",
     "updateAdminRole": "admin.role",
     "removeAdmin": "admin.remove",
@@ -312,7 +358,7 @@ async def everything() -> dict[str, list[dict]]:
 def expected_outcome(mutation: Mutation, role: AdminRole, target: str) -> str:
     if role not in mutation.roles:
         return "FORBIDDEN"
-    if target == "foreign":
+    if target in ("foreign", "granted"):  # a granted customer is read-only
         return "NOT_FOUND"
     if mutation.scoped and target == "out_of_scope" and role in (ADMIN, SALES):
         return "NOT_FOUND"
@@ -326,6 +372,8 @@ CASES = [
     for target in TARGETS
     # creating a tag or an admin has no target to vary
     if not (mutation.name in ("createTag", "createAdmin") and target != "in_scope")
+    # a grant reaches customers only: the mutations on one vary over it
+    and not (target == "granted" and not mutation.scoped)
 ]
 
 
@@ -377,6 +425,7 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
     client: httpx.AsyncClient, db
 ) -> None:
     pending = await factories.partner("Pending Partners", "pending.example", setup_completed=False)
+    northwind_like = await factories.partner("Other Partners", "other.example")
     full = await factories.admin(pending, FULL)
     customer = await factories.customer(pending)
     tag = await Tag.create(partner=pending, name="T", name_key="t")
@@ -394,6 +443,7 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
         spare_admin={"in_scope": (await factories.admin(pending, ADMIN)).admin},
         assigned_admin={"in_scope": (await factories.admin(pending, ADMIN)).admin},
         templates={"in_scope": await _custom_template(pending, "Pending template")},
+        outsider=(await factories.admin(northwind_like, ADMIN)).admin,
     )
     await CustomerAssignment.create(admin=matrix_like.assigned_admin["in_scope"], customer=customer)
     before = await everything()

@@ -25,6 +25,7 @@ from app.domain.access import (
     Viewer,
     assigned_to_viewer,
     customer_scope,
+    managed_customers,
     visible_admins,
     visible_customers,
     visible_organization,
@@ -34,7 +35,7 @@ from app.domain.access import (
 )
 from app.domain.ids import encode_global_id
 from app.domain.sql import Sql
-from app.models.admins import Admin
+from app.models.admins import Admin, ExternalAdminGrant
 from app.models.customers import Customer
 from app.models.enums import (
     AdminRole,
@@ -184,6 +185,7 @@ DEFAULT_TEMPLATES = {
     "Phone numbers",
     "Webex App versions",
     "Subscription details",
+    "Customer list",
 }
 # CUSTOM templates: (partner, name, creating admin)
 CUSTOM_TEMPLATES: dict[str, tuple[str, str, str]] = {
@@ -338,8 +340,9 @@ async def test_the_sql_customer_scope_keeps_its_rule_inside_a_larger_condition(
 async def test_assigned_to_viewer_holds_only_the_viewers_own_assignments_in_scope(
     world: ScopeWorld,
 ) -> None:
-    """The EXTERNAL_ADMIN side of "managed by": within the scope, the customers
-    assigned to the viewer itself (never another admin's, never another partner's)."""
+    """Within the scope, the customers assigned to the viewer itself (never another
+    admin's, never another partner's). Being assigned says nothing of `managedBy`:
+    an own partner's customer is PARTNER_ORGANIZATION whoever is assigned to it."""
     expected = {
         "full": {"assigned to full (stray)"},
         "admin": {
@@ -562,3 +565,106 @@ async def test_the_world_holds_the_stray_rows_the_rules_must_ignore(world: Scope
     northwind = world.partners["northwind"]
     admin_ids = set(await Admin.filter(partner=northwind).values_list("id", flat=True))
     assert len(admin_ids) == 7 and northwind.id not in admin_ids
+
+
+# ------------------------------------------------------------------ external-admin grants
+
+# customer: the viewers made its external admins by the customer's partner's FULL_ADMIN.
+# Contoso's grants go to Northwind's admins whatever their role (sales2 sees nothing
+# else of Contoso's), and the other way round; a stray row names our admin already.
+GRANTS: dict[str, tuple[str, ...]] = {
+    "contoso: unassigned": ("admin", "read_only", "sales2", "full"),
+    "contoso: created by our sales": ("sales",),
+    "contoso: assigned to our sales": ("sales_full",),
+    "unassigned": ("contoso admin", "contoso full"),
+    "assigned to admin": ("contoso sales",),
+}
+GRANTED_SEEN: dict[str, set[str]] = {
+    key: {name for name, keys in GRANTS.items() if key in keys} for key in CUSTOMERS_SEEN
+}
+
+
+async def _grant(world: ScopeWorld) -> None:
+    for name, keys in GRANTS.items():
+        partner = CUSTOMERS[name][0]
+        granted_by = world.viewers["contoso full" if partner == "contoso" else "full"].admin
+        for key in keys:
+            await ExternalAdminGrant.create(
+                customer=world.customers[name],
+                admin=world.viewers[key].admin,
+                granted_by=granted_by,
+                granted_at=factories.NOW,
+            )
+
+
+async def test_with_grants_only_the_granted_customers_cross_partners_in_every_scope(
+    world: ScopeWorld,
+) -> None:
+    """Queryset and SQL scope, alone and inside a larger condition: each viewer's own
+    customers plus exactly its grants; what a mutation may change stays its own."""
+    await _grant(world)
+    for key, own in CUSTOMERS_SEEN.items():
+        viewer = world.viewer(key)
+        expected = own | GRANTED_SEEN[key]
+        ids = await visible_customers(viewer).values_list("id", flat=True)
+        assert len(ids) == len(set(ids)), key
+        assert names_of(world.customers, ids) == expected, key
+        managed = await managed_customers(viewer).values_list("id", flat=True)
+        assert names_of(world.customers, managed) == own, key
+        scope = customer_scope(viewer)
+        assert names_of(world.customers, await _sql_scope_ids(scope)) == expected, key
+        for region in (Region.US, Region.EU):
+            in_region = {n for n in expected if world.customers[n].region == region}
+            written = Sql(f"c.region = ? AND {scope.text}", (region.value, *scope.params))
+            assert names_of(world.customers, await _sql_scope_ids(written)) == in_region, key
+
+
+MANAGED_QUERY = """query($m: ManagedBy) { customers(first: 100, filter: {managedBy: $m}) {
+  totalCount nodes { name managedBy } } }"""
+
+
+async def test_with_grants_the_list_ids_and_managed_by_filters_partition_for_every_role(
+    client: httpx.AsyncClient, world: ScopeWorld
+) -> None:
+    await _grant(world)
+    query, aliases = aliased("customer", "Customer", world.customers, "name managedBy")
+    for key, own in CUSTOMERS_SEEN.items():
+        granted = GRANTED_SEEN[key]
+        answers = {}
+        for managed_by in (None, "PARTNER_ORGANIZATION", "EXTERNAL_ADMIN"):
+            answer = (await data(client, world.token(key), MANAGED_QUERY, {"m": managed_by}))[
+                "customers"
+            ]
+            assert answer["totalCount"] == len(answer["nodes"]), key
+            answers[managed_by] = {n["name"]: n["managedBy"] for n in answer["nodes"]}
+        assert set(answers[None]) == own | granted, key
+        assert answers["PARTNER_ORGANIZATION"] == dict.fromkeys(own, "PARTNER_ORGANIZATION"), key
+        assert answers["EXTERNAL_ADMIN"] == dict.fromkeys(granted, "EXTERNAL_ADMIN"), key
+        by_id = await data(client, world.token(key), query)
+        seen = {aliases[a]: v["managedBy"] for a, v in by_id.items() if v is not None}
+        assert seen == answers[None], key
+
+
+async def test_grants_change_no_other_scope(client: httpx.AsyncClient, world: ScopeWorld) -> None:
+    """Admins, reports, schedules and templates stay each partner's own with grants."""
+    await _grant(world)
+    for key, expected in REPORTS_SEEN.items():
+        ids = await visible_reports(world.viewer(key)).values_list("id", flat=True)
+        assert names_of(world.reports, ids) == expected, key
+    for key, expected in SCHEDULES_SEEN.items():
+        ids = await visible_schedules(world.viewer(key)).values_list("id", flat=True)
+        assert names_of(world.schedules, ids) == expected, key
+    for key, (partner, _) in VIEWERS.items():
+        expected = {world.viewers[k].admin.email for k in _admins_of(partner)}
+        emails = await visible_admins(world.viewer(key)).values_list("email", flat=True)
+        assert set(emails) == expected, key
+        answer = await data(client, world.token(key), "{ admins(first: 100) { nodes { email } } }")
+        assert {n["email"] for n in answer["admins"]["nodes"]} == expected, key
+        custom = {
+            t.id
+            for t in await visible_templates(world.viewer(key))
+            if t.kind == ReportTemplateKind.CUSTOM
+        }
+        assert custom == {
+            world.templates[k].id for k, (p, _, _) in CUSTOM_TEMPLATES.items() if p == partner
+        }, key

@@ -1,5 +1,5 @@
 """Report jobs: generate one report, the per-minute schedule tick, webhook
-deliveries, and the daily retention run."""
+deliveries (e-mails: workers/report_emails.py), and the daily retention run."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from app.models.reports import Report
 from app.outage import database_unreachable
 from app.queue import JobQueue, QueueError
 from app.storage import open_storage
+from workers.report_emails import requeue_waiting_emails, start_emails
 from workers.runtime import DATABASE_OUTAGE, draining, rides_out_database_outages
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ async def generate_report(ctx: dict[str, Any], report_id: int, storage_key: str)
     if outcome.ran:
         count_report_file(outcome.report.row_count, outcome.report.byte_size)
         await _start_webhook(ctx, outcome.report)
+        await start_emails(ctx, outcome.report)
     return outcome.report.status
 
 
@@ -160,7 +162,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int) -> bool:
 async def report_tick(ctx: dict[str, Any], now: str | None = None) -> int:
     """Every 15 s: start the due schedules' reports, queue again the reports
     whose lease lapsed (FAILED after their last try) and those whose job the
-    queue lost."""
+    queue lost, and the e-mails still waiting (a no-op while ARQ holds their job)."""
     moment = datetime.fromisoformat(now) if now else utcnow()
     queue = _queue(ctx)
     started = await run_due_schedules(queue, moment)
@@ -179,6 +181,7 @@ async def report_tick(ctx: dict[str, Any], now: str | None = None) -> int:
                 report.attempts + 1,
             )
             await _notify(ctx, report)
+    await requeue_waiting_emails(ctx, moment - REQUEUE_AFTER)
     if started:
         log.info("started %d scheduled report(s)", len(started))
     return len(started)

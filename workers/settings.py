@@ -14,6 +14,7 @@ from app.metrics import instrument_jobs
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
 from workers.crons import periodic_tick, run_periodic
+from workers.report_emails import ARQ_EMAIL_TRIES, send_report_email
 from workers.reports import (
     ARQ_REPORT_TRIES,
     deliver_webhook,
@@ -71,6 +72,7 @@ def build_worker(
         # capped in the database (app/domain/report_leases.py MAX_TRIES).
         func(generate_report, timeout=settings.job_timeout_seconds, max_tries=ARQ_REPORT_TRIES),
         func(deliver_webhook, max_tries=10),
+        func(send_report_email, max_tries=ARQ_EMAIL_TRIES),
         report_tick,
         expire_reports,
         periodic_tick,

@@ -11,21 +11,28 @@ starts from one of the scoped querysets below.
 | READ_ONLY_ADMIN  | every customer of its partner               |
 | SALES_FULL_ADMIN | every customer of its partner               |
 | SALES_ADMIN      | customers assigned to it or created by it   |
+
+Whatever its role, an admin also sees, read-only, each customer of another
+partner whose FULL_ADMIN made it an external admin of that customer (an
+ExternalAdminGrant; `managedBy: EXTERNAL_ADMIN`). Readers start from
+`visible_customers` / `customer_scope` (own scope and grants); every mutation
+on a customer starts from `managed_customers` / `managed_customer_scope` (own
+scope only), so a granted customer reads as not found there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from app.domain.errors import UserErrorCode, reject
 from app.domain.sql import Sql
-from app.models.admins import Admin, ApiToken
+from app.models.admins import Admin, ApiToken, CustomerAssignment, ExternalAdminGrant
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
-from app.models.enums import AdminRole
+from app.models.enums import AdminRole, ManagedBy
 from app.models.organization import PartnerOrganization, PartnerSubscription
 from app.models.reports import Report, ReportSchedule, ReportTemplate
 
@@ -37,10 +44,13 @@ ALL_CUSTOMER_ROLES: frozenset[AdminRole] = frozenset(
 
 @dataclass(frozen=True)
 class Viewer:
-    """The admin a request acts for, with its partner organization."""
+    """The admin a request acts for, with its partner organization. `with_grants`
+    False leaves out the customers the admin sees through external-admin grants
+    (a report that may be shared with the rest of the partner)."""
 
     admin: Admin
     partner: PartnerOrganization
+    with_grants: bool = True
 
     @property
     def role(self) -> AdminRole:
@@ -60,25 +70,43 @@ def sees_all_customers(role: AdminRole) -> bool:
     return role in ALL_CUSTOMER_ROLES
 
 
-def visible_customers(viewer: Viewer) -> QuerySet[Customer]:
-    """The customers the viewer's role reaches, and nothing of another partner."""
-    customers = Customer.filter(partner_id=viewer.partner_id)
+def _managed_q(viewer: Viewer) -> Q:
+    own = Q(partner_id=viewer.partner_id)
     if viewer.sees_all_customers:
-        return customers
-    assigned = Q(assignments__admin_id=viewer.admin.id)
+        return own
+    assigned = Q(
+        id__in=Subquery(CustomerAssignment.filter(admin_id=viewer.admin.id).values("customer_id"))
+    )
     if viewer.role is AdminRole.SALES_ADMIN:
-        return customers.filter(assigned | Q(created_by_id=viewer.admin.id)).distinct()
-    return customers.filter(assigned)
+        return own & (assigned | Q(created_by_id=viewer.admin.id))
+    return own & assigned
+
+
+def managed_customers(viewer: Viewer) -> QuerySet[Customer]:
+    """The customers of the viewer's own partner that its role reaches: the ones a
+    mutation may change (`managedBy: PARTNER_ORGANIZATION`)."""
+    return Customer.filter(_managed_q(viewer))
+
+
+def visible_customers(viewer: Viewer) -> QuerySet[Customer]:
+    """The customers the viewer sees: those its role reaches in its own partner, and
+    those of another partner it was made an external admin of (read-only)."""
+    if not viewer.with_grants:
+        return managed_customers(viewer)
+    granted = ~Q(partner_id=viewer.partner_id) & Q(
+        id__in=Subquery(ExternalAdminGrant.filter(admin_id=viewer.admin.id).values("customer_id"))
+    )
+    return Customer.filter(_managed_q(viewer) | granted)
 
 
 ASSIGNED_SQL = (
     "EXISTS (SELECT 1 FROM customer_assignment a WHERE a.customer_id = c.id AND a.admin_id = ?)"
 )
+GRANTED_SQL = "c.id IN (SELECT g.customer_id FROM external_admin_grant g WHERE g.admin_id = ?)"
 
 
-def customer_scope(viewer: Viewer) -> Sql:
-    """`visible_customers` as SQL on a customer row aliased `c` (for raw queries).
-    tests/test_access.py checks that the two agree for every role."""
+def managed_customer_scope(viewer: Viewer) -> Sql:
+    """`managed_customers` as SQL on a customer row aliased `c`."""
     scope = Sql("c.partner_id = ?", (viewer.partner_id,))
     if viewer.sees_all_customers:
         return scope
@@ -89,8 +117,41 @@ def customer_scope(viewer: Viewer) -> Sql:
 
 
 def assigned_to_viewer(viewer: Viewer) -> Sql:
-    """Customers the viewer is assigned to as a partner admin (managed by EXTERNAL_ADMIN)."""
+    """Customers the viewer itself is assigned to as a partner admin (to combine
+    with a scope; being assigned says nothing about `managedBy`)."""
     return Sql(ASSIGNED_SQL, (viewer.admin.id,))
+
+
+def granted_customer_scope(viewer: Viewer) -> Sql:
+    """Customers of other partners the viewer was made an external admin of."""
+    return Sql("c.partner_id <> ?", (viewer.partner_id,)) & Sql(GRANTED_SQL, (viewer.admin.id,))
+
+
+def customer_scope(viewer: Viewer) -> Sql:
+    """`visible_customers` as SQL on a customer row aliased `c` (for raw queries:
+    every list, count, KPI and report row). tests/test_access.py checks that the
+    two agree for every role, with grants."""
+    if not viewer.with_grants:
+        return managed_customer_scope(viewer)
+    either = managed_customer_scope(viewer) | granted_customer_scope(viewer)
+    # In parentheses: raw queries also write the text into a larger condition.
+    return Sql(f"({either.text})", either.params)
+
+
+def managed_by(viewer: Viewer, customer_partner_id: int) -> ManagedBy:
+    """`Customer.managedBy` of a customer the viewer sees: its own partner's customers
+    are PARTNER_ORGANIZATION, customers seen through a grant EXTERNAL_ADMIN."""
+    if customer_partner_id == viewer.partner_id:
+        return ManagedBy.PARTNER_ORGANIZATION
+    return ManagedBy.EXTERNAL_ADMIN
+
+
+def managed_by_condition(viewer: Viewer, which: ManagedBy) -> Sql:
+    """The `managedBy` filter: holds for a visible customer exactly when `managed_by`
+    says `which` (the two values split what the viewer sees in two)."""
+    if which is ManagedBy.PARTNER_ORGANIZATION:
+        return Sql("c.partner_id = ?", (viewer.partner_id,))
+    return Sql("c.partner_id <> ?", (viewer.partner_id,))
 
 
 def visible_admins(viewer: Viewer) -> QuerySet[Admin]:
@@ -156,6 +217,23 @@ API_TOKEN_ROLES = frozenset({AdminRole.FULL_ADMIN})
 SCHEDULE_OWNER_ROLES = SCHEDULE_ROLES
 # Roles that see only assigned customers: the ones a customer can be assigned to.
 ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
+# External admins: the managing partner's FULL_ADMIN grants and revokes them; the
+# grant reaches the other partner's admin whatever its role (read-only).
+EXTERNAL_ADMIN_ROLES = frozenset({AdminRole.FULL_ADMIN})
+
+
+def external_admin_candidates(viewer: Viewer) -> QuerySet[Admin]:
+    """Admins the viewer may make external admins of its customers: admins of
+    another partner organization that are not removed."""
+    return Admin.filter(removed_at__isnull=True).exclude(partner_id=viewer.partner_id)
+
+
+def visible_external_admin_grants(viewer: Viewer) -> QuerySet[ExternalAdminGrant]:
+    """The grants on the viewer's own (managed) customers, for the managing side's
+    `Customer.externalAdmins`; a grantee sees none (not even other partners')."""
+    return ExternalAdminGrant.filter(
+        customer__partner_id=viewer.partner_id, admin__removed_at__isnull=True
+    )
 
 
 def visible_api_tokens(viewer: Viewer) -> QuerySet[ApiToken]:
@@ -196,7 +274,9 @@ def visible_reports(viewer: Viewer) -> QuerySet[Report]:
     may hold customers they do not reach)."""
     reports = Report.filter(partner_id=viewer.partner_id)
     if viewer.sees_all_customers:
-        return reports
+        # A report holding customers its requester sees through a grant is its own:
+        # the grant is to that one admin, not to its partner.
+        return reports.filter(Q(with_granted_customers=False) | Q(requested_by_id=viewer.admin.id))
     return reports.filter(requested_by_id=viewer.admin.id)
 
 

@@ -21,11 +21,11 @@ from app.domain.access import (
     require_setup_completed,
     visible_admins,
 )
-from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_customer
+from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
-from app.models.admins import Admin, ApiToken, CustomerAssignment
+from app.models.admins import Admin, ApiToken, CustomerAssignment, ExternalAdminGrant
 from app.models.enums import AdminRole
 from app.models.organization import PartnerOrganization
 from app.models.reports import ReportSchedule
@@ -190,7 +190,8 @@ async def remove_admin(
     """Remove an admin of the partner (FULL_ADMIN): it signs in no more (its API tokens
     are revoked, OIDC refuses it), its customer assignments go, its reports stay, its
     report schedules move to the FULL_ADMIN `heir_id` (refused with CONFLICT while it
-    owns schedules and none is named). Never the last FULL_ADMIN; the viewer may
+    owns schedules and none is named), its external-admin grants on other partners'
+    customers end. Never the last FULL_ADMIN; the viewer may
     remove itself while another FULL_ADMIN remains. The admin row stays (removed_at),
     so audit events and reports naming it still resolve."""
     _manage(viewer, "Removing admins")
@@ -223,11 +224,15 @@ async def remove_admin(
             revoked_at=now
         )
         unassigned = await CustomerAssignment.filter(admin_id=admin.id).delete()
+        # Its external-admin grants on other partners' customers stop with it.
+        ended = await ExternalAdminGrant.filter(admin_id=admin.id).delete()
         moved = await schedules.update(created_by_id=heir.id) if owned and heir else 0
         summary = (
             f"Removed admin {admin.email} ({admin.role}): {revoked} API token(s) revoked, "
             f"{unassigned} customer assignment(s) removed"
         )
+        if ended:
+            summary += f", {ended} external-admin grant(s) ended"
         if heir is not None:
             summary += f", {moved} report schedule(s) moved to {heir.email}"
         await audit.record(viewer, "admin.remove", encode_global_id("Admin", admin.id), summary)
@@ -238,7 +243,7 @@ async def _assignment_parties(
     viewer: Viewer, admin_id: int | None, customer_id: int | None
 ) -> tuple[Admin, object]:
     admin = await _own_admin(viewer, admin_id)
-    customer = await get_customer(viewer, customer_id) if customer_id else None
+    customer = await get_managed_customer(viewer, customer_id)
     if customer is None:
         raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
     return admin, customer

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.db import fetch_all
-from app.domain.access import Viewer, customer_scope, referenced_admins
+from app.domain.access import Viewer, customer_scope, managed_by, referenced_admins
 from app.domain.sql import in_list
 from app.models.admins import Admin, CustomerAssignment
-from app.models.customers import Location
+from app.models.customers import Customer, Location
 from app.models.enums import ManagedBy, Product
 from app.models.subscriptions import Invoice, LicenseLine, Order, Subscription
 from app.models.tags import CustomerTag, Tag
@@ -107,21 +107,12 @@ async def partner_admins_of(
     return assignments
 
 
-async def customers_assigned_to(viewer: Viewer, customer_ids: Sequence[int]) -> set[int]:
-    """Which of these customers the viewer itself is assigned to (managed by EXTERNAL_ADMIN)."""
-    rows = await CustomerAssignment.filter(
-        customer_id__in=customer_ids, admin_id=viewer.admin.id
-    ).values_list("customer_id", flat=True)
-    return set(rows)
-
-
 async def managed_by_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, ManagedBy]:
-    """`Customer.managedBy` of each customer, relative to the viewer."""
-    assigned = await customers_assigned_to(viewer, customer_ids)
-    return {
-        cid: ManagedBy.EXTERNAL_ADMIN if cid in assigned else ManagedBy.PARTNER_ORGANIZATION
-        for cid in customer_ids
-    }
+    """`Customer.managedBy` of each customer (already in the viewer's scope), relative
+    to the viewer: the one place the list, its filter's test and the CUSTOMER_LIST
+    report read it from (the rule itself is `access.managed_by`)."""
+    rows = await Customer.filter(id__in=list(customer_ids)).values_list("id", "partner_id")
+    return {cid: managed_by(viewer, partner_id) for cid, partner_id in rows}
 
 
 async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[Location]]:

@@ -13,7 +13,13 @@ from enum import StrEnum
 from typing import Any
 
 from app.db import fetch_all
-from app.domain.access import Viewer, assigned_to_viewer, customer_scope, visible_customers
+from app.domain.access import (
+    Viewer,
+    customer_scope,
+    managed_by_condition,
+    managed_customers,
+    visible_customers,
+)
 from app.domain.errors import InvalidArgument
 from app.domain.ids import MAX_PK
 from app.domain.pagination import (
@@ -223,8 +229,8 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
                 (email,),
             )
         )
-    if flt.managed_by is ManagedBy.EXTERNAL_ADMIN:
-        parts.append(assigned_to_viewer(viewer))
+    if flt.managed_by is not None:
+        parts.append(managed_by_condition(viewer, ManagedBy(flt.managed_by)))
     if flt.products is not None:
         products = in_list("l.product", [p.value for p in flt.products])
         parts.append(
@@ -326,8 +332,18 @@ def _cursor_value(order: CustomerOrder, value: Any) -> Any:
 
 
 async def get_customer(viewer: Viewer, customer_id: int) -> Customer | None:
-    """A customer the viewer sees; anything else reads as not found."""
+    """A customer the viewer sees (a granted one too, read-only); anything else
+    reads as not found."""
     return await visible_customers(viewer).get_or_none(id=customer_id)
+
+
+async def get_managed_customer(viewer: Viewer, customer_id: int | None) -> Customer | None:
+    """A customer the viewer may change (its own partner's, in its role's reach): what
+    every mutation on a customer starts from. A customer seen through an
+    external-admin grant reads as not found, as any other partner's does."""
+    if not customer_id:
+        return None
+    return await managed_customers(viewer).get_or_none(id=customer_id)
 
 
 async def assigned_customer_pages(

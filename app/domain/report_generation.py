@@ -69,7 +69,11 @@ async def _requester(report: Report) -> Viewer:
         raise ReportFailure("The admin who asked for this report no longer exists.")
     if admin.removed_at is not None:
         raise ReportFailure("The admin who asked for this report was removed.")
-    return Viewer(admin=admin, partner=admin.partner)
+    # Customers seen through external-admin grants only in the reports that say so
+    # (the requester's own, which no other admin sees), and only while granted.
+    return Viewer(
+        admin=admin, partner=admin.partner, with_grants=bool(report.with_granted_customers)
+    )
 
 
 async def start(

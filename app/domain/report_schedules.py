@@ -31,6 +31,7 @@ from app.domain.customers import CustomerFilter
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
+from app.domain.report_emails import check_recipients, describe_recipients, recipients_of
 from app.domain.report_templates import definition_of, get_template
 from app.domain.reports import ReportRequest, check_region, create_report
 from app.domain.webhook_targets import TargetRefused, check_target
@@ -199,9 +200,11 @@ async def create_schedule(
     *,
     allowed_webhook_hosts: frozenset[str] = frozenset(),
     customer_filter: CustomerFilter | None = None,
+    recipients: list[str] | None = None,
 ) -> ReportSchedule:
     """A schedule; `customer_filter` (CUSTOMER_LIST only) is stored with it and each
-    run applies it in the scope of the schedule's owner."""
+    run applies it in the scope of the schedule's owner; `recipients` get an e-mail
+    when a run succeeds (app.domain.report_emails)."""
     _check(viewer, "Scheduling reports")
     template = await get_template(viewer, template_id)
     if template is None:
@@ -210,6 +213,7 @@ async def create_schedule(
     url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
     await check_region(viewer, region)
     stored_filter = await check_customer_filter(viewer, template, customer_filter, now.date())
+    emails = await check_recipients(viewer, recipients)
     async with in_transaction():
         schedule = await ReportSchedule.create(
             partner_id=viewer.partner_id,
@@ -224,12 +228,14 @@ async def create_schedule(
             created_by_id=viewer.admin.id,
             webhook_url=url,
             customer_filter=stored_filter,
+            recipients=emails or None,
         )
         await audit.record(
             viewer,
             "report_schedule.create",
             encode_global_id("ReportSchedule", schedule.id),
-            f"Scheduled {template.name!r} {_describe(schedule)}",
+            f"Scheduled {template.name!r} {_describe(schedule)}"
+            f"{describe_recipients(recipients_of(schedule))}",
         )
     return schedule
 
@@ -257,11 +263,14 @@ async def update_schedule(
     webhook_url: str | None,
     now: datetime,
     allowed_webhook_hosts: frozenset[str] = frozenset(),
+    recipients: list[str] | None = None,
 ) -> ReportSchedule:
     """Change what is given. A new frequency drops the day fields it does not use
-    unless they are given (and then they must fit it)."""
+    unless they are given (and then they must fit it). `recipients` replaces the
+    list ([] removes them all)."""
     _check(viewer, "Changing report schedules")
     url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
+    emails = await check_recipients(viewer, recipients)
     async with in_transaction():
         schedule = await _own_schedule(viewer, schedule_id)
         new_frequency = frequency or ReportFrequency(schedule.frequency)
@@ -286,6 +295,8 @@ async def update_schedule(
             schedule.enabled = enabled
         if webhook_url is not None:
             schedule.webhook_url = url
+        if emails is not None:
+            schedule.recipients = emails or None
         schedule.next_run_at = next_occurrence(timing, now) if schedule.enabled else None
         await schedule.save()
         template = await schedule.template
@@ -294,7 +305,8 @@ async def update_schedule(
             viewer,
             "report_schedule.update",
             encode_global_id("ReportSchedule", schedule.id),
-            f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}",
+            f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}"
+            f"{describe_recipients(recipients_of(schedule))}",
         )
     return schedule
 

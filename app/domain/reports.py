@@ -20,6 +20,7 @@ from app.domain.access import (
     REPORT_ROLES,
     Viewer,
     customer_scope,
+    granted_customer_scope,
     require_role,
     require_setup_completed,
     visible_reports,
@@ -158,6 +159,17 @@ async def _has_customers_in(viewer: Viewer, region: Region) -> bool:
     return bool(rows)
 
 
+async def has_granted_customers(viewer: Viewer, region: Region | None) -> bool:
+    """Whether the viewer sees customers through external-admin grants (in the region):
+    a report it asks for then holds them, and is its own (`access.visible_reports`).
+    Scheduled runs never hold them (a schedule's reports go to the whole partner)."""
+    scope = granted_customer_scope(viewer)
+    if region is not None:
+        scope = scope & Sql("c.region = ?", (region.value,))
+    rows = await fetch_all(f"SELECT 1 FROM customer c WHERE {scope.text} LIMIT 1", scope.params)
+    return bool(rows)
+
+
 async def create_report(
     partner_id: int,
     request: ReportRequest,
@@ -165,6 +177,7 @@ async def create_report(
     queue: JobQueue | None,
     today: date,
     schedule_id: int | None = None,
+    with_granted_customers: bool = False,
 ) -> Report:
     """Store a QUEUED report and queue its job (call inside a transaction: if Redis
     cannot take the job, the caller's transaction rolls the report back). With no
@@ -181,6 +194,7 @@ async def create_report(
         end_date=request.end_date,
         requested_by_id=requested_by_id,
         schedule_id=schedule_id,
+        with_granted_customers=with_granted_customers,
         file_name=file_name,
         storage_key=f"{partner_id}/{file_name}",
         queued_at=utcnow(),
@@ -211,9 +225,17 @@ async def generate_report(
     request = await check_request(
         viewer, template_id, start_date, end_date, region, today, customer_filter
     )
+    granted = await has_granted_customers(viewer, region)
     try:
         async with in_transaction():
-            report = await create_report(viewer.partner_id, request, viewer.admin.id, queue, today)
+            report = await create_report(
+                viewer.partner_id,
+                request,
+                viewer.admin.id,
+                queue,
+                today,
+                with_granted_customers=granted,
+            )
             await audit.record(
                 viewer,
                 "report.generate",

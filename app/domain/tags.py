@@ -15,11 +15,11 @@ from app.domain import audit
 from app.domain.access import (
     TAG_ROLES,
     Viewer,
-    customer_scope,
+    managed_customer_scope,
     require_role,
     require_setup_completed,
 )
-from app.domain.customers import CustomerFilter, filter_condition, get_customer
+from app.domain.customers import CustomerFilter, filter_condition, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.sql import Sql
@@ -147,7 +147,7 @@ async def set_customer_tags(
 ) -> Customer:
     """Replace the customer's tags with exactly these (duplicates count once)."""
     _check(viewer, "Tagging customers")
-    customer = await get_customer(viewer, customer_id) if customer_id else None
+    customer = await get_managed_customer(viewer, customer_id)
     if customer is None:
         raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
     wanted = list(dict.fromkeys(tag_ids))
@@ -228,12 +228,14 @@ async def _chosen_customers(
 ) -> list[int]:
     """The distinct customers a bulk call covers: its ids, every one in the viewer's
     scope (others NOT_FOUND by index, like a missing id), or every customer the
-    filter of the `customers` query returns; at most MAX_BULK_CUSTOMERS either way."""
+    filter of the `customers` query returns; at most MAX_BULK_CUSTOMERS either way.
+    Only customers the viewer may change: one seen through an external-admin grant
+    is NOT_FOUND by id and left out of a filter's customers."""
     if (customer_ids is None) == (flt is None):
         raise reject(
             ("input",), "Give either customerIds or filter (exactly one).", UserErrorCode.INVALID
         )
-    scope = customer_scope(viewer)
+    scope = managed_customer_scope(viewer)
     if customer_ids is not None:
         if not customer_ids:
             raise reject(

@@ -17,11 +17,12 @@ from app.domain.access import (
     ASSIGNABLE_ROLES,
     TRIAL_ROLES,
     Viewer,
+    managed_customers,
     require_role,
     require_setup_completed,
     visible_customers,
 )
-from app.domain.customers import EMAIL, get_customer
+from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.pagination import Page, keyset_page
@@ -220,7 +221,7 @@ async def start_trial(
         if new_customer is not None:
             customer = await _create_customer(viewer, new_customer, now)
         else:
-            found = await get_customer(viewer, customer_id or 0)
+            found = await get_managed_customer(viewer, customer_id)
             if found is None:
                 raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
             # Lock the customer so two starts at once cannot both pass the check.
@@ -309,7 +310,7 @@ async def _create_customer(viewer: Viewer, new: NewCustomer, now: datetime) -> C
 async def _own_active_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     trial = (
         await Trial.filter(
-            id=trial_id or 0, customer_id__in=Subquery(visible_customers(viewer).values("id"))
+            id=trial_id or 0, customer_id__in=Subquery(managed_customers(viewer).values("id"))
         )
         .select_for_update()
         .first()

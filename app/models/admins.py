@@ -66,3 +66,33 @@ class CustomerAssignment(Model):
         table = "customer_assignment"
         unique_together = (("admin", "customer"),)
         indexes = (("customer_id",),)
+
+
+class ExternalAdminGrant(Model):
+    """An admin of another partner made an external admin of one customer by the
+    managing partner's FULL_ADMIN (grantExternalAdmin): that admin sees the customer
+    read-only (managed by EXTERNAL_ADMIN) until the grant is revoked."""
+
+    id = fields.IntField(primary_key=True)
+    customer = fields.ForeignKeyField(
+        "models.Customer", related_name="external_admin_grants", on_delete=fields.CASCADE
+    )
+    admin = fields.ForeignKeyField(
+        "models.Admin",
+        related_name="external_admin_grants",
+        on_delete=fields.CASCADE,
+        description="the external admin (an admin of another partner organization)",
+    )
+    granted_by = fields.ForeignKeyField(
+        "models.Admin",
+        related_name=False,
+        null=True,
+        on_delete=fields.SET_NULL,
+        description="the managing partner's FULL_ADMIN who made the grant",
+    )
+    granted_at = fields.DatetimeField()
+
+    class Meta:
+        table = "external_admin_grant"
+        unique_together = (("customer", "admin"),)
+        indexes = (("admin_id",),)

@@ -204,6 +204,15 @@ class ReportStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+class EmailDeliveryStatus(StrEnum):
+    """An e-mail of a scheduled report to one recipient (app/domain/report_emails.py)."""
+
+    PENDING = "PENDING"  # not sent yet: queued, or waiting for its next try
+    SENT = "SENT"  # accepted by the SMTP server (or written to the outbox folder)
+    FAILED = "FAILED"  # given up: refused for good, or the last try failed
+    SKIPPED = "SKIPPED"  # not sent: the recipient may no longer receive the report
+
+
 class ReportFrequency(StrEnum):
     DAILY = "DAILY"
     WEEKLY = "WEEKLY"

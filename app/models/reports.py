@@ -1,4 +1,4 @@
-"""Report templates, generated reports, schedules and webhook deliveries."""
+"""Report templates, generated reports, schedules, webhook and e-mail deliveries."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from app.models.enums import (
+    EmailDeliveryStatus,
     Region,
     ReportFrequency,
     ReportStatus,
@@ -69,6 +70,11 @@ class ReportSchedule(Model):
         description="CUSTOMER_LIST schedules: the customers filter each run applies (in the "
         "schedule owner's scope), or null for every customer",
     )
+    recipients = fields.JSONField(
+        null=True,
+        description="lower-cased e-mail addresses of admins of the partner who get an e-mail "
+        "with a download link when a run succeeds (null: none)",
+    )
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -102,6 +108,11 @@ class Report(Model):
     end_date = fields.DateField(null=True)
     requested_by = fields.ForeignKeyField(
         "models.Admin", related_name="reports", null=True, on_delete=fields.SET_NULL
+    )
+    with_granted_customers = fields.BooleanField(
+        default=False,
+        description="asked for by an admin who is an external admin of customers in its "
+        "region: its rows include those granted customers, and only the requester sees it",
     )
     schedule = fields.ForeignKeyField(
         "models.ReportSchedule", related_name="reports", null=True, on_delete=fields.SET_NULL
@@ -147,3 +158,31 @@ class WebhookDelivery(Model):
 
     class Meta:
         table = "webhook_delivery"
+
+
+class EmailDelivery(Model):
+    """The e-mail of one succeeded scheduled report to one recipient, with its
+    tries: one row per report and recipient, so each recipient gets it once."""
+
+    id = fields.IntField(primary_key=True)
+    report = fields.ForeignKeyField(
+        "models.Report", related_name="email_deliveries", on_delete=fields.CASCADE
+    )
+    schedule = fields.ForeignKeyField(
+        "models.ReportSchedule",
+        related_name="email_deliveries",
+        null=True,
+        on_delete=fields.SET_NULL,
+        description="the schedule whose run it reports (ReportSchedule.emailDeliveries)",
+    )
+    recipient = fields.CharField(max_length=254, description="lower-cased e-mail address")
+    status = fields.CharEnumField(EmailDeliveryStatus, max_length=7)
+    attempts = fields.SmallIntField(default=0)
+    last_error = fields.TextField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "email_delivery"
+        unique_together = (("report", "recipient"),)
+        indexes = (("schedule_id", "id"), ("status", "created_at"))
