@@ -288,7 +288,8 @@ class TagCustomersInput:
     )
     filter: CustomerFilter | None = strawberry.field(
         default=None,
-        description="Every customer the `customers` query returns for this filter (at most "
+        description="Every customer the `customers` query returns for this filter that you "
+        "may change (customers seen through an external-admin grant are left out; at most "
         "10,000).",
     )
 

@@ -70,6 +70,17 @@ def sees_all_customers(role: AdminRole) -> bool:
     return role in ALL_CUSTOMER_ROLES
 
 
+def receives_scheduled_reports(admin: Admin, partner_id: int) -> bool:
+    """Who a scheduled report may be e-mailed to: an active admin of the partner
+    whose role sees every customer (a schedule's file holds every customer, and
+    its link needs no sign-in)."""
+    return (
+        admin.partner_id == partner_id  # type: ignore[attr-defined]
+        and admin.removed_at is None
+        and sees_all_customers(AdminRole(admin.role))
+    )
+
+
 def _managed_q(viewer: Viewer) -> Q:
     own = Q(partner_id=viewer.partner_id)
     if viewer.sees_all_customers:

@@ -38,14 +38,19 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
 from app.config import Settings
-from app.domain.access import Viewer, sees_all_customers, visible_admins, visible_reports
+from app.domain.access import (
+    Viewer,
+    receives_scheduled_reports,
+    visible_admins,
+    visible_reports,
+)
 from app.domain.customers import EMAIL
 from app.domain.downloads import sign_download
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.pagination import Page, keyset_page
 from app.domain.reports import download_file_name
 from app.models.admins import Admin
-from app.models.enums import AdminRole, EmailDeliveryStatus, ReportStatus
+from app.models.enums import EmailDeliveryStatus, ReportStatus
 from app.models.organization import PartnerOrganization
 from app.models.reports import EmailDelivery, Report, ReportSchedule, ReportTemplate
 
@@ -59,15 +64,6 @@ FIELD = ("input", "recipients")
 
 
 # ------------------------------------------------------------------ recipients
-
-
-def may_receive(admin: Admin, partner_id: int) -> bool:
-    """An active admin of the partner whose role sees every customer."""
-    return (
-        admin.partner_id == partner_id  # type: ignore[attr-defined]
-        and admin.removed_at is None
-        and sees_all_customers(AdminRole(admin.role))
-    )
 
 
 async def check_recipients(viewer: Viewer, recipients: list[str] | None) -> list[str] | None:
@@ -107,7 +103,7 @@ async def check_recipients(viewer: Viewer, recipients: list[str] | None) -> list
                     UserErrorCode.NOT_FOUND,
                 )
             )
-        elif not sees_all_customers(AdminRole(admin.role)):
+        elif not receives_scheduled_reports(admin, viewer.partner_id):
             errors.append(
                 UserError(
                     field,
@@ -358,7 +354,7 @@ async def deliver(delivery_id: int, config: MailConfig, now: datetime) -> Attemp
         return Attempt("failed")
     report = await Report.get(id=delivery.report_id)
     recipient = await Admin.get_or_none(email=delivery.recipient)
-    if recipient is None or not may_receive(recipient, report.partner_id):  # type: ignore[attr-defined]
+    if recipient is None or not receives_scheduled_reports(recipient, report.partner_id):  # type: ignore[attr-defined]
         reason = (
             f"Not sent: {delivery.recipient} is no longer an admin of the partner who sees "
             "every customer."
