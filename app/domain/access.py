@@ -233,6 +233,50 @@ ASSIGNABLE_ROLES = frozenset(set(AdminRole) - ALL_CUSTOMER_ROLES)
 EXTERNAL_ADMIN_ROLES = frozenset({AdminRole.FULL_ADMIN})
 
 
+@dataclass(frozen=True)
+class MutationRule:
+    """Who may run one mutation: the roles allowed, the act as FORBIDDEN names it
+    ("Creating tags needs the ... role"), and whether it waits for the first-time
+    setup. app/domain/mutations.py applies it before anything else of the mutation."""
+
+    roles: frozenset[AdminRole]
+    act: str
+    before_setup: bool = False  # only completeOrganizationSetup runs before the setup
+
+    def check(self, viewer: Viewer) -> None:
+        """The setup gate (unless `before_setup`), then the role: FORBIDDEN otherwise."""
+        if not self.before_setup:
+            require_setup_completed(viewer)
+        require_role(viewer, self.roles, self.act)
+
+
+# One rule per mutation of the schema (the Mutation type of schema/root.py).
+COMPLETE_SETUP = MutationRule(SETUP_ROLES, "Completing the organization setup", before_setup=True)
+CREATE_TAG = MutationRule(TAG_ROLES, "Creating tags")
+UPDATE_TAG = MutationRule(TAG_ROLES, "Editing tags")
+DELETE_TAG = MutationRule(TAG_ROLES, "Deleting tags")
+TAG_CUSTOMERS = MutationRule(TAG_ROLES, "Tagging customers")
+START_TRIAL = MutationRule(TRIAL_ROLES, "Starting trials")
+EXTEND_TRIAL = MutationRule(TRIAL_ROLES, "Extending trials")
+CANCEL_TRIAL = MutationRule(TRIAL_ROLES, "Cancelling trials")
+ASSIGN_ADMIN = MutationRule(ADMIN_MANAGEMENT_ROLES, "Assigning admins to customers")
+UNASSIGN_ADMIN = MutationRule(ADMIN_MANAGEMENT_ROLES, "Unassigning admins from customers")
+GRANT_EXTERNAL_ADMIN = MutationRule(EXTERNAL_ADMIN_ROLES, "Granting external admins")
+REVOKE_EXTERNAL_ADMIN = MutationRule(EXTERNAL_ADMIN_ROLES, "Revoking external admins")
+CREATE_ADMIN = MutationRule(ADMIN_MANAGEMENT_ROLES, "Creating admins")
+CHANGE_ADMIN_ROLE = MutationRule(ADMIN_MANAGEMENT_ROLES, "Changing admin roles")
+REMOVE_ADMIN = MutationRule(ADMIN_MANAGEMENT_ROLES, "Removing admins")
+CREATE_REPORT_TEMPLATE = MutationRule(REPORT_TEMPLATE_ROLES, "Creating report templates")
+UPDATE_REPORT_TEMPLATE = MutationRule(REPORT_TEMPLATE_ROLES, "Changing report templates")
+DELETE_REPORT_TEMPLATE = MutationRule(REPORT_TEMPLATE_ROLES, "Deleting report templates")
+GENERATE_REPORT = MutationRule(REPORT_ROLES, "Generating reports")
+CREATE_REPORT_SCHEDULE = MutationRule(SCHEDULE_ROLES, "Scheduling reports")
+UPDATE_REPORT_SCHEDULE = MutationRule(SCHEDULE_ROLES, "Changing report schedules")
+DELETE_REPORT_SCHEDULE = MutationRule(SCHEDULE_ROLES, "Deleting report schedules")
+CREATE_API_TOKEN = MutationRule(API_TOKEN_ROLES, "Creating API tokens")
+REVOKE_API_TOKEN = MutationRule(API_TOKEN_ROLES, "Revoking API tokens")
+
+
 def external_admin_candidates(viewer: Viewer) -> QuerySet[Admin]:
     """Admins the viewer may make external admins of its customers: admins of
     another partner organization that are not removed."""

@@ -7,23 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
-    ADMIN_MANAGEMENT_ROLES,
+    ASSIGN_ADMIN,
     ASSIGNABLE_ROLES,
+    CHANGE_ADMIN_ROLE,
+    CREATE_ADMIN,
+    REMOVE_ADMIN,
     SCHEDULE_OWNER_ROLES,
+    UNASSIGN_ADMIN,
     Viewer,
     referenced_admins,
-    require_role,
-    require_setup_completed,
     visible_admins,
 )
 from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, Unaudited, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import Admin, ApiToken, CustomerAssignment, ExternalAdminGrant
 from app.models.enums import AdminRole
@@ -66,11 +67,6 @@ async def list_admins(
     return await keyset_page(query, ("email",), first, after, "admins")
 
 
-def _manage(viewer: Viewer, action: str) -> None:
-    require_setup_completed(viewer)
-    require_role(viewer, ADMIN_MANAGEMENT_ROLES, action)
-
-
 async def _own_admin(viewer: Viewer, admin_id: int | None) -> Admin:
     admin = await get_admin(viewer, admin_id) if admin_id else None
     if admin is None:
@@ -79,23 +75,24 @@ async def _own_admin(viewer: Viewer, admin_id: int | None) -> Admin:
 
 
 async def create_admin(viewer: Viewer, email: str, display_name: str, role: AdminRole) -> Admin:
-    _manage(viewer, "Creating admins")
-    clean_email = email.strip().lower()
-    clean_name = " ".join(display_name.split())
-    errors: list[UserError] = []
-    if not EMAIL.match(clean_email) or len(clean_email) > 254:
-        errors.append(UserError(("input", "email"), "Not an email address.", UserErrorCode.INVALID))
-    if not 1 <= len(clean_name) <= MAX_DISPLAY_NAME:
-        errors.append(
-            UserError(
-                ("input", "displayName"),
-                f"A display name is 1 to {MAX_DISPLAY_NAME} characters.",
-                UserErrorCode.INVALID,
+    async def work() -> Audited[Admin]:
+        clean_email = email.strip().lower()
+        clean_name = " ".join(display_name.split())
+        errors: list[UserError] = []
+        if not EMAIL.match(clean_email) or len(clean_email) > 254:
+            errors.append(
+                UserError(("input", "email"), "Not an email address.", UserErrorCode.INVALID)
             )
-        )
-    if errors:
-        raise MutationRejected(errors)
-    async with in_transaction():
+        if not 1 <= len(clean_name) <= MAX_DISPLAY_NAME:
+            errors.append(
+                UserError(
+                    ("input", "displayName"),
+                    f"A display name is 1 to {MAX_DISPLAY_NAME} characters.",
+                    UserErrorCode.INVALID,
+                )
+            )
+        if errors:
+            raise MutationRejected(errors)
         existing = await Admin.get_or_none(email=clean_email)
         if existing is not None:
             removed = (
@@ -112,24 +109,23 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
         admin = await Admin.create(
             partner_id=viewer.partner_id, email=clean_email, display_name=clean_name, role=role
         )
-        await audit.record(
-            viewer,
-            "admin.create",
+        return Audited(
+            admin,
             encode_global_id("Admin", admin.id),
             f"Created admin {clean_email} as {role.value}",
         )
-    return admin
+
+    return await run_mutation(viewer, CREATE_ADMIN, "admin.create", work)
 
 
 async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRole) -> Admin:
-    _manage(viewer, "Changing admin roles")
-    async with in_transaction():
+    async def work() -> Audited[Admin] | Unaudited[Admin]:
         # Lock the partner: two demotions at once must not leave it without a FULL_ADMIN.
         await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         admin = await _own_admin(viewer, admin_id)
         old = AdminRole(admin.role)
         if old == role:
-            return admin  # nothing changes, so nothing to audit
+            return Unaudited(admin)  # nothing changes, so nothing to audit
         if old is AdminRole.FULL_ADMIN and role is not AdminRole.FULL_ADMIN:
             if await _full_admin_count(viewer) <= 1:
                 raise reject(
@@ -140,13 +136,13 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
                 )
         admin.role = role
         await admin.save(update_fields=["role"])
-        await audit.record(
-            viewer,
-            "admin.role",
+        return Audited(
+            admin,
             encode_global_id("Admin", admin.id),
             f"Changed the role of {admin.email} from {old.value} to {role.value}",
         )
-    return admin
+
+    return await run_mutation(viewer, CHANGE_ADMIN_ROLE, "admin.role", work)
 
 
 async def _full_admin_count(viewer: Viewer) -> int:
@@ -194,8 +190,8 @@ async def remove_admin(
     customers end. Never the last FULL_ADMIN; the viewer may
     remove itself while another FULL_ADMIN remains. The admin row stays (removed_at),
     so audit events and reports naming it still resolve."""
-    _manage(viewer, "Removing admins")
-    async with in_transaction():
+
+    async def work() -> Audited[RemovedAdmin]:
         # Lock the partner: two removals at once must not leave it without a FULL_ADMIN.
         await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         admin = await _own_admin(viewer, admin_id)
@@ -235,8 +231,13 @@ async def remove_admin(
             summary += f", {ended} external-admin grant(s) ended"
         if heir is not None:
             summary += f", {moved} report schedule(s) moved to {heir.email}"
-        await audit.record(viewer, "admin.remove", encode_global_id("Admin", admin.id), summary)
-    return RemovedAdmin(admin, revoked, unassigned, moved, heir)
+        return Audited(
+            RemovedAdmin(admin, revoked, unassigned, moved, heir),
+            encode_global_id("Admin", admin.id),
+            summary,
+        )
+
+    return await run_mutation(viewer, REMOVE_ADMIN, "admin.remove", work)
 
 
 async def _assignment_parties(
@@ -253,8 +254,8 @@ async def assign_admin(
     viewer: Viewer, admin_id: int | None, customer_id: int | None
 ) -> CustomerAssignment:
     """Assign an admin who sees only assigned customers to a customer."""
-    _manage(viewer, "Assigning admins to customers")
-    async with in_transaction():
+
+    async def work() -> Audited[CustomerAssignment]:
         admin, customer = await _assignment_parties(viewer, admin_id, customer_id)
         if AdminRole(admin.role) not in ASSIGNABLE_ROLES:
             raise reject(
@@ -272,20 +273,20 @@ async def assign_admin(
         assignment = await CustomerAssignment.create(
             admin_id=admin.id, customer_id=customer.id, assigned_by_id=viewer.admin.id
         )
-        await audit.record(
-            viewer,
-            "admin.assign",
+        assignment.admin = admin
+        return Audited(
+            assignment,
             encode_global_id("Customer", customer.id),
             f"Assigned {admin.email} to {customer.name}",
         )
-    assignment.admin = admin
-    return assignment
+
+    return await run_mutation(viewer, ASSIGN_ADMIN, "admin.assign", work)
 
 
 async def unassign_admin(viewer: Viewer, admin_id: int | None, customer_id: int | None) -> int:
     """Remove an admin's assignment to a customer; returns the assignment's id."""
-    _manage(viewer, "Unassigning admins from customers")
-    async with in_transaction():
+
+    async def work() -> Audited[int]:
         admin, customer = await _assignment_parties(viewer, admin_id, customer_id)
         assignment = await CustomerAssignment.get_or_none(
             admin_id=admin.id, customer_id=customer.id
@@ -297,10 +298,10 @@ async def unassign_admin(viewer: Viewer, admin_id: int | None, customer_id: int 
                 UserErrorCode.NOT_FOUND,
             )
         await assignment.delete()
-        await audit.record(
-            viewer,
-            "admin.unassign",
+        return Audited(
+            assignment.id,
             encode_global_id("Customer", customer.id),
             f"Unassigned {admin.email} from {customer.name}",
         )
-    return assignment.id
+
+    return await run_mutation(viewer, UNASSIGN_ADMIN, "admin.unassign", work)

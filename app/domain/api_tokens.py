@@ -13,22 +13,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.transactions import in_transaction
-
 from app.auth import UnknownAdminError, hash_token, new_token
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
     API_TOKEN_ROLES,
+    CREATE_API_TOKEN,
+    REVOKE_API_TOKEN,
     Viewer,
     may_sign_in,
-    require_role,
-    require_setup_completed,
     visible_admins,
     visible_api_tokens,
 )
 from app.domain.errors import Forbidden, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import Admin, ApiToken
 
@@ -119,11 +117,6 @@ async def get_api_token(viewer: Viewer, token_id: int) -> ApiToken | None:
     return await visible_api_tokens(viewer).get_or_none(id=token_id)
 
 
-def _check(viewer: Viewer, action: str) -> None:
-    require_setup_completed(viewer)
-    require_role(viewer, API_TOKEN_ROLES, action)
-
-
 async def create_api_token(
     viewer: Viewer,
     label: str | None,
@@ -135,44 +128,44 @@ async def create_api_token(
 ) -> CreatedToken:
     """A new token for the viewer (`for_viewer`) or for the admin `admin_id` of its
     partner; another partner's or a malformed admin id reads as not found."""
-    _check(viewer, "Creating API tokens")
-    errors: list[UserError] = []
-    clean = days = None
-    try:
-        clean = clean_label(label, ("input", "label"))
-    except MutationRejected as rejected:
-        errors += rejected.errors
-    try:
-        days = lifetime(expires_in_days, default_days, ("input", "expiresInDays"))
-    except MutationRejected as rejected:
-        errors += rejected.errors
-    admin = viewer.admin if for_viewer else None
-    if not for_viewer:
-        admin = await visible_admins(viewer).get_or_none(id=admin_id) if admin_id else None
-        if admin is None:
-            errors.append(
-                UserError(("input", "adminId"), "No such admin.", UserErrorCode.NOT_FOUND)
-            )
-    if errors or clean is None or days is None or admin is None:
-        raise MutationRejected(errors)
-    expires_at = utcnow() + days
-    async with in_transaction():
+
+    async def work() -> Audited[CreatedToken]:
+        errors: list[UserError] = []
+        clean = days = None
+        try:
+            clean = clean_label(label, ("input", "label"))
+        except MutationRejected as rejected:
+            errors += rejected.errors
+        try:
+            days = lifetime(expires_in_days, default_days, ("input", "expiresInDays"))
+        except MutationRejected as rejected:
+            errors += rejected.errors
+        admin = viewer.admin if for_viewer else None
+        if not for_viewer:
+            admin = await visible_admins(viewer).get_or_none(id=admin_id) if admin_id else None
+            if admin is None:
+                errors.append(
+                    UserError(("input", "adminId"), "No such admin.", UserErrorCode.NOT_FOUND)
+                )
+        if errors or clean is None or days is None or admin is None:
+            raise MutationRejected(errors)
+        expires_at = utcnow() + days
         created = await _issue(admin, clean, expires_at)
-        await audit.record(
-            viewer,
-            "api_token.create",
+        return Audited(
+            created,
             encode_global_id("ApiToken", created.record.id),
             f"Created {_describe(created.record, admin.email)}, "
             f"expiring {expires_at.date().isoformat()}",
         )
-    return created
+
+    return await run_mutation(viewer, CREATE_API_TOKEN, "api_token.create", work)
 
 
 async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
     """Revoke a token of the viewer's partner: it stops working at once."""
-    _check(viewer, "Revoking API tokens")
     field = ("input", "id")
-    async with in_transaction():
+
+    async def work() -> Audited[ApiToken]:
         token = (
             await visible_api_tokens(viewer).select_related("admin").get_or_none(id=token_id)
             if token_id
@@ -182,13 +175,13 @@ async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
             raise reject(field, "No such API token.", UserErrorCode.NOT_FOUND)
         if not await _mark_revoked(token):
             raise reject(field, "The token is already revoked.", UserErrorCode.INVALID)
-        await audit.record(
-            viewer,
-            "api_token.revoke",
+        return Audited(
+            token,
             encode_global_id("ApiToken", token.id),
             f"Revoked {_describe(token, token.admin.email)}",
         )
-    return token
+
+    return await run_mutation(viewer, REVOKE_API_TOKEN, "api_token.revoke", work)
 
 
 # ------------------------------------------------- CLI (the service's operator) ----

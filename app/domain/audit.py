@@ -10,7 +10,8 @@ from app.models.audit import AuditEvent
 
 
 async def record(viewer: Viewer, action: str, target_id: str | None, summary: str) -> AuditEvent:
-    """Write one audit event (call it inside the mutation's transaction)."""
+    """Write one audit event. Only the mutation frame (app/domain/mutations.py) calls
+    it, inside the mutation's transaction (tests/test_layout.py checks)."""
     return await AuditEvent.create(
         partner_id=viewer.partner_id,
         at=utcnow(),

@@ -15,21 +15,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tortoise.transactions import in_transaction
-
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
-    EXTERNAL_ADMIN_ROLES,
+    GRANT_EXTERNAL_ADMIN,
+    REVOKE_EXTERNAL_ADMIN,
     Viewer,
     external_admin_candidates,
-    require_role,
-    require_setup_completed,
     visible_external_admin_grants,
 )
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.models.admins import ExternalAdminGrant
 from app.models.customers import Customer
 
@@ -44,11 +41,7 @@ class ExternalAdminChange:
     email: str
 
 
-async def _parties(
-    viewer: Viewer, customer_id: int | None, email: str, action: str
-) -> tuple[Customer, str]:
-    require_setup_completed(viewer)
-    require_role(viewer, EXTERNAL_ADMIN_ROLES, action)
+async def _parties(viewer: Viewer, customer_id: int | None, email: str) -> tuple[Customer, str]:
     customer = await get_managed_customer(viewer, customer_id)
     if customer is None:
         raise reject(CUSTOMER_FIELD, "No such customer.", UserErrorCode.NOT_FOUND)
@@ -65,8 +58,9 @@ async def grant_external_admin(
     customer. Refused: an e-mail that names no admin (or a removed one: NOT_FOUND,
     telling nothing more of another partner), an admin of the viewer's own partner
     (INVALID: assign it instead), an existing grant (CONFLICT)."""
-    customer, clean = await _parties(viewer, customer_id, email, "Granting external admins")
-    async with in_transaction():
+
+    async def work() -> Audited[ExternalAdminChange]:
+        customer, clean = await _parties(viewer, customer_id, email)
         # Lock the customer: two grants of the same admin at once make one row.
         await Customer.select_for_update().get(id=customer.id)
         admin = await external_admin_candidates(viewer).get_or_none(email=clean)
@@ -97,13 +91,13 @@ async def grant_external_admin(
             granted_by_id=viewer.admin.id,
             granted_at=utcnow(),
         )
-        await audit.record(
-            viewer,
-            "customer.external_admin.grant",
+        return Audited(
+            ExternalAdminChange(customer, grant, clean),
             encode_global_id("Customer", customer.id),
             f"Made {clean} an external admin of {customer.name}",
         )
-    return ExternalAdminChange(customer, grant, clean)
+
+    return await run_mutation(viewer, GRANT_EXTERNAL_ADMIN, "customer.external_admin.grant", work)
 
 
 async def revoke_external_admin(
@@ -111,8 +105,9 @@ async def revoke_external_admin(
 ) -> ExternalAdminChange:
     """End the grant: from the next request on, the admin no longer sees the customer.
     Refused with NOT_FOUND when that e-mail holds no grant on the customer."""
-    customer, clean = await _parties(viewer, customer_id, email, "Revoking external admins")
-    async with in_transaction():
+
+    async def work() -> Audited[ExternalAdminChange]:
+        customer, clean = await _parties(viewer, customer_id, email)
         grant = (
             await ExternalAdminGrant.filter(customer_id=customer.id, admin__email=clean)
             .select_for_update()
@@ -125,13 +120,13 @@ async def revoke_external_admin(
                 UserErrorCode.NOT_FOUND,
             )
         await ExternalAdminGrant.filter(id=grant.id).delete()
-        await audit.record(
-            viewer,
-            "customer.external_admin.revoke",
+        return Audited(
+            ExternalAdminChange(customer, grant, clean),
             encode_global_id("Customer", customer.id),
             f"Ended {clean} as an external admin of {customer.name}",
         )
-    return ExternalAdminChange(customer, grant, clean)
+
+    return await run_mutation(viewer, REVOKE_EXTERNAL_ADMIN, "customer.external_admin.revoke", work)
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
-    SETUP_ROLES,
+    COMPLETE_SETUP,
     Viewer,
-    require_role,
     visible_organization,
     visible_own_subscriptions,
 )
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.models.organization import PartnerOrganization, PartnerSubscription
 
 MAX_INDUSTRY_LENGTH = 100
@@ -50,34 +47,34 @@ async def complete_setup(
     viewer: Viewer, accept_terms: bool, industry: str | None, planned_users: int | None
 ) -> PartnerOrganization:
     """The first-time setup wizard: accept the terms, record the profile. Once only."""
-    require_role(viewer, SETUP_ROLES, "Completing the organization setup")
-    errors: list[UserError] = []
-    if accept_terms is not True:
-        errors.append(
-            UserError(
-                ("input", "acceptTerms"), "The terms must be accepted.", UserErrorCode.INVALID
+
+    async def work() -> Audited[PartnerOrganization]:
+        errors: list[UserError] = []
+        if accept_terms is not True:
+            errors.append(
+                UserError(
+                    ("input", "acceptTerms"), "The terms must be accepted.", UserErrorCode.INVALID
+                )
             )
-        )
-    clean_industry = industry.strip() if industry is not None else None
-    if clean_industry is not None and not 1 <= len(clean_industry) <= MAX_INDUSTRY_LENGTH:
-        errors.append(
-            UserError(
-                ("input", "industry"),
-                f"Industry is 1 to {MAX_INDUSTRY_LENGTH} characters.",
-                UserErrorCode.INVALID,
+        clean_industry = industry.strip() if industry is not None else None
+        if clean_industry is not None and not 1 <= len(clean_industry) <= MAX_INDUSTRY_LENGTH:
+            errors.append(
+                UserError(
+                    ("input", "industry"),
+                    f"Industry is 1 to {MAX_INDUSTRY_LENGTH} characters.",
+                    UserErrorCode.INVALID,
+                )
             )
-        )
-    if planned_users is not None and not 1 <= planned_users <= MAX_PLANNED_USERS:
-        errors.append(
-            UserError(
-                ("input", "plannedUsers"),
-                f"Planned users is a number from 1 to {MAX_PLANNED_USERS:,}.",
-                UserErrorCode.INVALID,
+        if planned_users is not None and not 1 <= planned_users <= MAX_PLANNED_USERS:
+            errors.append(
+                UserError(
+                    ("input", "plannedUsers"),
+                    f"Planned users is a number from 1 to {MAX_PLANNED_USERS:,}.",
+                    UserErrorCode.INVALID,
+                )
             )
-        )
-    if errors:
-        raise MutationRejected(errors)
-    async with in_transaction():
+        if errors:
+            raise MutationRejected(errors)
         org = await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         if org.setup_completed:
             raise reject(
@@ -87,10 +84,10 @@ async def complete_setup(
         org.industry = clean_industry
         org.planned_users = planned_users
         await org.save(update_fields=["terms_accepted_at", "industry", "planned_users"])
-        await audit.record(
-            viewer,
-            "organization.setup",
+        return Audited(
+            org,
             encode_global_id("PartnerOrganization", org.id),
             f"Completed the organization setup of {org.name} (terms accepted)",
         )
-    return org
+
+    return await run_mutation(viewer, COMPLETE_SETUP, "organization.setup", work)

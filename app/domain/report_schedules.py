@@ -14,15 +14,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app.domain import audit
 from app.domain.access import (
-    SCHEDULE_ROLES,
+    CREATE_REPORT_SCHEDULE,
+    DELETE_REPORT_SCHEDULE,
+    UPDATE_REPORT_SCHEDULE,
     Viewer,
-    require_role,
-    require_setup_completed,
     visible_schedules,
 )
 from app.domain.calling_rollup import monday_of
@@ -30,13 +30,14 @@ from app.domain.customer_list_report import check_customer_filter
 from app.domain.customers import CustomerFilter
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_emails import check_recipients, describe_recipients, recipients_of
 from app.domain.report_templates import definition_of, get_template
 from app.domain.reports import ReportRequest, check_region, create_report
 from app.domain.webhook_targets import TargetRefused, check_target
 from app.models.enums import Region, ReportFrequency
-from app.models.reports import Report, ReportSchedule
+from app.models.reports import Report, ReportSchedule, ReportTemplate
 from app.queue import JobQueue, QueueError
 
 log = logging.getLogger(__name__)
@@ -170,9 +171,15 @@ def check_timing(
     return Timing(frequency, day_of_week, day_of_month, hour_utc)
 
 
-def _check(viewer: Viewer, action: str) -> None:
-    require_setup_completed(viewer)
-    require_role(viewer, SCHEDULE_ROLES, action)
+@dataclass(frozen=True)
+class _CheckedSchedule:
+    """createReportSchedule's input once checked (before its transaction)."""
+
+    template: ReportTemplate
+    timing: Timing
+    url: str | None
+    customer_filter: dict[str, Any] | None
+    emails: list[str] | None
 
 
 def _describe(schedule: ReportSchedule) -> str:
@@ -205,19 +212,25 @@ async def create_schedule(
     """A schedule; `customer_filter` (CUSTOMER_LIST only) is stored with it and each
     run applies it in the scope of the schedule's owner; `recipients` get an e-mail
     when a run succeeds (app.domain.report_emails)."""
-    _check(viewer, "Scheduling reports")
-    template = await get_template(viewer, template_id)
-    if template is None:
-        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
-    timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
-    url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
-    await check_region(viewer, region)
-    stored_filter = await check_customer_filter(viewer, template, customer_filter, now.date())
-    emails = await check_recipients(viewer, recipients)
-    async with in_transaction():
+
+    async def prepare() -> _CheckedSchedule:
+        template = await get_template(viewer, template_id)
+        if template is None:
+            raise reject(
+                ("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND
+            )
+        timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
+        url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
+        await check_region(viewer, region)
+        stored_filter = await check_customer_filter(viewer, template, customer_filter, now.date())
+        emails = await check_recipients(viewer, recipients)
+        return _CheckedSchedule(template, timing, url, stored_filter, emails)
+
+    async def work(checked: _CheckedSchedule) -> Audited[ReportSchedule]:
+        timing = checked.timing
         schedule = await ReportSchedule.create(
             partner_id=viewer.partner_id,
-            template_id=template.id,
+            template_id=checked.template.id,
             frequency=timing.frequency,
             day_of_week=timing.day_of_week,
             day_of_month=timing.day_of_month,
@@ -226,18 +239,20 @@ async def create_schedule(
             enabled=True,
             next_run_at=next_occurrence(timing, now),
             created_by_id=viewer.admin.id,
-            webhook_url=url,
-            customer_filter=stored_filter,
-            recipients=emails or None,
+            webhook_url=checked.url,
+            customer_filter=checked.customer_filter,
+            recipients=checked.emails or None,
         )
-        await audit.record(
-            viewer,
-            "report_schedule.create",
+        return Audited(
+            schedule,
             encode_global_id("ReportSchedule", schedule.id),
-            f"Scheduled {template.name!r} {_describe(schedule)}"
+            f"Scheduled {checked.template.name!r} {_describe(schedule)}"
             f"{describe_recipients(recipients_of(schedule))}",
         )
-    return schedule
+
+    return await run_prepared_mutation(
+        viewer, CREATE_REPORT_SCHEDULE, "report_schedule.create", prepare, work
+    )
 
 
 async def _own_schedule(viewer: Viewer, schedule_id: int | None) -> ReportSchedule:
@@ -268,10 +283,13 @@ async def update_schedule(
     """Change what is given. A new frequency drops the day fields it does not use
     unless they are given (and then they must fit it). `recipients` replaces the
     list ([] removes them all)."""
-    _check(viewer, "Changing report schedules")
-    url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
-    emails = await check_recipients(viewer, recipients)
-    async with in_transaction():
+
+    async def prepare() -> tuple[str | None, list[str] | None]:
+        url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
+        return url, await check_recipients(viewer, recipients)
+
+    async def work(checked: tuple[str | None, list[str] | None]) -> Audited[ReportSchedule]:
+        url, emails = checked
         schedule = await _own_schedule(viewer, schedule_id)
         new_frequency = frequency or ReportFrequency(schedule.frequency)
         changes_frequency = new_frequency.value != schedule.frequency
@@ -301,30 +319,32 @@ async def update_schedule(
         await schedule.save()
         template = await schedule.template
         state = "" if schedule.enabled else " (disabled)"
-        await audit.record(
-            viewer,
-            "report_schedule.update",
+        return Audited(
+            schedule,
             encode_global_id("ReportSchedule", schedule.id),
             f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}"
             f"{describe_recipients(recipients_of(schedule))}",
         )
-    return schedule
+
+    return await run_prepared_mutation(
+        viewer, UPDATE_REPORT_SCHEDULE, "report_schedule.update", prepare, work
+    )
 
 
 async def delete_schedule(viewer: Viewer, schedule_id: int | None) -> int:
     """Delete a schedule; its past reports stay (without their schedule)."""
-    _check(viewer, "Deleting report schedules")
-    async with in_transaction():
+
+    async def work() -> Audited[int]:
         schedule = await _own_schedule(viewer, schedule_id)
         template = await schedule.template
         await schedule.delete()
-        await audit.record(
-            viewer,
-            "report_schedule.delete",
+        return Audited(
+            schedule.id,
             encode_global_id("ReportSchedule", schedule.id),
             f"Deleted the {_describe(schedule)} schedule of {template.name!r}",
         )
-    return schedule.id
+
+    return await run_mutation(viewer, DELETE_REPORT_SCHEDULE, "report_schedule.delete", work)
 
 
 # ------------------------------------------------------------------ reading

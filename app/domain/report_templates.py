@@ -12,16 +12,16 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
-    REPORT_TEMPLATE_ROLES,
+    CREATE_REPORT_TEMPLATE,
+    DELETE_REPORT_TEMPLATE,
+    UPDATE_REPORT_TEMPLATE,
     Viewer,
-    require_role,
-    require_setup_completed,
     visible_templates,
 )
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.domain.report_columns import DEFINITIONS, Column, ReportDefinition
 from app.models.enums import ReportTemplateKind, ReportType
 from app.models.reports import ReportSchedule, ReportTemplate
@@ -150,12 +150,6 @@ def _check_columns(definition: ReportDefinition, keys: Sequence[str]) -> list[st
     return list(keys)
 
 
-def _check(viewer: Viewer, action: str) -> None:
-    """Every template mutation: the setup gate, then the role (SPEC.md: roles)."""
-    require_setup_completed(viewer)
-    require_role(viewer, REPORT_TEMPLATE_ROLES, action)
-
-
 async def _ensure_name_free(viewer: Viewer, name: str, except_id: int | None = None) -> None:
     clash = live_templates(viewer).filter(name_key=name.lower())
     if except_id is not None:
@@ -191,11 +185,10 @@ async def _own_custom_template(viewer: Viewer, template_id: int | None) -> Repor
 async def create_template(
     viewer: Viewer, name: str, report_type: ReportType, column_keys: Sequence[str]
 ) -> ReportTemplate:
-    _check(viewer, "Creating report templates")
-    clean = _clean_name(name)
-    definition = DEFINITIONS[report_type]
-    keys = _check_columns(definition, column_keys)
-    async with in_transaction():
+    async def work() -> Audited[ReportTemplate]:
+        clean = _clean_name(name)
+        definition = DEFINITIONS[report_type]
+        keys = _check_columns(definition, column_keys)
         await _ensure_name_free(viewer, clean)
         template = await ReportTemplate.create(
             partner_id=viewer.partner_id,
@@ -206,13 +199,13 @@ async def create_template(
             column_keys=keys,
             created_by_id=viewer.admin.id,
         )
-        await audit.record(
-            viewer,
-            "report_template.create",
+        return Audited(
+            template,
             encode_global_id("ReportTemplate", template.id),
             f"Created report template {clean!r} on {definition.name} ({len(keys)} columns)",
         )
-    return template
+
+    return await run_mutation(viewer, CREATE_REPORT_TEMPLATE, "report_template.create", work)
 
 
 async def update_template(
@@ -223,9 +216,9 @@ async def update_template(
 ) -> ReportTemplate:
     """Rename a CUSTOM template and/or choose its columns again (from the same
     DEFAULT template). Reports already requested keep the columns they had."""
-    _check(viewer, "Changing report templates")
-    clean = _clean_name(name) if name is not None else None
-    async with in_transaction():
+
+    async def work() -> Audited[ReportTemplate]:
+        clean = _clean_name(name) if name is not None else None
         template = await _own_custom_template(viewer, template_id)
         definition = definition_of(template)
         keys = _check_columns(definition, column_keys) if column_keys is not None else None
@@ -238,21 +231,21 @@ async def update_template(
             changes.append(f"columns now {', '.join(keys)}")
             template.column_keys = keys
         await template.save(update_fields=["name", "name_key", "column_keys"])
-        await audit.record(
-            viewer,
-            "report_template.update",
+        return Audited(
+            template,
             encode_global_id("ReportTemplate", template.id),
             f"Report template {template.name!r}: " + ("; ".join(changes) or "no change"),
         )
-    return template
+
+    return await run_mutation(viewer, UPDATE_REPORT_TEMPLATE, "report_template.update", work)
 
 
 async def delete_template(viewer: Viewer, template_id: int | None) -> int:
     """Delete a CUSTOM template that no schedule uses; returns its id. Its past
     reports stay, with their template and columns (the row is kept, marked
     deleted, under a name key no live template can hold, so the name is free)."""
-    _check(viewer, "Deleting report templates")
-    async with in_transaction():
+
+    async def work() -> Audited[int]:
         template = await _own_custom_template(viewer, template_id)
         schedules = await ReportSchedule.filter(
             partner_id=viewer.partner_id, template_id=template.id
@@ -268,13 +261,13 @@ async def delete_template(viewer: Viewer, template_id: int | None) -> int:
         template.deleted_at = utcnow()
         template.name_key = f"#deleted {template.id}"  # '#' is in no template name
         await template.save(update_fields=["deleted_at", "name_key"])
-        await audit.record(
-            viewer,
-            "report_template.delete",
+        return Audited(
+            template.id,
             encode_global_id("ReportTemplate", template.id),
             f"Deleted report template {template.name!r}",
         )
-    return template.id
+
+    return await run_mutation(viewer, DELETE_REPORT_TEMPLATE, "report_template.delete", work)
 
 
 def _schedule_label(schedule: ReportSchedule) -> str:

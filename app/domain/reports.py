@@ -11,18 +11,14 @@ from datetime import date, datetime
 from typing import Any
 
 from tortoise.functions import Max
-from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
 from app.db import fetch_all
-from app.domain import audit
 from app.domain.access import (
-    REPORT_ROLES,
+    GENERATE_REPORT,
     Viewer,
     customer_scope,
     granted_customer_scope,
-    require_role,
-    require_setup_completed,
     visible_reports,
     visible_schedules,
     visible_templates,
@@ -32,6 +28,7 @@ from app.domain.customers import CustomerFilter
 from app.domain.downloads import sign_download
 from app.domain.errors import UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_templates import definition_of, get_template
 from app.domain.sql import Sql
@@ -220,31 +217,38 @@ async def generate_report(
     nothing stored (also when the job queue is down). With no queue, the report
     is only stored, for the caller to run (`partnerhub report run`).
     `customer_filter` (CUSTOMER_LIST only) is applied when the report runs."""
-    require_setup_completed(viewer)
-    require_role(viewer, REPORT_ROLES, "Generating reports")
-    request = await check_request(
-        viewer, template_id, start_date, end_date, region, today, customer_filter
-    )
-    granted = await has_granted_customers(viewer, region)
+
+    async def prepare() -> tuple[ReportRequest, bool]:
+        request = await check_request(
+            viewer, template_id, start_date, end_date, region, today, customer_filter
+        )
+        return request, await has_granted_customers(viewer, region)
+
+    async def work(checked: tuple[ReportRequest, bool]) -> Audited[Report]:
+        request, granted = checked
+        # The job is queued inside the transaction: if Redis cannot take it, the
+        # report rolls back with the rest.
+        report = await create_report(
+            viewer.partner_id,
+            request,
+            viewer.admin.id,
+            queue,
+            today,
+            with_granted_customers=granted,
+        )
+        return Audited(
+            report,
+            encode_global_id("Report", report.id),
+            f"Generated a {request.template.name!r} report"
+            + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
+            + (f" in {request.region.value}" if request.region else "")
+            + (" for filtered customers" if request.customer_filter else ""),
+        )
+
     try:
-        async with in_transaction():
-            report = await create_report(
-                viewer.partner_id,
-                request,
-                viewer.admin.id,
-                queue,
-                today,
-                with_granted_customers=granted,
-            )
-            await audit.record(
-                viewer,
-                "report.generate",
-                encode_global_id("Report", report.id),
-                f"Generated a {request.template.name!r} report"
-                + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
-                + (f" in {request.region.value}" if request.region else "")
-                + (" for filtered customers" if request.customer_filter else ""),
-            )
+        return await run_prepared_mutation(
+            viewer, GENERATE_REPORT, "report.generate", prepare, work
+        )
     except QueueError:
         raise reject(
             None,
@@ -252,7 +256,6 @@ async def generate_report(
             "Nothing was saved; try again in a moment.",
             UserErrorCode.UNAVAILABLE,
         ) from None
-    return report
 
 
 async def get_report(viewer: Viewer, report_id: int | None) -> Report | None:

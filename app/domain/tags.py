@@ -7,21 +7,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tortoise.transactions import in_transaction
-
 from app.clock import utcnow
 from app.db import execute, fetch_all, is_postgres
-from app.domain import audit
 from app.domain.access import (
-    TAG_ROLES,
+    CREATE_TAG,
+    DELETE_TAG,
+    TAG_CUSTOMERS,
+    UPDATE_TAG,
     Viewer,
     managed_customer_scope,
-    require_role,
-    require_setup_completed,
 )
 from app.domain.customers import CustomerFilter, filter_condition, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.domain.sql import Sql
 from app.domain.statuses import StatusClock
 from app.models.customers import Customer
@@ -79,16 +78,10 @@ async def _own_tag(viewer: Viewer, tag_id: int | None, field: tuple[str, ...]) -
     return tag
 
 
-def _check(viewer: Viewer, action: str) -> None:
-    require_setup_completed(viewer)
-    require_role(viewer, TAG_ROLES, action)
-
-
 async def create_tag(viewer: Viewer, name: str, description: str | None) -> Tag:
-    _check(viewer, "Creating tags")
-    clean = _clean_name(name, ("input", "name"))
-    text = _clean_description(description, ("input", "description"))
-    async with in_transaction():
+    async def work() -> Audited[Tag]:
+        clean = _clean_name(name, ("input", "name"))
+        text = _clean_description(description, ("input", "description"))
         await _ensure_name_free(viewer, clean)
         tag = await Tag.create(
             partner_id=viewer.partner_id,
@@ -97,19 +90,17 @@ async def create_tag(viewer: Viewer, name: str, description: str | None) -> Tag:
             description=text,
             created_by_id=viewer.admin.id,
         )
-        await audit.record(
-            viewer, "tag.create", encode_global_id("Tag", tag.id), f"Created tag {clean!r}"
-        )
-    return tag
+        return Audited(tag, encode_global_id("Tag", tag.id), f"Created tag {clean!r}")
+
+    return await run_mutation(viewer, CREATE_TAG, "tag.create", work)
 
 
 async def update_tag(
     viewer: Viewer, tag_id: int | None, name: str | None, description: str | None
 ) -> Tag:
-    _check(viewer, "Editing tags")
-    clean = _clean_name(name, ("input", "name")) if name is not None else None
-    text = _clean_description(description, ("input", "description"))
-    async with in_transaction():
+    async def work() -> Audited[Tag]:
+        clean = _clean_name(name, ("input", "name")) if name is not None else None
+        text = _clean_description(description, ("input", "description"))
         tag = await _own_tag(viewer, tag_id, ("input", "id"))
         changes = []
         if clean is not None and clean != tag.name:
@@ -121,56 +112,57 @@ async def update_tag(
             tag.description = text
         await tag.save(update_fields=["name", "name_key", "description"])
         summary = f"Tag {tag.name!r}: " + (", ".join(changes) or "no change")
-        await audit.record(viewer, "tag.update", encode_global_id("Tag", tag.id), summary)
-    return tag
+        return Audited(tag, encode_global_id("Tag", tag.id), summary)
+
+    return await run_mutation(viewer, UPDATE_TAG, "tag.update", work)
 
 
 async def delete_tag(viewer: Viewer, tag_id: int | None) -> int:
     """Delete a tag and remove it from every customer; returns its id."""
-    _check(viewer, "Deleting tags")
-    async with in_transaction():
+
+    async def work() -> Audited[int]:
         tag = await _own_tag(viewer, tag_id, ("input", "id"))
         carried = await CustomerTag.filter(tag_id=tag.id).count()
         await CustomerTag.filter(tag_id=tag.id).delete()
         await tag.delete()
-        await audit.record(
-            viewer,
-            "tag.delete",
+        return Audited(
+            tag.id,
             encode_global_id("Tag", tag.id),
             f"Deleted tag {tag.name!r} (removed from {carried} customer(s))",
         )
-    return tag.id
+
+    return await run_mutation(viewer, DELETE_TAG, "tag.delete", work)
 
 
 async def set_customer_tags(
     viewer: Viewer, customer_id: int | None, tag_ids: Sequence[int | None], max_tags: int
 ) -> Customer:
     """Replace the customer's tags with exactly these (duplicates count once)."""
-    _check(viewer, "Tagging customers")
-    customer = await get_managed_customer(viewer, customer_id)
-    if customer is None:
-        raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
-    wanted = list(dict.fromkeys(tag_ids))
-    if len(wanted) > max_tags:
-        raise reject(
-            ("input", "tagIds"),
-            f"A customer carries at most {max_tags} tags (got {len(wanted)}).",
-            UserErrorCode.LIMIT_EXCEEDED,
-        )
-    found = {
-        t.id: t
-        for t in await Tag.filter(
-            partner_id=viewer.partner_id, id__in=[t for t in wanted if t is not None]
-        )
-    }
-    errors = [
-        UserError(("input", "tagIds", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
-        for n, tag_id in enumerate(tag_ids)
-        if tag_id is None or tag_id not in found
-    ]
-    if errors:
-        raise MutationRejected(errors)
-    async with in_transaction():
+
+    async def work() -> Audited[Customer]:
+        customer = await get_managed_customer(viewer, customer_id)
+        if customer is None:
+            raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
+        wanted = list(dict.fromkeys(tag_ids))
+        if len(wanted) > max_tags:
+            raise reject(
+                ("input", "tagIds"),
+                f"A customer carries at most {max_tags} tags (got {len(wanted)}).",
+                UserErrorCode.LIMIT_EXCEEDED,
+            )
+        found = {
+            t.id: t
+            for t in await Tag.filter(
+                partner_id=viewer.partner_id, id__in=[t for t in wanted if t is not None]
+            )
+        }
+        errors = [
+            UserError(("input", "tagIds", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
+            for n, tag_id in enumerate(tag_ids)
+            if tag_id is None or tag_id not in found
+        ]
+        if errors:
+            raise MutationRejected(errors)
         current = set(
             await CustomerTag.filter(customer_id=customer.id).values_list("tag_id", flat=True)
         )
@@ -181,13 +173,13 @@ async def set_customer_tags(
         for tag_id in sorted(target - current):
             await CustomerTag.create(customer_id=customer.id, tag_id=tag_id)
         names = sorted(found[t].name for t in target)
-        await audit.record(
-            viewer,
-            "customer.tags.set",
+        return Audited(
+            customer,
             encode_global_id("Customer", customer.id),
             f"Set the tags of {customer.name} to {', '.join(names) or 'none'}",
         )
-    return customer
+
+    return await run_mutation(viewer, TAG_CUSTOMERS, "customer.tags.set", work)
 
 
 # ------------------------------------------------------------------ many customers at once
@@ -285,8 +277,8 @@ async def add_tag_to_customers(
     """Give the tag to every chosen customer that does not carry it yet, all or
     nothing: a customer that would carry more than `max_tags` refuses the call.
     A few statements whatever the number of customers."""
-    _check(viewer, "Tagging customers")
-    async with in_transaction():
+
+    async def work() -> Audited[BulkTagResult]:
         tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
         ids = _id_set("ct.customer_id", chosen)
@@ -310,14 +302,14 @@ async def add_tag_to_customers(
             [tag.id, utcnow(), *where.params, tag.id],
         )
         added = len(chosen) - len(carrying)
-        await audit.record(
-            viewer,
-            "customer.tags.add",
+        return Audited(
+            BulkTagResult(tag, len(chosen), added),
             encode_global_id("Tag", tag.id),
             f"Added tag {tag.name!r} to {added} customer(s)"
             + _covered(len(chosen), len(carrying), "already carried it", flt is not None),
         )
-    return BulkTagResult(tag, len(chosen), added)
+
+    return await run_mutation(viewer, TAG_CUSTOMERS, "customer.tags.add", work)
 
 
 async def remove_tag_from_customers(
@@ -328,8 +320,8 @@ async def remove_tag_from_customers(
     clock: StatusClock,
 ) -> BulkTagResult:
     """Take the tag off every chosen customer (those without it stay as they are)."""
-    _check(viewer, "Tagging customers")
-    async with in_transaction():
+
+    async def work() -> Audited[BulkTagResult]:
         tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
         ids = _id_set("customer_id", chosen)
@@ -341,14 +333,14 @@ async def remove_tag_from_customers(
         await execute(
             f"DELETE FROM customer_tag WHERE tag_id = ? AND {ids.text}", [tag.id, *ids.params]
         )
-        await audit.record(
-            viewer,
-            "customer.tags.remove",
+        return Audited(
+            BulkTagResult(tag, len(chosen), removed),
             encode_global_id("Tag", tag.id),
             f"Removed tag {tag.name!r} from {removed} customer(s)"
             + _covered(len(chosen), len(chosen) - removed, "did not carry it", flt is not None),
         )
-    return BulkTagResult(tag, len(chosen), removed)
+
+    return await run_mutation(viewer, TAG_CUSTOMERS, "customer.tags.remove", work)
 
 
 def _timestamp_param() -> str:

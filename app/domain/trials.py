@@ -12,19 +12,19 @@ from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
-from app.domain import audit
 from app.domain.access import (
     ASSIGNABLE_ROLES,
-    TRIAL_ROLES,
+    CANCEL_TRIAL,
+    EXTEND_TRIAL,
+    START_TRIAL,
     Viewer,
     managed_customers,
-    require_role,
-    require_setup_completed,
     visible_customers,
 )
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
+from app.domain.mutations import Audited, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import CustomerAssignment
 from app.models.customers import Customer, CustomerUser
@@ -210,14 +210,13 @@ async def start_trial(
     today: date | None = None,
 ) -> Trial:
     """Start a trial for a customer without an ongoing one, or for a new customer."""
-    require_setup_completed(viewer)
-    require_role(viewer, TRIAL_ROLES, "Starting trials")
-    errors = _validate_start(customer_id, new_customer, products, duration_days)
-    if errors:
-        raise MutationRejected(errors)
     now = utcnow()
-    today = today or now.date()
-    async with in_transaction():
+    day = today or now.date()
+
+    async def work() -> Audited[Trial]:
+        errors = _validate_start(customer_id, new_customer, products, duration_days)
+        if errors:
+            raise MutationRejected(errors)
         if new_customer is not None:
             customer = await _create_customer(viewer, new_customer, now)
         else:
@@ -227,19 +226,19 @@ async def start_trial(
             # Lock the customer so two starts at once cannot both pass the check.
             customer = await Customer.select_for_update().get(id=found.id)
             if await Trial.filter(
-                customer_id=customer.id, status=TrialStatus.ACTIVE, end_date__gte=today
+                customer_id=customer.id, status=TrialStatus.ACTIVE, end_date__gte=day
             ).exists():
                 raise reject(
                     ("input", "customerId"),
                     f"{customer.name} already has an ongoing trial.",
                     UserErrorCode.CONFLICT,
                 )
-        end = today + timedelta(days=duration_days)
+        end = day + timedelta(days=duration_days)
         trial = await Trial.create(
             customer_id=customer.id,
             trial_id=_new_trial_id(),
             status=TrialStatus.ACTIVE,
-            start_date=today,
+            start_date=day,
             end_date=end,
             started_by_id=viewer.admin.id,
         )
@@ -248,7 +247,7 @@ async def start_trial(
             subscription_id=trial.trial_id,
             kind=SubscriptionKind.TRIAL,
             status=trial_subscription_status(trial.status),
-            start_date=today,
+            start_date=day,
             end_date=end,
             auto_renew=False,
             added_at=now,
@@ -267,14 +266,14 @@ async def start_trial(
             )
         listed = ", ".join(f"{p.product.value} x{p.licenses}" for p in products)
         created = " (new customer)" if new_customer is not None else ""
-        await audit.record(
-            viewer,
-            "trial.start",
+        return Audited(
+            trial,
             encode_global_id("Trial", trial.id),
             f"Started trial {trial.trial_id} for {customer.name}{created}: {listed}, "
             f"{duration_days} days",
         )
-    return trial
+
+    return await run_mutation(viewer, START_TRIAL, "trial.start", work)
 
 
 async def _create_customer(viewer: Viewer, new: NewCustomer, now: datetime) -> Customer:
@@ -328,15 +327,14 @@ async def _own_active_trial(viewer: Viewer, trial_id: int | None) -> Trial:
 
 async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial:
     """Add 1 to 30 days to an ACTIVE trial, up to 180 days in all."""
-    require_setup_completed(viewer)
-    require_role(viewer, TRIAL_ROLES, "Extending trials")
-    if not 1 <= days <= MAX_EXTENSION_DAYS:
-        raise reject(
-            ("input", "days"),
-            f"A trial is extended by 1 to {MAX_EXTENSION_DAYS} days.",
-            UserErrorCode.INVALID,
-        )
-    async with in_transaction():
+
+    async def work() -> Audited[Trial]:
+        if not 1 <= days <= MAX_EXTENSION_DAYS:
+            raise reject(
+                ("input", "days"),
+                f"A trial is extended by 1 to {MAX_EXTENSION_DAYS} days.",
+                UserErrorCode.INVALID,
+            )
         trial = await _own_active_trial(viewer, trial_id)
         end = trial.end_date + timedelta(days=days)
         if (end - trial.start_date).days > MAX_TOTAL_DAYS:
@@ -349,31 +347,28 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
         trial.end_date = end
         await trial.save(update_fields=["end_date"])
         await Subscription.filter(trial_id=trial.id).update(end_date=end)
-        await audit.record(
-            viewer,
-            "trial.extend",
+        return Audited(
+            trial,
             encode_global_id("Trial", trial.id),
             f"Extended trial {trial.trial_id} by {days} days to {end.isoformat()}",
         )
-    return trial
+
+    return await run_mutation(viewer, EXTEND_TRIAL, "trial.extend", work)
 
 
 async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     """End an ACTIVE trial now."""
-    require_setup_completed(viewer)
-    require_role(viewer, TRIAL_ROLES, "Cancelling trials")
-    now = utcnow()
-    async with in_transaction():
+
+    async def work() -> Audited[Trial]:
+        now = utcnow()
         trial = await _own_active_trial(viewer, trial_id)
         await set_trial_status([trial.id], TrialStatus.CANCELLED, now)
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
-        await audit.record(
-            viewer,
-            "trial.cancel",
-            encode_global_id("Trial", trial.id),
-            f"Cancelled trial {trial.trial_id}",
+        return Audited(
+            trial, encode_global_id("Trial", trial.id), f"Cancelled trial {trial.trial_id}"
         )
-    return trial
+
+    return await run_mutation(viewer, CANCEL_TRIAL, "trial.cancel", work)
 
 
 # ---------------------------------------------------------------- list ----
