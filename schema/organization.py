@@ -9,8 +9,6 @@ import strawberry
 from app.domain import licenses
 from app.domain.ids import encode_global_id
 from app.domain.organization import complete_setup, get_organization, launch_url, own_subscriptions
-from app.models.enums import LICENSE_PRODUCT
-from app.models.enums import LicenseType as LicenseTypeValue
 from app.models.organization import PartnerOrganization as OrganizationModel
 from app.models.organization import PartnerSubscription
 from schema.context import Info
@@ -56,11 +54,7 @@ class OrganizationSubscription:
 
     @strawberry.field
     def products(self) -> list[Product]:
-        return list(
-            dict.fromkeys(
-                LICENSE_PRODUCT[LicenseTypeValue(line.license_type)] for line in self._lines()
-            )
-        )
+        return licenses.products_of_lines(self._lines())
 
     @strawberry.field
     def totals(self) -> LicenseCounts:

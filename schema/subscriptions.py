@@ -171,10 +171,7 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     async def products(self, info: Info) -> list[Product]:
-        lines = await self._lines(info)
-        return list(
-            dict.fromkeys(LICENSE_PRODUCT[LicenseTypeValue(line.license_type)] for line in lines)
-        )
+        return licenses.products_of_lines(await self._lines(info))
 
     @strawberry.field
     async def totals(self, info: Info) -> LicenseCounts:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.models.enums import SubscriptionStatus
-from app.models.subscriptions import LicenseLine, Subscription
+from app.models.enums import LICENSE_PRODUCT, LicenseType, Product, SubscriptionStatus
+from app.models.subscriptions import LicenseCountsFields, Subscription
 
 # Subscriptions (and trials) in these states hold their licenses.
 HOLDING_STATUSES = frozenset(
@@ -24,7 +24,7 @@ class LicenseCounts:
     overage: int = 0
 
 
-def line_counts(line: LicenseLine) -> LicenseCounts:
+def line_counts(line: LicenseCountsFields) -> LicenseCounts:
     return LicenseCounts(
         total=line.quantity,
         assigned=line.assigned,
@@ -34,7 +34,12 @@ def line_counts(line: LicenseLine) -> LicenseCounts:
     )
 
 
-def sum_counts(lines: Iterable[LicenseLine]) -> LicenseCounts:
+def products_of_lines(lines: Iterable[LicenseCountsFields]) -> list[Product]:
+    """The products a subscription's license lines are for, each once, in line order."""
+    return list(dict.fromkeys(LICENSE_PRODUCT[LicenseType(line.license_type)] for line in lines))
+
+
+def sum_counts(lines: Iterable[LicenseCountsFields]) -> LicenseCounts:
     counts = [line_counts(line) for line in lines]
     return LicenseCounts(
         total=sum(c.total for c in counts),

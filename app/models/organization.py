@@ -5,7 +5,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-from app.models.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
+from app.models.enums import SubscriptionKind, SubscriptionStatus
+from app.models.subscriptions import LicenseCountsFields
 
 
 class PartnerOrganization(Model):
@@ -52,18 +53,12 @@ class PartnerSubscription(Model):
         indexes = (("partner_id", "start_date"),)
 
 
-class PartnerLicenseLine(Model):
+class PartnerLicenseLine(LicenseCountsFields):
     """Licenses of one type on one of the partner's own subscriptions."""
 
-    id = fields.IntField(primary_key=True)
     subscription = fields.ForeignKeyField(
         "models.PartnerSubscription", related_name="licenses", on_delete=fields.CASCADE
     )
-    license_type = fields.CharEnumField(LicenseType, max_length=24)
-    product = fields.CharEnumField(Product, max_length=24)
-    quantity = fields.IntField()
-    assigned = fields.IntField(default=0)
-    used = fields.IntField(default=0, description="used at least once in the last 7 days")
 
     class Meta:
         table = "partner_license_line"

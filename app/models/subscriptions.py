@@ -36,18 +36,26 @@ class Subscription(Model):
         )
 
 
-class LicenseLine(Model):
-    """Licenses of one type on a subscription: purchased, assigned and used."""
+class LicenseCountsFields(Model):
+    """The columns of a license line, on a customer's subscription or the partner's own."""
 
     id = fields.IntField(primary_key=True)
-    subscription = fields.ForeignKeyField(
-        "models.Subscription", related_name="licenses", on_delete=fields.CASCADE
-    )
     license_type = fields.CharEnumField(LicenseType, max_length=24)
     product = fields.CharEnumField(Product, max_length=24)
     quantity = fields.IntField()
     assigned = fields.IntField(default=0)
     used = fields.IntField(default=0, description="used at least once in the last 7 days")
+
+    class Meta:
+        abstract = True
+
+
+class LicenseLine(LicenseCountsFields):
+    """Licenses of one type on a subscription: purchased, assigned and used."""
+
+    subscription = fields.ForeignKeyField(
+        "models.Subscription", related_name="licenses", on_delete=fields.CASCADE
+    )
 
     class Meta:
         table = "license_line"
