@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.expressions import Q
 
-from app.domain.access import Viewer, may_sign_in
+from app.domain.access import Viewer, may_sign_in, viewer_of
 from app.models.admins import Admin, ApiToken
 
 TOKEN_PREFIX = "phk_"
@@ -60,7 +60,7 @@ async def viewer_for_token(token: str) -> Viewer | None:
         return None
     if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
         await ApiToken.filter(id=record.id).update(last_used_at=now)
-    return Viewer(admin=record.admin, partner=record.admin.partner)
+    return await viewer_of(record.admin)
 
 
 async def token_hash_is_active(token_hash: str) -> bool:
@@ -82,7 +82,7 @@ async def viewer_for_email(email: str) -> Viewer | None:
     admin = await Admin.get_or_none(email=email.strip().lower()).select_related("partner")
     if admin is None or not may_sign_in(admin):
         return None
-    return Viewer(admin=admin, partner=admin.partner)
+    return await viewer_of(admin)
 
 
 async def admin_was_removed(email: str) -> bool:

@@ -65,6 +65,15 @@ class Viewer:
         return sees_all_customers(self.role)
 
 
+async def viewer_of(admin: Admin) -> Viewer:
+    """The viewer an admin (with its partner loaded) is for a request. Customers
+    of other partners come in only for an admin that holds an external-admin
+    grant: for every other admin the scope is its own partner's alone, a plain
+    condition the customer indexes serve (ordering by name reads an index)."""
+    granted = await ExternalAdminGrant.filter(admin_id=admin.id).exists()
+    return Viewer(admin=admin, partner=admin.partner, with_grants=granted)
+
+
 def sees_all_customers(role: AdminRole) -> bool:
     """True for roles that see every customer of the partner (accessAllCustomers)."""
     return role in ALL_CUSTOMER_ROLES

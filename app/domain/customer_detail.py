@@ -10,7 +10,7 @@ from datetime import datetime
 
 from app.db import fetch_all
 from app.domain.access import Viewer, customer_scope, managed_by, referenced_admins
-from app.domain.sql import in_list
+from app.domain.sql import one_of
 from app.models.admins import Admin, CustomerAssignment
 from app.models.customers import Customer, Location
 from app.models.enums import ManagedBy, Product
@@ -129,7 +129,7 @@ async def admins_of_partner(viewer: Viewer) -> dict[int, Admin]:
 async def tag_customer_counts(viewer: Viewer, tag_ids: Sequence[int]) -> dict[int, int]:
     """Customers carrying each tag, among the customers the viewer sees."""
     scope = customer_scope(viewer)
-    tags = in_list("ct.tag_id", list(tag_ids))
+    tags = one_of("ct.tag_id", list(tag_ids))
     rows = await fetch_all(
         "SELECT ct.tag_id, COUNT(*) AS n FROM customer_tag ct"
         " JOIN customer c ON c.id = ct.customer_id"

@@ -33,7 +33,7 @@ from app.domain.pagination import (
     encode_cursor,
     page_size,
 )
-from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern
+from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern, one_of
 from app.domain.statuses import HOLDING, StatusClock, status_condition
 from app.models.customers import Customer
 from app.models.enums import CustomerStatus, ManagedBy, Product, Region, SubscriptionKind
@@ -354,7 +354,7 @@ async def assigned_customer_pages(
     `list_customers` ordered by name, so `after` continues there."""
     size = page_size(first)
     scope = customer_scope(viewer)
-    admins = in_list("a.admin_id", admin_ids)
+    admins = one_of("a.admin_id", admin_ids)
     base = (
         "FROM customer_assignment a JOIN customer c ON c.id = a.customer_id"
         f" WHERE ({scope.text}) AND {admins.text}"

@@ -3,9 +3,12 @@ on either dialect through `app.db.fetch_all`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from app.db import is_postgres
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,31 @@ def in_list(column: str, values: Sequence[Any]) -> Sql:
     if not values:
         return FALSE
     return Sql(f"{column} IN ({', '.join('?' * len(values))})", tuple(values))
+
+
+# SQL element types an id set may hold (one array parameter on PostgreSQL).
+ARRAY_TYPES = frozenset({"INTEGER", "BIGINT", "TEXT", "UUID"})
+
+
+def one_of(column: str, values: Sequence[Any], element_type: str = "INTEGER") -> Sql:
+    """`column` is one of `values`, as ONE parameter whatever their number: on
+    PostgreSQL `= ANY(array)` (one prepared statement for every list length, and
+    a plan that probes the values instead of a long OR), on SQLite a JSON array
+    read by `json_each`. For lists of ids of any length; `in_list` is for short
+    fixed lists (enum values)."""
+    if element_type not in ARRAY_TYPES:
+        raise ValueError(f"unsupported array element type {element_type!r}")
+    if not values:
+        return FALSE
+    if is_postgres():
+        return Sql(f"{column} = ANY(CAST(? AS {element_type}[]))", (list(values),))
+    return Sql(
+        f"{column} IN (SELECT value FROM json_each(?))", (json.dumps([_json(v) for v in values]),)
+    )
+
+
+def _json(value: Any) -> Any:
+    return value if isinstance(value, int | float) else str(value)
 
 
 def like_pattern(text: str) -> str:

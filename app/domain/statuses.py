@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from app.db import fetch_all
-from app.domain.sql import Sql, in_list
+from app.domain.sql import Sql, one_of
 from app.models.enums import CustomerStatus
 
 # Subscription states that still hold licenses (SPEC.md: overage, expiry).
@@ -105,7 +105,7 @@ async def statuses_of(
         condition = status_condition(status, clock)
         columns.append(f"CASE WHEN {condition.text} THEN 1 ELSE 0 END AS s{n}")
         params.extend(condition.params)
-    where = in_list("c.id", list(customer_ids))
+    where = one_of("c.id", list(customer_ids))
     rows = await fetch_all(
         f"SELECT c.id, {', '.join(columns)} FROM customer c WHERE {where.text}",
         [*params, *where.params],

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from app.domain.customers import CustomerFilter, filter_condition, get_managed_c
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
 from app.domain.mutations import Audited, run_mutation
-from app.domain.sql import Sql
+from app.domain.sql import one_of
 from app.domain.statuses import StatusClock
 from app.models.customers import Customer
 from app.models.tags import CustomerTag, Tag
@@ -192,13 +191,6 @@ class BulkTagResult:
     changed_count: int  # of them, those that gained (or lost) the tag
 
 
-def _id_set(column: str, ids: Sequence[int]) -> Sql:
-    """`column` is one of `ids`, as one array parameter whatever their number."""
-    if is_postgres():
-        return Sql(f"{column} = ANY(CAST(? AS INTEGER[]))", (list(ids),))
-    return Sql(f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
-
-
 def _by_index(
     indexes: Sequence[int], message: str, code: UserErrorCode, field: str = "customerIds"
 ) -> MutationRejected:
@@ -241,7 +233,7 @@ async def _chosen_customers(
                 UserErrorCode.LIMIT_EXCEEDED,
             )
         wanted = list(dict.fromkeys(c for c in customer_ids if c is not None))
-        where = scope & _id_set("c.id", wanted)
+        where = scope & one_of("c.id", wanted)
         rows = await fetch_all(f"SELECT c.id FROM customer c WHERE {where.text}", where.params)
         found = {r["id"] for r in rows}
         missing = [n for n, c in enumerate(customer_ids) if c not in found]
@@ -281,7 +273,7 @@ async def add_tag_to_customers(
     async def work() -> Audited[BulkTagResult]:
         tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
-        ids = _id_set("ct.customer_id", chosen)
+        ids = one_of("ct.customer_id", chosen)
         has_tag = "SUM(CASE WHEN ct.tag_id = ? THEN 1 ELSE 0 END)"
         rows = await fetch_all(
             f"SELECT ct.customer_id, COUNT(*) AS n, {has_tag} AS has FROM customer_tag ct"
@@ -293,7 +285,7 @@ async def add_tag_to_customers(
         full = {r["customer_id"] for r in rows if not r["has"]}
         if full:
             raise await _over_limit(chosen, customer_ids, full, max_tags)
-        where = _id_set("c.id", chosen)
+        where = one_of("c.id", chosen)
         await execute(
             "INSERT INTO customer_tag (customer_id, tag_id, tagged_at)"
             f" SELECT c.id, CAST(? AS INTEGER), {_timestamp_param()} FROM customer c"
@@ -324,7 +316,7 @@ async def remove_tag_from_customers(
     async def work() -> Audited[BulkTagResult]:
         tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
-        ids = _id_set("customer_id", chosen)
+        ids = one_of("customer_id", chosen)
         [count] = await fetch_all(
             f"SELECT COUNT(*) AS n FROM customer_tag WHERE tag_id = ? AND {ids.text}",
             [tag.id, *ids.params],
