@@ -11,9 +11,9 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, RawSQL
 
-from app.domain.access import Viewer, may_sign_in, viewer_of
+from app.domain.access import HOLDS_GRANT_SQL, Viewer, holds_grant, may_sign_in, viewer_of
 from app.models.admins import Admin, ApiToken
 
 TOKEN_PREFIX = "phk_"
@@ -50,6 +50,7 @@ async def viewer_for_token(token: str) -> Viewer | None:
     """The viewer a token acts for, or None for an unknown, revoked or expired token."""
     record = (
         await ApiToken.filter(token_hash=hash_token(token), revoked_at__isnull=True)
+        .annotate(holds_grant=RawSQL(HOLDS_GRANT_SQL))
         .select_related("admin__partner")
         .first()
     )
@@ -60,7 +61,7 @@ async def viewer_for_token(token: str) -> Viewer | None:
         return None
     if record.last_used_at is None or now - record.last_used_at > LAST_USED_RESOLUTION:
         await ApiToken.filter(id=record.id).update(last_used_at=now)
-    return await viewer_of(record.admin)
+    return viewer_of(record.admin, bool(record.holds_grant))
 
 
 async def token_hash_is_active(token_hash: str) -> bool:
@@ -82,7 +83,7 @@ async def viewer_for_email(email: str) -> Viewer | None:
     admin = await Admin.get_or_none(email=email.strip().lower()).select_related("partner")
     if admin is None or not may_sign_in(admin):
         return None
-    return await viewer_of(admin)
+    return viewer_of(admin, await holds_grant(admin))
 
 
 async def admin_was_removed(email: str) -> bool:

@@ -15,6 +15,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from cross_web import HTTPException, StarletteRequestAdapter
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -91,6 +92,11 @@ class WebSocketAdapter(ASGIWebSocketAdapter):
             code, reason = chosen
         await super().close(code, reason)
 
+    async def send_json(self, message: Any) -> None:
+        """Websocket messages go as text frames (graphql-ws clients read text)."""
+        encoded = self.view.encode_json(message)
+        await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+
 
 class PartnerHubGraphQL(GraphQL):
     request_adapter_class = RequestAdapter
@@ -133,6 +139,15 @@ class PartnerHubGraphQL(GraphQL):
             code = "BAD_REQUEST" if refused.status_code == 400 else f"HTTP_{refused.status_code}"
             response = error_response(refused.status_code, refused.reason, code)
         await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        """Answers encoded by orjson (UTF-8, several times faster than the json
+        module on a page of rows); the json module only for what orjson refuses
+        (a lone surrogate quoted back in an error message)."""
+        try:
+            return orjson.dumps(data)
+        except (orjson.JSONEncodeError, TypeError):
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def parse_json(self, data: str | bytes) -> Any:
         """A request body (or the `variables` / `extensions` parameter of a GET):

@@ -6,7 +6,13 @@ import functools
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext
 
 from schema import admins, tags, trials
@@ -219,6 +225,9 @@ class PartnerHubSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
+# Distinct documents whose parse and validation each process keeps.
+DOCUMENT_CACHE_SIZE = 256
+
 schema = PartnerHubSchema(
     query=Query,
     mutation=Mutation,
@@ -226,6 +235,10 @@ schema = PartnerHubSchema(
     # Types reached only through interfaces, so node(id:) can answer them.
     types=[CustomerSubscription, Trial, Tag],
     extensions=[
+        # Parsed and validated documents kept (bounded LRU, per process): an SPA
+        # or an integration sends the same few documents again and again.
+        functools.partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
+        functools.partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
         functools.partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
         functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
