@@ -1,11 +1,14 @@
 """Bulk row writing for large loads (demo data, ingest): `COPY` on PostgreSQL,
-`executemany` on SQLite, in chunks, inside the caller's transaction."""
+`executemany` on SQLite, in chunks, inside the caller's transaction; and
+`upsert`, a batch written on its natural key (ingest)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
+import asyncpg
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from app.db import is_postgres, sqlite_value
@@ -86,14 +89,21 @@ async def upsert(
     """Insert rows, or on a natural-key conflict update the other columns (`update`)
     or keep the stored row. Call it inside a transaction.
 
-    PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ... ON
-    CONFLICT (several times faster than a statement a row). SQLite: executemany.
+    PostgreSQL: first a plain COPY into the table itself, in a savepoint: when no
+    row's key is taken (new data, the usual batch) that is all, at the cost of a
+    raw COPY. When one is (a re-sent batch, a key repeated within the rows), the
+    savepoint is rolled back and the rows go through a temporary table and one
+    INSERT ... SELECT ... ON CONFLICT. SQLite: executemany with ON CONFLICT.
     Rows repeating a key keep the last one (one statement may not touch a row twice).
     """
-    positions = [list(columns).index(k) for k in key]
-    unique = list({tuple(row[p] for p in positions): row for row in rows}.values())
-    if not unique:
+    if not rows:
         return
+    if is_postgres(conn):
+        async with conn.acquire_connection() as raw:
+            if await _copy_when_all_new(raw, table, columns, rows):
+                return
+    positions = itemgetter(*[list(columns).index(k) for k in key])
+    unique = list(dict(zip(map(positions, rows), rows, strict=True)).values())
     names = ", ".join(columns)
     others = [c for c in columns if c not in key]
     action = (
@@ -120,3 +130,16 @@ async def upsert(
         f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}",
         [[sqlite_value(v) for v in row] for row in unique],
     )
+
+
+async def _copy_when_all_new(
+    raw: asyncpg.Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> bool:
+    """COPY the rows into the table in a savepoint; False (and nothing written)
+    when a unique key of the table refuses one of them."""
+    try:
+        async with raw.transaction():  # a savepoint inside the caller's transaction
+            await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+    except asyncpg.UniqueViolationError:
+        return False
+    return True

@@ -597,6 +597,23 @@ def rollup(
     out.print(f"rolled up the calling week of {day.isoformat()}{after}")
 
 
+@cli.command("call-leg-upkeep")
+def call_leg_upkeep() -> None:
+    """Create the weekly call-leg partitions ahead (PostgreSQL) and remove call legs
+    past PARTNERHUB_CALL_LEG_RETENTION_WEEKS whose week is rolled up: what the
+    daily job does, now."""
+
+    from app.clock import utcnow
+    from app.domain.call_leg_partitions import maintain
+
+    settings = _settings()
+
+    async def work() -> str:
+        return (await maintain(utcnow(), settings.call_leg_retention_weeks)).summary()
+
+    out.print(run_async(_with_database(settings, work)), highlight=False, soft_wrap=True)
+
+
 def _date_option(value: str | None, name: str) -> date | None:
     if value is None:
         return None

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     expiring_soon_days: int = Field(default=30, ge=1, le=365)
     no_recent_activity_days: int = Field(default=30, ge=1, le=365)
     report_retention_days: int = Field(default=30, ge=1, le=3650)
+    call_leg_retention_weeks: int = Field(
+        default=26,
+        ge=1,
+        le=520,
+        description="Weeks of call legs kept before the current one; older legs go (a whole "
+        "weekly partition at a time on PostgreSQL) once their week is rolled up",
+    )
     max_tags_per_customer: int = Field(default=20, ge=1, le=1000)
     download_url_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     public_base_url: str | None = Field(

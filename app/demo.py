@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from app.auth import hash_token
 from app.bulk import BulkWriter
+from app.domain.call_leg_partitions import ensure_partitions_between
 from app.domain.calling_rollup import rollup_week
 from app.domain.resources import ensure_reference_resources
 from app.domain.trials import TRIAL_LICENSE_TYPE, trial_subscription_status
@@ -791,6 +792,7 @@ async def load_demo(
     now = now or datetime.now(UTC)
     per_partner = [customers // len(PARTNERS)] * len(PARTNERS)
     per_partner[0] += customers - sum(per_partner)
+    await ensure_partitions_between(now - timedelta(weeks=11), now, now=now)  # the legs' weeks
     async with in_transaction() as conn:
         writer = BulkWriter(conn)
         builder = DemoBuilder(writer, seed, now)

@@ -13,7 +13,7 @@ from tests.cli_process import cli_env, run_cli
 
 COMMANDS = [
     [], ["serve"], ["worker"], ["status"], ["migrate"], ["demo"], ["token"], ["token", "create"],
-    ["ingest"], ["rollup"], ["report"], ["report", "run"],
+    ["ingest"], ["rollup"], ["call-leg-upkeep"], ["report"], ["report", "run"],
 ]  # fmt: skip
 
 

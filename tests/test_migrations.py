@@ -3,6 +3,8 @@ and the service refuses an unmigrated database."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from tortoise import Tortoise
 
@@ -50,5 +52,112 @@ async def test_migrate_creates_every_model_table_and_is_idempotent(
         expected = {model._meta.db_table for model in Tortoise.apps["models"].values()}
         assert expected <= await table_names()
         assert await pending_migrations() == []
+    finally:
+        await close_database()
+
+
+async def test_the_migrations_match_the_models(fresh_database_url: str) -> None:
+    """`tortoise makemigrations` would write nothing: the state the migrations
+    build (0009's hand-written call_leg changes included) is the models'."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    from app.db import APP_LABEL
+    from app.models import MODEL_MODULES
+
+    await open_database(Settings(DATABASE_URL=fresh_database_url), check_migrated=False)
+    try:
+        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        writers = await MigrationAutodetector(Tortoise.apps, apps).changes()
+        assert [(w.name, [op.describe() for op in w.operations]) for w in writers] == []
+    finally:
+        await close_database()
+
+
+async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, engine: str) -> None:
+    """Migration 0009 on a database that has legs: every row kept as it was, the
+    id sequence goes on, the keys are the new ones, and on PostgreSQL each leg is
+    in its week's partition."""
+    from datetime import UTC, datetime, timedelta
+
+    from tortoise.exceptions import IntegrityError
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from app.db import APP_LABEL, connection
+    from app.models import MODEL_MODULES
+    from app.models.calling import CallLeg
+    from app.models.customers import Customer, Location
+    from app.models.enums import CallType, EndpointType
+    from tests import factories
+
+    def executor() -> MigrationExecutor:
+        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        return MigrationExecutor(connection(), apps)
+
+    settings = Settings(DATABASE_URL=fresh_database_url)
+    await open_database(settings, check_migrated=False)
+    try:
+        await executor().migrate([MigrationTarget(APP_LABEL, "0008_report_emails")])
+        assert (await pending_migrations())[0] == "0009_call_leg_partitions"
+        org = await factories.partner("Northwind Partners", "northwind.example")
+        acme, bolt = await factories.customer(org, "Acme"), await factories.customer(org, "Bolt")
+        hq = await Location.create(customer=acme, uuid=uuid.uuid4(), name="HQ", country="US")
+        monday = datetime(2026, 10, 5, tzinfo=UTC)
+        legs = [
+            CallLeg(
+                customer=customer,
+                location=hq if customer is acme and n % 2 else None,
+                leg_id=f"leg-{n}",
+                call_id=f"call-{n // 2}",
+                started_at=monday + n * timedelta(hours=31, minutes=7, microseconds=3),
+                duration_seconds=60 + n,
+                video_seconds=n % 7,
+                has_video=n % 7 > 0,
+                endpoint_type=EndpointType.APP,
+                ip_version=6 if n % 5 == 0 else 4,
+                jitter_ms=None if n % 3 == 0 else 1.5 * n,
+                latency_ms=20.25,
+                packet_loss_pct=0.5,
+                call_type=CallType.NATIONAL,
+            )
+            for n in range(40)  # over three weeks
+            for customer in (acme, bolt)
+        ]
+        await CallLeg.bulk_create(legs)
+        last = await CallLeg.create(
+            customer=bolt, leg_id="deleted-later", call_id="x", started_at=monday,
+            duration_seconds=1, endpoint_type=EndpointType.APP, call_type=CallType.NATIONAL,
+        )  # fmt: skip
+        await last.delete()  # its id is not handed out again
+        before = await fetch_all("SELECT * FROM call_leg ORDER BY id")
+        assert len(before) == 80
+
+        await executor().migrate()
+
+        assert await pending_migrations() == []
+        assert await fetch_all("SELECT * FROM call_leg ORDER BY id") == before
+        again = await CallLeg.create(
+            customer=acme, leg_id="leg-1", call_id="y", started_at=monday + timedelta(weeks=5),
+            duration_seconds=1, endpoint_type=EndpointType.APP, call_type=CallType.NATIONAL,
+        )  # fmt: skip
+        assert again.id > last.id  # same natural key but another start: another leg
+        with pytest.raises(IntegrityError):
+            await CallLeg.create(
+                customer=acme, leg_id="leg-1", call_id="z", started_at=monday + timedelta(weeks=5),
+                duration_seconds=1, endpoint_type=EndpointType.APP, call_type=CallType.NATIONAL,
+            )  # fmt: skip
+        if engine == "postgres":
+            rows = await fetch_all(
+                "SELECT started_at, tableoid::regclass::text AS part FROM call_leg"
+            )
+            for row in rows:
+                day = row["started_at"].astimezone(UTC).date()
+                week = day - timedelta(days=day.weekday())
+                assert row["part"] == f"call_leg_w{week:%Y%m%d}"
+        # The foreign keys hold: a location's legs lose it, a customer's legs go with it.
+        await hq.delete()
+        assert await CallLeg.filter(location_id__isnull=False).count() == 0
+        await Customer.filter(id=acme.id).delete()
+        assert await CallLeg.filter(customer_id=acme.id).count() == 0
+        assert await CallLeg.all().count() == 40
     finally:
         await close_database()

@@ -14,6 +14,12 @@ One occurrence of a job runs at a time, in order: the tick queues only a job's
 next due occurrence, and when it ends its job queues the one after (so a
 catch-up of eight Sundays does not wait eight minutes). Whatever ARQ does, the
 claim in the database (`cron_run`) is what keeps an occurrence single.
+
+Upkeep jobs (UPKEEP_JOBS: the daily call-leg partitions and retention) take
+seconds: `upkeep_tick`, daily at their time, runs each due occurrence within
+the tick, with the same claim per occurrence and the same catch-up (a day that
+no worker was up for runs at the next day's tick: the partitions are made four
+weeks ahead, and DEFAULT takes the legs of a week that has none).
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from typing import Any
 from app.clock import utcnow
 from app.config import Settings
 from app.domain import cron_runs
+from app.domain.call_leg_partitions import maintain
 from app.domain.calling_rollup import refreshed_week, rollup_week
 from app.domain.cron_runs import (
     EXPIRE_REPORTS,
     EXPIRE_TRIALS,
+    MAINTAIN_CALL_LEG_PARTITIONS,
     PERIODIC_JOBS,
     REFRESH_CALLING_WEEK,
+    UPKEEP_JOBS,
     Due,
     PeriodicJob,
     Ran,
@@ -54,7 +63,8 @@ def _settings(ctx: dict[str, Any]) -> Settings:
 def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
     """What one occurrence of `job` does, with the occurrence's own time: the
     rollup of the week that Sunday completed, trial expiry as of that day
-    (trials end at that day's run), retention as of that moment."""
+    (trials end at that day's run), retention as of that moment, call-leg
+    partitions ahead of and retention as of that moment."""
     settings = _settings(ctx)
 
     async def refresh_week(occurrence: datetime) -> str:
@@ -74,10 +84,15 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
         expired = await expire_reports(ctx, occurrence.isoformat())
         return f"expired {expired} report(s) past retention"
 
+    async def call_leg_partitions(occurrence: datetime) -> str:
+        done = await maintain(occurrence, settings.call_leg_retention_weeks)
+        return done.summary()
+
     runners = {
         REFRESH_CALLING_WEEK.name: refresh_week,
         EXPIRE_TRIALS.name: expire_trials,
         EXPIRE_REPORTS.name: retention,
+        MAINTAIN_CALL_LEG_PARTITIONS.name: call_leg_partitions,
     }
     return runners[job.name]
 
@@ -169,3 +184,26 @@ async def catch_up(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran
             _log(one, moment)
         done += ran
     return done
+
+
+async def run_upkeep(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran]:
+    """Run here, in order, every due occurrence of each upkeep job (each claimed
+    once in `cron_run`, whatever the number of workers); `now` defaults to the clock."""
+    moment = now or utcnow()
+    done: list[Ran] = []
+    for job in UPKEEP_JOBS:
+        ran = await cron_runs.catch_up(
+            job, runner(ctx, job), moment, _stale(ctx), draining=lambda: draining(ctx)
+        )
+        for one in ran:
+            _log(one, moment)
+        done += ran
+    return done
+
+
+@rides_out_database_outages
+async def upkeep_tick(ctx: dict[str, Any], now: str | None = None) -> int:
+    """Daily at 00:30:30 UTC: run the due occurrences of the upkeep jobs (the
+    day's, and days missed in an outage; the latest one only on a fresh install;
+    one whose try failed). Returns how many ran."""
+    return len(await run_upkeep(ctx, datetime.fromisoformat(now) if now else None))

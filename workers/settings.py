@@ -13,7 +13,7 @@ from app.db import close_database, open_database
 from app.metrics import instrument_jobs
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
-from workers.crons import periodic_tick, run_periodic
+from workers.crons import periodic_tick, run_periodic, upkeep_tick
 from workers.report_emails import ARQ_EMAIL_TRIES, send_report_email
 from workers.reports import (
     ARQ_REPORT_TRIES,
@@ -31,6 +31,10 @@ CRON_JOBS = [
     # calling rollup (Sundays 00:00 UTC): each occurrence is recorded, and one
     # missed in an outage runs once after it (workers/crons.py).
     cron(periodic_tick, second=0, unique=True, run_at_startup=False),
+    # Call-leg partitions ahead and call-leg retention (daily 00:30 UTC), run
+    # within this tick and recorded the same way; a day missed (no worker up) is
+    # caught up at the next day's tick (workers/crons.py).
+    cron(upkeep_tick, hour=0, minute=30, second=30, unique=True, run_at_startup=False),
     # Schedules and report leases: every 15 s; the claim in the database keeps a
     # schedule's occurrence single, a lapsed lease is requeued within the next tick.
     cron(report_tick, second={0, 15, 30, 45}, unique=True, run_at_startup=False),

@@ -1,5 +1,7 @@
 """Periodic jobs that catch up: the Sunday calling rollup, the daily trial
-expiry and the daily report retention.
+expiry and the daily report retention (PERIODIC_JOBS, each occurrence a job of
+its own), and the daily upkeep of call-leg partitions and retention
+(UPKEEP_JOBS: quick, run within their tick; workers/crons.py).
 
 Each occurrence a job covers is recorded in `cron_run` (one row per job and
 scheduled time). A worker claims an occurrence by INSERTing its row: the unique
@@ -94,7 +96,16 @@ REFRESH_CALLING_WEEK = PeriodicJob(
     "Sundays 00:00 UTC",
 )
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (EXPIRE_TRIALS, EXPIRE_REPORTS, REFRESH_CALLING_WEEK)
-JOBS_BY_NAME = {job.name: job for job in PERIODIC_JOBS}
+# Upkeep that takes seconds: run within its own tick rather than as a job of its
+# own, with the same claim per occurrence and the same catch-up.
+MAINTAIN_CALL_LEG_PARTITIONS = PeriodicJob(
+    "maintain_call_leg_partitions",
+    datetime(2000, 1, 1, 0, 30, tzinfo=UTC),
+    timedelta(days=1),
+    "daily 00:30 UTC",
+)
+UPKEEP_JOBS: tuple[PeriodicJob, ...] = (MAINTAIN_CALL_LEG_PARTITIONS,)
+JOBS_BY_NAME = {job.name: job for job in (*PERIODIC_JOBS, *UPKEEP_JOBS)}
 
 # Runs one occurrence (its scheduled time) and says in a few words what it did.
 Runner = Callable[[datetime], Awaitable[str]]

@@ -9,7 +9,14 @@ from app.models.enums import CallFeature, CallType, EndpointType, QueueOutcome
 
 
 class CallLeg(Model):
-    """One leg of a call as pushed by a partner integration (natural key: customer + leg_id)."""
+    """One leg of a call pushed by a partner integration (key: customer + leg_id + started_at).
+
+    On PostgreSQL the table is partitioned by week of `started_at`
+    (app/domain/call_leg_partitions.py): its primary key is (id, started_at)
+    there, since a partitioned table's keys must hold the partition key; `id`
+    stays unique through its one sequence (no constraint says so there) and is
+    the model's primary key. The natural key holds `started_at` on both
+    databases, so an ingest's ON CONFLICT target is the same on each."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField(
@@ -38,7 +45,7 @@ class CallLeg(Model):
 
     class Meta:
         table = "call_leg"
-        unique_together = (("customer", "leg_id"),)
+        unique_together = (("customer", "leg_id", "started_at"),)
         indexes = (("started_at",), ("customer_id", "started_at"))
 
 
