@@ -59,6 +59,8 @@ TRANSACTIONS_OUTSIDE_THE_FRAME = {
     ("app/domain/resources.py", "ensure_reference_resources"): "install step (migrate)",
     ("app/domain/report_schedules.py", "_run_schedule"): "scheduler queuing a due run",
     ("app/domain/calling_rollup.py", "rollup_week"): "rollup job, no viewer",
+    ("app/domain/call_leg_partitions.py", "create_week_partition"): "partition upkeep, DDL",
+    ("app/domain/call_leg_partitions.py", "_drop_partition"): "partition upkeep, DDL",
     # The NDJSON ingest endpoint (POST /ingest, `partnerhub ingest`): no GraphQL
     # mutation, its own error shape (HTTP status), not audited (SPEC: integrations).
     ("app/domain/ingest.py", "ingest"): "ingest endpoint, not a GraphQL mutation",
