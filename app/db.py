@@ -4,8 +4,9 @@ that raw SQL needs (placeholders differ: `?` on SQLite, `$1` on asyncpg)."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,39 @@ async def stream_rows(
 def _read_only_uri(conn: BaseDBAsyncClient) -> str:
     path = os.path.abspath(conn.filename)  # type: ignore[attr-defined]
     return f"file:{path}?mode=ro"
+
+
+async def copy_csv_out(
+    sql: str, params: Sequence[Any], output: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """PostgreSQL: stream `COPY (sql) TO STDOUT WITH (FORMAT csv, HEADER false)`
+    to `output` (awaited with each piece of CSV as it arrives, so at most a piece
+    is held), on a pooled connection in a read-only transaction with no statement
+    timeout (a report may take long). `sql` is written with `?` placeholders;
+    COPY takes no parameters, so each becomes a quoted literal cast to the type
+    PostgreSQL inferred for it."""
+    conn = connection()
+    async with conn.acquire_connection() as raw, raw.transaction(readonly=True):
+        await raw.execute("SET LOCAL statement_timeout = 0")
+        query = await _inline_params(raw, _numbered(sql), params)
+        await raw.copy_from_query(query, output=output, format="csv", header=False)
+
+
+async def _inline_params(raw: Any, sql: str, params: Sequence[Any]) -> str:
+    if not params:
+        return sql
+    statement = await raw.prepare(sql)
+    types = [
+        f'"{t.schema}"."_{t.name[:-2]}"' if t.name.endswith("[]") else f'"{t.schema}"."{t.name}"'
+        for t in statement.get_parameters()
+    ]
+    literals = await raw.fetchrow(
+        "SELECT " + ", ".join(f"quote_literal(${n}::{t}::text)" for n, t in enumerate(types, 1)),
+        *params,
+    )
+    inlined = [
+        "NULL" if literal is None else f"({literal}::{t})"
+        for literal, t in zip(literals, types, strict=True)
+    ]
+    # One pass, so that a literal holding "$2" is not replaced again.
+    return re.sub(r"\$(\d+)\b", lambda m: inlined[int(m.group(1)) - 1], sql)

@@ -1,11 +1,17 @@
 """Generating one report (the worker's side): QUEUED -> RUNNING -> SUCCEEDED or
 FAILED, rows streamed from the database in chunks into a CSV file.
 
-Memory holds one chunk of rows at a time, whatever the report's size. The file
-is written under a partial name and moved into place only when complete, and
-the status moves to SUCCEEDED only after that, once: a retried job (a worker
-that died) starts the file over, and a job for a report that already finished
-does nothing.
+On PostgreSQL the database writes the CSV of the rows itself (report_copy.py:
+one `COPY (SELECT …) TO STDOUT`), and Python adds the header row, fixes the
+line ends, counts, hashes and stores; on SQLite, and for the customer list
+(whose statuses are computed in Python), rows are read in chunks and written by
+report_csv.py. Both make the same bytes.
+
+Memory holds one chunk of rows (or of COPY's output) at a time, whatever the
+report's size. The file is written under a partial name and moved into place
+only when complete, and the status moves to SUCCEEDED only after that, once: a
+retried job (a worker that died) starts the file over, and a job for a report
+that already finished does nothing.
 """
 
 from __future__ import annotations
@@ -14,19 +20,22 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from app.clock import utcnow
+from app.db import copy_csv_out, is_postgres
 from app.domain import report_leases
 from app.domain.access import Viewer, customer_scope
 from app.domain.customer_list_report import customer_list_rows
+from app.domain.report_copy import RowEnds, copy_query
 from app.domain.report_csv import encode_rows
 from app.domain.report_leases import LeaseTerms
 from app.domain.report_rows import report_rows, row_query
 from app.domain.report_templates import columns_of, definition_of
 from app.domain.reports import TERMINAL_STATUSES
+from app.domain.sql import Sql
 from app.domain.statuses import StatusWindows
 from app.models.admins import Admin
 from app.models.enums import Region, ReportStatus, ReportType
@@ -35,7 +44,8 @@ from app.storage import ReportStorage
 
 # Called with the report after each status change (Redis pub/sub in the worker).
 Notify = Callable[[Report], Awaitable[None]]
-# Called after each chunk with the rows written so far (the CLI's progress bar).
+# Called after each chunk (of rows, or of COPY's output) with the rows written
+# so far (the CLI's progress bar).
 Progress = Callable[[int], None]
 
 
@@ -120,6 +130,8 @@ async def write_file(
     report_type = ReportType(template.report_type)
     region = Region(report.region) if report.region else None
     keys = [c.key for c in columns]
+    chunks: AsyncIterator[list[list[str]]] | None = None
+    copied: Sql | None = None
     if report_type is ReportType.CUSTOMER_LIST:
         chunks = customer_list_rows(
             viewer, report.customer_filter, region, windows.at(now), keys, chunk_rows
@@ -133,7 +145,10 @@ async def write_file(
             report.end_date,
             now.date(),
         )
-        chunks = report_rows(query, definition, keys, chunk_rows)
+        if is_postgres():
+            copied = copy_query(query, definition, keys)
+        else:
+            chunks = report_rows(query, definition, keys, chunk_rows)
     assert report.storage_key
     upload = await storage.upload(report.storage_key)
     digest = hashlib.sha256()
@@ -147,11 +162,23 @@ async def write_file(
 
     try:
         await write(encode_rows([[c.title for c in columns]]))
-        async for chunk in chunks:
-            await write(encode_rows(chunk))
-            rows += len(chunk)
-            if progress is not None:
-                progress(rows)
+        if copied is not None:
+            ends = RowEnds()
+
+            async def output(data: bytes) -> None:
+                await write(ends.feed(data))
+                if progress is not None:
+                    progress(ends.rows)
+
+            await copy_csv_out(copied.text, copied.params, output)
+            rows = ends.finish()
+        else:
+            assert chunks is not None
+            async for chunk in chunks:
+                await write(encode_rows(chunk))
+                rows += len(chunk)
+                if progress is not None:
+                    progress(rows)
         if before_commit is not None:
             await before_commit()
         await upload.commit()

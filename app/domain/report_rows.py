@@ -4,6 +4,11 @@ Every query starts from the customers the requester sees (`customer_scope`,
 alias `c`) in the chosen region, so a report never holds a row of a customer
 outside the requester's scope. Each producer's rows come out in the column
 order of its DEFAULT template (report_columns.py), already as text cells.
+
+Each producer says how its cells are made twice, kept side by side: `cells`
+in Python (SQLite, read through a cursor) and `copy_cells` in SQL over the
+query's columns (PostgreSQL, where report_copy.py has the database write the
+CSV itself).
 """
 
 from __future__ import annotations
@@ -26,10 +31,46 @@ USAGE_DAYS = 30
 
 
 @dataclass(frozen=True)
+class CopyCell:
+    """One cell of a DEFAULT template's column as PostgreSQL computes it, over the
+    query's columns named r.c0, r.c1, ... (report_copy.py)."""
+
+    sql: str
+    # True for text that may be empty or start like a formula (names, ids typed
+    # in by people); False for values whose text never does: numbers, UUIDs,
+    # dates, fixed words.
+    free_text: bool
+
+
+def text_column(n: int) -> CopyCell:
+    return CopyCell(f"r.c{n}", free_text=True)
+
+
+def value_column(n: int) -> CopyCell:
+    """A number or UUID column: PostgreSQL's text of it is Python's str()."""
+    return CopyCell(f"r.c{n}", free_text=False)
+
+
+def date_column(n: int) -> CopyCell:
+    return CopyCell(f"to_char(r.c{n}, 'YYYY-MM-DD')", free_text=False)
+
+
+def columns_of_kinds(kinds: str) -> tuple[CopyCell, ...]:
+    """Cells that are the query's columns in order, one letter each: t (free
+    text), v (number or UUID)."""
+    make = {"t": text_column, "v": value_column}
+    return tuple(make[k](n) for n, k in enumerate(kinds))
+
+
+@dataclass(frozen=True)
 class RowQuery:
     sql: Sql
     # Turns one database row into the cells of the DEFAULT template's columns.
     cells: Callable[[tuple[Any, ...]], list[str]]
+    # The same cells in SQL, one per column of the DEFAULT template.
+    copy_cells: tuple[CopyCell, ...]
+    # How many columns `sql` selects.
+    width: int
 
 
 def cell(value: Any) -> str:
@@ -90,7 +131,8 @@ WHERE {where.text}
 GROUP BY c.id, c.name, c.org_id, l.id, l.name
 ORDER BY c.name, c.id, COALESCE(l.name, ''), COALESCE(l.id, 0)
 """
-    return RowQuery(Sql(sql, where.params), _plain)
+    kinds = "tvt" + "v" * (17 + len(CallType))
+    return RowQuery(Sql(sql, where.params), _plain, columns_of_kinds(kinds), len(kinds))
 
 
 def devices(scope: Sql, region: Region | None) -> RowQuery:
@@ -104,7 +146,8 @@ LEFT JOIN location l ON l.id = d.location_id
 WHERE {where.text}
 ORDER BY c.name, c.id, d.id
 """
-    return RowQuery(Sql(sql, where.params), _plain)
+    kinds = "ttvvtttttttv"
+    return RowQuery(Sql(sql, where.params), _plain, columns_of_kinds(kinds), len(kinds))
 
 
 def phone_numbers(scope: Sql, region: Region | None) -> RowQuery:
@@ -119,7 +162,8 @@ LEFT JOIN location l ON l.id = p.location_id
 WHERE {where.text}
 ORDER BY c.name, c.id, p.number_key, p.id
 """
-    return RowQuery(Sql(sql, where.params), _plain)
+    kinds = "ttvvtttttvtttv"
+    return RowQuery(Sql(sql, where.params), _plain, columns_of_kinds(kinds), len(kinds))
 
 
 def app_versions(scope: Sql, region: Region | None, start: date, end: date) -> RowQuery:
@@ -141,7 +185,10 @@ WHERE seen.newest = 1 AND {where.text}
 GROUP BY c.id, c.name, c.org_id, seen.client_type, seen.platform, seen.version, seen.os_version
 ORDER BY c.name, c.id, seen.client_type, seen.platform, seen.version, seen.os_version
 """
-    return RowQuery(Sql(sql, (start, end, *where.params)), _plain)
+    kinds = "tvttttv"
+    return RowQuery(
+        Sql(sql, (start, end, *where.params)), _plain, columns_of_kinds(kinds), len(kinds)
+    )
 
 
 # Subscription details: which license type fills which column pair. A wholesale
@@ -251,7 +298,84 @@ ORDER BY c.name, c.id, s.subscription_id
                 out[license_index[f"{prefix}_used"]] = cell(used)
         return out
 
-    return RowQuery(Sql(sql, (since, today, *where.params)), cells)
+    return RowQuery(
+        Sql(sql, (since, today, *where.params)),
+        cells,
+        _subscription_copy_cells(keys, today),
+        SUBSCRIPTION_WIDTH,
+    )
+
+
+# The query's columns: 13 before lines.*, then lines.subscription_id and the pivot.
+SUBSCRIPTION_WIDTH = 14 + 3 * (len(LICENSE_COLUMNS) + 1)
+_MEASURES = ("quantity", "assigned", "used")
+
+
+def _pivot_column(license_type: LicenseType, measure: str) -> str:
+    pivot_types = (*LICENSE_COLUMNS, LicenseType.WORKSPACE)
+    return f"r.c{14 + 3 * pivot_types.index(license_type) + _MEASURES.index(measure)}"
+
+
+def _license_cell(prefix: str, measure: str) -> str:
+    """SQL of one license column (e.g. "meetings", "available"): the license type
+    that fills it for customers that are wholesale (an external id) or not, as
+    `cells` does."""
+    branches = []
+    for wholesale in (True, False):
+        filling = [t for t, names in LICENSE_COLUMNS.items() if names[wholesale] == prefix]
+        assert len(filling) <= 1, (prefix, filling)
+        if not filling:
+            branches.append("NULL")
+            continue
+        quantity = _pivot_column(filling[0], "quantity")
+        assigned = _pivot_column(filling[0], "assigned")
+        value = (
+            f"GREATEST({quantity} - {assigned}, 0)"
+            if measure == "available"
+            else _pivot_column(filling[0], measure)
+        )
+        branches.append(f"CASE WHEN {quantity} IS NOT NULL THEN {value} END")
+    return f"CASE WHEN COALESCE(r.c2, '') <> '' THEN {branches[0]} ELSE {branches[1]} END"
+
+
+def _subscription_type_sql() -> str:
+    """`_subscription_type` over the product flags (r.c5) and the kind (r.c3)."""
+    order = list(Product)
+    named = sorted(order, key=lambda p: PRODUCT_NAMES[p])
+    names = ", ".join(
+        f"CASE WHEN substr(r.c5, {order.index(p) + 1}, 1) = '1' THEN '{PRODUCT_NAMES[p]}' END"
+        for p in named
+    )
+    label = f"COALESCE(NULLIF(array_to_string(ARRAY[{names}], ' + '), ''), 'No licenses')"
+    return f"CASE WHEN r.c3 = 'TRIAL' THEN 'Enterprise Trial: ' || {label} ELSE {label} END"
+
+
+def _subscription_copy_cells(keys: Sequence[str], today: date) -> tuple[CopyCell, ...]:
+    fixed = {
+        "calculation_date": CopyCell(f"'{today.isoformat()}'", free_text=False),
+        "customer_name": text_column(0),
+        "org_id": value_column(1),
+        "wholesale_external_id": text_column(2),
+        "trial": CopyCell("CASE WHEN r.c3 = 'TRIAL' THEN 'TRUE' ELSE 'FALSE' END", False),
+        "subscription_id": text_column(4),
+        "subscription_type": CopyCell(_subscription_type_sql(), free_text=False),
+        "auto_renew": CopyCell("r.c6", free_text=False),
+        "expiry_renewal_date": date_column(7),
+        "total_users": value_column(8),
+        "verified_users": value_column(9),
+        "workspaces": CopyCell(_pivot_column(LicenseType.WORKSPACE, "quantity"), False),
+        "meeting_participants_30d": value_column(10),
+        "calling_minutes_30d": value_column(11),
+        "messages_sent_30d": value_column(12),
+    }
+    out = []
+    for key in keys:
+        if key in fixed:
+            out.append(fixed[key])
+            continue
+        prefix, measure = key.rsplit("_", 1)
+        out.append(CopyCell(_license_cell(prefix, measure), free_text=False))
+    return tuple(out)
 
 
 PRODUCT_NAMES = {
