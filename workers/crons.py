@@ -170,13 +170,16 @@ async def run_periodic(ctx: dict[str, Any], job_name: str, occurrence: str) -> s
     return ran.outcome
 
 
-async def catch_up(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran]:
-    """Run here, in order, every due occurrence of every periodic job (what the
-    ticks and their jobs do, in one call): for tests and one-off use. `now`
-    defaults to the clock."""
+async def catch_up(
+    ctx: dict[str, Any], now: datetime | None = None, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS
+) -> list[Ran]:
+    """Run here, in order, every due occurrence of each of `jobs` (each claimed
+    once in `cron_run`, whatever the number of workers): what the ticks and
+    their jobs do, in one call, for the periodic jobs in tests and one-off use;
+    the upkeep jobs always run this way. `now` defaults to the clock."""
     moment = now or utcnow()
     done: list[Ran] = []
-    for job in PERIODIC_JOBS:
+    for job in jobs:
         ran = await cron_runs.catch_up(
             job, runner(ctx, job), moment, _stale(ctx), draining=lambda: draining(ctx)
         )
@@ -187,18 +190,8 @@ async def catch_up(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran
 
 
 async def run_upkeep(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran]:
-    """Run here, in order, every due occurrence of each upkeep job (each claimed
-    once in `cron_run`, whatever the number of workers); `now` defaults to the clock."""
-    moment = now or utcnow()
-    done: list[Ran] = []
-    for job in UPKEEP_JOBS:
-        ran = await cron_runs.catch_up(
-            job, runner(ctx, job), moment, _stale(ctx), draining=lambda: draining(ctx)
-        )
-        for one in ran:
-            _log(one, moment)
-        done += ran
-    return done
+    """Every due occurrence of each upkeep job, run here; `now` defaults to the clock."""
+    return await catch_up(ctx, now, UPKEEP_JOBS)
 
 
 @rides_out_database_outages
