@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import strawberry
 from graphql import GraphQLError
@@ -225,6 +226,17 @@ class PartnerHubSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
+class CachedValidation(ValidationCache):
+    """Strawberry's ValidationCache, except for a document an extension before it
+    already refused (its validation would replace that refusal)."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors is not None:
+            yield
+            return
+        yield from super().on_validate()
+
+
 # Distinct documents whose parse and validation each process keeps.
 DOCUMENT_CACHE_SIZE = 256
 
@@ -238,11 +250,12 @@ schema = PartnerHubSchema(
         # Parsed and validated documents kept (bounded LRU, per process): an SPA
         # or an integration sends the same few documents again and again.
         functools.partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        functools.partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
         functools.partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
         functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         OperationLimits,
+        # After OperationLimits, which refuses an empty selection set first.
+        functools.partial(CachedValidation, maxsize=DOCUMENT_CACHE_SIZE),
         InputChecks,
         # Before ErrorPolicy: it counts the errors as the client gets them.
         OperationMetrics,
