@@ -1,12 +1,21 @@
-"""subscriptionAnalytics(product, region): KPIs, trend and the five sections."""
+"""subscriptionAnalytics(product, region): KPIs, trend and the five sections.
+
+The root resolver reads what the query selects (sections, page arguments,
+trend lengths) and has the domain load all of it at once (`Plan`); the
+fields below then answer from what was loaded.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from app.domain import subscription_analytics as analytics
+from app.domain.errors import InvalidArgument
+from app.domain.pagination import offset_window
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import ProductFamily as ProductFamilyValue
 from app.models.enums import Region as RegionValue
@@ -412,7 +421,68 @@ class SubscriptionAnalytics:
         return OverageSection(view=self.view)
 
 
-def resolve_subscription_analytics(
+# Section fields of the tree -> the domain's section (also the kind of its cursors).
+SECTION_FIELDS = {
+    "recentlyAdded": "recently_added",
+    "expiringSoon": "expiring",
+    "renewingSoon": "renewing",
+    "lowAssignment": "low_assignment",
+    "overLicenseLimit": "over_limit",
+}
+DEFAULT_TREND_WEEKS = 12
+
+
+def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    """The fields of a selection, fragments spread (a skipped field is read all
+    the same: the plan may only ask for more than the answer shows)."""
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _fields(selection.selections)
+
+
+def _int(value: object) -> int | None:
+    """An Int argument as `selected_fields` gives it: a literal's text, or a variable's int."""
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def plan_of(info: Info) -> analytics.Plan:
+    """What the query asks of the tree. Arguments a field will refuse (a bad
+    cursor, a page or trend out of range) are left out: the field says so."""
+    kpis, weeks, totals, pages = False, set(), set(), set()
+    for tree in info.selected_fields:
+        for f in _fields(tree.selections):
+            if f.name == "kpis":
+                kpis = True
+            elif f.name == "licenseDistributionTrend":
+                n = _int(f.arguments.get("weeks", DEFAULT_TREND_WEEKS))
+                weeks.add(DEFAULT_TREND_WEEKS if n is None else n)
+            elif f.name in SECTION_FIELDS:
+                section = SECTION_FIELDS[f.name]
+                for part in _fields(f.selections):
+                    if part.name == "kpis":
+                        totals.add(section)
+                    elif part.name == "rows" and (page := _page(section, part)) is not None:
+                        totals.add(section)
+                        pages.add(page)
+    return analytics.Plan(
+        kpis=kpis, trend_weeks=frozenset(weeks), totals=frozenset(totals), pages=frozenset(pages)
+    )
+
+
+def _page(section: str, rows: SelectedField) -> analytics.PageKey | None:
+    """The page a section's `rows(first, after)` asks for; None for arguments it refuses."""
+    try:
+        offset, size = offset_window(
+            _int(rows.arguments.get("first")), rows.arguments.get("after"), section
+        )
+    except InvalidArgument:
+        return None
+    return analytics.PageKey(section, offset, size)
+
+
+async def resolve_subscription_analytics(
     info: Info, product: ProductFamily, region: RegionValue | None = None
 ) -> SubscriptionAnalytics:
     view = analytics.SubscriptionAnalytics(
@@ -421,4 +491,5 @@ def resolve_subscription_analytics(
         region=region,
         clock=info.context.clock,
     )
+    await view.load(plan_of(info))
     return SubscriptionAnalytics(view=view, product=product)

@@ -77,6 +77,16 @@ def specs() -> list[Spec]:
         Spec("added 10 days ago", [(MT, 60, 30)], added_days_ago=10, end_in=365,
              snapshots={0: {MT: (30, 20, 25)}, 1: {MT: (25, 15, 18)}}),
         Spec("suspended meetings", [(MT, 300, 90)], status="SUSPENDED", added_days_ago=100),
+        # Latest snapshots: none since last week (the newest earlier week counts, every line
+        # of it and no line of an older week), and one of next week (not taken yet: ignored).
+        Spec("snapshots stopped 3 weeks ago", [(CP, 30, 20), (WC, 15, 10)], end_in=60,
+             snapshots={3: {CP: (18, 9, 12), WC: (9, 4, 6)}, 5: {CP: (15, 7, 9)}}),
+        Spec("newest week has one line", [(CP, 30, 20), (WC, 10, 5)], end_in=45,
+             snapshots={2: {CP: (18, 9, 12)}, 4: {CP: (15, 7, 9), WC: (5, 3, 4)}}),
+        Spec("snapshot of next week", [(CP, 40, 20)], end_in=30,
+             snapshots={-1: {CP: (21, 19, 20)}, 0: {CP: (20, 10, 15)}}),
+        # A subscription without license lines still ends: its customer is about to expire.
+        Spec("added 10 days ago", [], end_in=20),
     ]  # fmt: skip
     s += [
         Spec(f"peer {n}", [(CP, 100, 80)], partner="contoso", added_days_ago=300) for n in range(9)
@@ -144,7 +154,9 @@ def family_figures(spec: Spec, family: ProductFamily) -> dict | None:
     lines = [(t, q, a) for t, q, a in spec.lines if t in types]
     if not lines:
         return None
-    latest = min(spec.snapshots) if spec.snapshots else None  # 0 = this week, newest first
+    # 0 = this week, newest first; a negative offset is a week to come: not taken yet.
+    taken = [weeks_ago for weeks_ago in spec.snapshots if weeks_ago >= 0]
+    latest = min(taken) if taken else None
     snap = (
         {t: v for t, v in spec.snapshots.get(latest, {}).items() if t in types}
         if latest is not None
@@ -527,3 +539,78 @@ async def test_the_demo_data_answers_the_whole_tree(client: httpx.AsyncClient, d
         for name in counts:
             counts[name] += tree[name]["rows"]["totalCount"]
     assert all(counts.values()), counts  # every section shows rows for one family or both
+
+
+async def test_pages_follow_one_another_in_the_section_order(
+    client: httpx.AsyncClient, fx: Fixture
+) -> None:
+    """Paging a section with `after` gives its rows once each, in order, whatever
+    the page size; two pages of one section asked side by side (aliases, a fragment,
+    an inline fragment) are the pages asked alone."""
+    token = fx.team[AdminRole.FULL_ADMIN].token
+    visible = visible_to(fx, AdminRole.FULL_ADMIN)
+    query = """query($n: Int, $a: String) { subscriptionAnalytics(product: CALLING) {
+      expiringSoon { rows(first: $n, after: $a) {
+        totalCount pageInfo { hasNextPage endCursor } nodes { subscriptionId } } } } }"""
+    for section, name in (("expiring", "expiringSoon"), ("recently_added", "recentlyAdded")):
+        _, rows = section_expectation(fx, ProductFamily.CALLING, section, visible)
+        expected = [r["subscriptionId"] for r in rows]
+        assert len(expected) >= 3, (section, expected)
+        for size in (1, 2, 3):
+            seen, after = [], None
+            while True:
+                answer = await data(client, token, query.replace("expiringSoon", name),
+                                    {"n": size, "a": after})  # fmt: skip
+                rows_ = answer["subscriptionAnalytics"][name]["rows"]
+                assert rows_["totalCount"] == len(expected)
+                seen += [n["subscriptionId"] for n in rows_["nodes"]]
+                if not rows_["pageInfo"]["hasNextPage"]:
+                    break
+                after = rows_["pageInfo"]["endCursor"]
+            assert seen == expected, (section, size)
+
+    _, rows = section_expectation(fx, ProductFamily.CALLING, "expiring", visible)
+    codes = [r["subscriptionId"] for r in rows]
+    first = await data(client, token, query, {"n": 2})
+    cursor = first["subscriptionAnalytics"]["expiringSoon"]["rows"]["pageInfo"]["endCursor"]
+    both = await data(
+        client,
+        token,
+        """fragment Page on PeriodRowConnection { totalCount nodes { subscriptionId } }
+        query($a: String) { subscriptionAnalytics(product: CALLING) {
+          head: expiringSoon { rows(first: 2) { ...Page } }
+          tail: expiringSoon { ... on PeriodSection { rows(first: 3, after: $a) { ...Page } } }
+          renewingSoon { kpis { customers } } } }""",
+        {"a": cursor},
+    )
+    tree = both["subscriptionAnalytics"]
+    assert [n["subscriptionId"] for n in tree["head"]["rows"]["nodes"]] == codes[:2]
+    assert [n["subscriptionId"] for n in tree["tail"]["rows"]["nodes"]] == codes[2:5]
+    assert tree["tail"]["rows"]["totalCount"] == len(codes)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("first: 0", "`first` must be between 1 and 100 (got 0)"),
+        ('first: 2, after: "bm90IGEgY3Vyc29y"', "`after` is not a cursor of this list"),
+    ],
+)
+async def test_a_refused_page_is_an_error_of_its_own_field(
+    client: httpx.AsyncClient, fx: Fixture, arguments: str, message: str
+) -> None:
+    """The tree reads what the query asks for up front; a page argument it refuses
+    is still the error of that `rows` field, with its path, and the only one."""
+    response = await gql(
+        client,
+        fx.team[AdminRole.FULL_ADMIN].token,
+        f"""{{ subscriptionAnalytics(product: CALLING) {{
+          expiringSoon {{ kpis {{ customers }} rows({arguments}) {{ totalCount }} }}
+          overLicenseLimit {{ rows(first: 5) {{ totalCount }} }} }} }}""",
+    )
+    body = response.json()
+    [error] = body["errors"]
+    assert error["message"].startswith(message)
+    assert error["path"] == ["subscriptionAnalytics", "expiringSoon", "rows"]
+    # `rows` and every field above it are non-null: the error nulls the whole answer.
+    assert body["data"] is None

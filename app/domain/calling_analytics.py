@@ -11,7 +11,7 @@ from app.db import as_date, fetch_all
 from app.domain.access import Viewer, customer_scope
 from app.domain.calling_rollup import monday_of, refreshed_week
 from app.domain.errors import InvalidArgument
-from app.domain.sql import Sql
+from app.domain.sql import Sql, in_list
 from app.domain.subscription_analytics import pct
 from app.models.enums import EndpointType, Region
 
@@ -64,40 +64,68 @@ class CallingAnalytics:
     def _scope(self) -> Sql:
         return customer_scope(self.viewer) & Sql("c.region = ?", (self.region.value,))
 
-    def _weeks(self, weeks: int | None) -> tuple[date, int]:
+    def _weeks(self, weeks: int | None) -> list[date]:
+        """The Mondays of a trend of `weeks` weeks ending with this one, oldest first."""
         weeks = 8 if weeks is None else weeks
         if not 1 <= weeks <= MAX_TREND_WEEKS:
             raise InvalidArgument(f"`weeks` must be between 1 and {MAX_TREND_WEEKS} (got {weeks})")
-        return self.week_start - timedelta(weeks=weeks - 1), weeks
+        return [self.week_start - timedelta(weeks=n) for n in reversed(range(weeks))]
 
     async def _rows(
-        self, table: str, columns: str, extra: str = "", params: tuple = (), join: str = ""
+        self,
+        table: str,
+        columns: str,
+        extra: str = "",
+        params: tuple = (),
+        join: str = "",
+        head: Sql | None = None,
     ) -> list[dict]:
-        scope = self._scope()
+        scope, head = self._scope(), head or Sql("")
         return await fetch_all(
-            f"SELECT {columns} FROM {table} r JOIN customer c ON c.id = r.customer_id {join}"
-            f" WHERE ({scope.text}) {extra}",
-            [*scope.params, *params],
+            f"{head.text} SELECT {columns} FROM {table} r JOIN customer c ON c.id = r.customer_id"
+            f" {join} WHERE ({scope.text}) {extra}",
+            [*head.params, *scope.params, *params],
         )
 
-    async def usage_trend(self, weeks: int | None) -> list[UsagePoint]:
-        first, count = self._weeks(weeks)
+    async def _trend_rows(self, columns: str, mondays: list[date], head: Sql | None = None,
+                          join: str = "") -> dict[date, dict]:  # fmt: skip
+        """A trend's customer rollup rows summed per week, by week. The weeks go in as a
+        list, not a range: the plan PostgreSQL caches for the statement after five runs
+        then still knows they hold most rows, and joins them by hash."""
+        weeks = in_list("r.week_start", mondays)
         rows = await self._rows(
             "calling_weekly_customer",
-            "r.week_start, SUM(r.active_users) AS active, SUM(r.users_low) AS low,"
+            f"r.week_start, {columns}",
+            f"AND {weeks.text} GROUP BY r.week_start",
+            weeks.params,
+            join=join,
+            head=head,
+        )
+        return {as_date(r["week_start"]): r for r in rows}
+
+    async def usage_trend(self, weeks: int | None) -> list[UsagePoint]:
+        mondays = self._weeks(weeks)
+        scope = self._scope()
+        # The number of users of each customer in scope, read once (materialized:
+        # not once per parallel worker), for the users who made no call.
+        users = Sql(
+            "WITH u AS MATERIALIZED (SELECT cu.customer_id, COUNT(*) AS n FROM customer_user cu"
+            f" JOIN customer c ON c.id = cu.customer_id WHERE ({scope.text})"
+            " GROUP BY cu.customer_id)",
+            scope.params,
+        )
+        found = await self._trend_rows(
+            "SUM(r.active_users) AS active, SUM(r.users_low) AS low,"
             " SUM(r.users_medium) AS medium, SUM(r.users_high) AS high,"
             # users of each customer who made no call, never below zero per customer
             " SUM(CASE WHEN COALESCE(u.n, 0) > r.active_users"
             " THEN u.n - r.active_users ELSE 0 END) AS none",
-            "AND r.week_start >= ? AND r.week_start <= ? GROUP BY r.week_start",
-            (first, self.week_start),
-            join="LEFT JOIN (SELECT customer_id, COUNT(*) AS n FROM customer_user"
-            " GROUP BY customer_id) u ON u.customer_id = r.customer_id",
+            mondays,
+            head=users,
+            join="LEFT JOIN u ON u.customer_id = r.customer_id",
         )
-        found = {as_date(r["week_start"]): r for r in rows}
         points = []
-        for n in range(count):
-            week = first + timedelta(weeks=n)
+        for week in mondays:
             r = found.get(week)
             if r is None:
                 points.append(UsagePoint(week, 0, 0, 0, 0, 0))
@@ -108,18 +136,14 @@ class CallingAnalytics:
         return points
 
     async def quality_trend(self, weeks: int | None) -> list[tuple[date, QualityFigures]]:
-        first, count = self._weeks(weeks)
-        rows = await self._rows(
-            "calling_weekly_customer",
-            "r.week_start, SUM(r.quality_legs) AS legs, SUM(r.poor_legs) AS poor",
-            "AND r.week_start >= ? AND r.week_start <= ? GROUP BY r.week_start",
-            (first, self.week_start),
+        mondays = self._weeks(weeks)
+        found = await self._trend_rows(
+            "SUM(r.quality_legs) AS legs, SUM(r.poor_legs) AS poor", mondays
         )
-        found = {as_date(r["week_start"]): r for r in rows}
         return [
             (week, QualityFigures(int(found[week]["legs"]), int(found[week]["poor"]))
              if week in found else QualityFigures(0, 0))
-            for week in (first + timedelta(weeks=n) for n in range(count))
+            for week in mondays
         ]  # fmt: skip
 
     async def quality_by_endpoint(self) -> list[tuple[EndpointType, QualityFigures]]:
@@ -167,18 +191,16 @@ class CallingAnalytics:
     LISTS = {
         "usage": (
             "calling_weekly_customer",
-            "r.customer_id, r.total_calls, r.call_minutes, r.active_users,"
-            " (SELECT p.total_calls FROM calling_weekly_customer p"
-            "  WHERE p.customer_id = r.customer_id AND p.week_start = ?) AS previous_calls",
+            "r.customer_id, r.total_calls, r.call_minutes, r.active_users",
             "",
-            "r.total_calls DESC, r.customer_id",
+            "total_calls DESC, customer_id",
         ),
         "quality": (
             "calling_weekly_customer",
             "r.customer_id, r.quality_legs, r.poor_legs,"
             " r.poor_legs * 1.0 / r.quality_legs AS poor_ratio",
             "AND r.quality_legs > 0",
-            "poor_ratio DESC, r.poor_legs DESC, r.customer_id",
+            "poor_ratio DESC, poor_legs DESC, customer_id",
         ),
         "queue": (
             "calling_weekly_queue",
@@ -187,26 +209,32 @@ class CallingAnalytics:
             " r.answer_wait_seconds, r.abandon_wait_seconds,"
             " r.abandoned_calls * 1.0 / r.total_calls AS abandoned_ratio",
             "AND r.total_calls > 0",
-            "abandoned_ratio DESC, r.customer_id",
+            "abandoned_ratio DESC, customer_id",
         ),
     }
 
     async def customer_list(self, name: str, offset: int, limit: int) -> tuple[int, list[dict]]:
-        """(total count, one page) of a per-customer list of the week."""
+        """(total count, one page) of a per-customer list of the week. The usage
+        list's page gains each customer's calls of the week before, joined to the
+        page's rows only (orders name output columns: they order both levels)."""
         table, columns, where, order = self.LISTS[name]
         scope = self._scope()
-        # The usage list's columns hold a parameter of their own: last week's start.
-        head = [self.week_start - timedelta(weeks=1)] if name == "usage" else []
         base = (
             f"FROM {table} r JOIN customer c ON c.id = r.customer_id"
             f" WHERE ({scope.text}) AND r.week_start = ? {where}"
         )
         [count] = await fetch_all(f"SELECT COUNT(*) AS n {base}", [*scope.params, self.week_start])
-        rows = await fetch_all(
-            f"SELECT {columns} {base} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*head, *scope.params, self.week_start, limit, offset],
-        )
-        return int(count["n"]), rows
+        page = f"SELECT {columns} {base} ORDER BY {order} LIMIT ? OFFSET ?"
+        params = [*scope.params, self.week_start, limit, offset]
+        if name == "usage":
+            page = (
+                f"SELECT page.*, p.total_calls AS previous_calls FROM ({page}) page"
+                " LEFT JOIN calling_weekly_customer p"
+                " ON p.customer_id = page.customer_id AND p.week_start = ?"
+                f" ORDER BY {order}"
+            )
+            params.append(self.week_start - timedelta(weeks=1))
+        return int(count["n"]), await fetch_all(page, params)
 
 
 def average(total: Any, count: Any) -> float:

@@ -1,18 +1,25 @@
 """Subscription analytics (SPEC.md): the top KPIs, the Meetings/Calling toggle,
 the license distribution trend and the five sections.
 
-Everything is aggregated in SQL. One CTE (`facts`) gives, per subscription or
-trial in the viewer's scope, the figures of its license lines of the chosen
-family and of its latest weekly snapshots; each section is a filtered
-aggregate (KPIs) and a paged, ordered select (rows) over it. The peer-group
-medians of the low-assignment rule are computed once per request, over every
-partner's subscriptions, with window functions (no percentile_cont needed, so
-SQLite and PostgreSQL run the same SQL).
+Everything is aggregated in SQL, set-wise, and each figure is read once per
+request. One CTE (`facts`, materialized) gives, per subscription or trial in
+the viewer's scope, the figures of its license lines of the chosen family and
+of its latest weekly snapshots; a *pass* is one statement that computes it
+once and answers, from it, every section total, page of rows and
+low-assignment customer the request asks for (`Plan`), as branches of one
+UNION ALL. The peer-group medians of the low-assignment rule are a CTE of the
+same statement, over every partner's subscriptions, with window functions (no
+percentile_cont needed, so SQLite and PostgreSQL run the same SQL).
+
+A request that says what it wants up front (`SubscriptionAnalytics.load`)
+costs a fixed number of statements: one pass per product family it touches,
+one for the customer KPIs and one per trend; a figure asked for later, that
+the plan did not name, costs a pass of its own (same answer, more work).
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -20,7 +27,7 @@ from typing import Any
 from app.db import as_date, as_datetime, fetch_all
 from app.domain.access import Viewer, customer_scope
 from app.domain.errors import InvalidArgument
-from app.domain.sql import Sql
+from app.domain.sql import Sql, in_list
 from app.domain.statuses import HOLDING, StatusClock
 from app.models.enums import FAMILY_LICENSE_TYPES, ProductFamily, Region
 
@@ -28,6 +35,7 @@ WINDOW_DAYS = 90
 LOW_ASSIGNMENT_MIN_AGE_DAYS = 30
 MAX_TREND_WEEKS = 52
 SIZE_BANDS = ((1, 50), (51, 250), (251, 1000), (1001, None))
+SECTIONS = ("recently_added", "expiring", "renewing", "low_assignment", "over_limit")
 
 
 def pct(part: float, whole: float) -> float:
@@ -106,6 +114,87 @@ class Row:
     usage_change: int
 
 
+@dataclass(frozen=True)
+class PageKey:
+    """One page of a section's rows: `limit` rows from `offset`, in the section's order."""
+
+    section: str
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a request will ask for: `load` answers all of it in a few statements."""
+
+    kpis: bool = False
+    trend_weeks: frozenset[int] = frozenset()
+    totals: frozenset[str] = frozenset()
+    pages: frozenset[PageKey] = frozenset()
+
+
+# The one row shape of a pass: every branch of its UNION ALL gives these columns,
+# a column it has no value for as a NULL of the column's type (PostgreSQL types a
+# bare NULL of a subquery as text, which no date or number column unites with).
+PASS_COLUMNS = {
+    "part": "TEXT",
+    "customer_id": "BIGINT",
+    "sub_id": "BIGINT",
+    "code": "TEXT",
+    "kind": "TEXT",
+    "added_at": "TIMESTAMPTZ",
+    "end_date": "DATE",
+    "auto_renew": "BOOLEAN",
+    "total": "BIGINT",
+    "assigned": "BIGINT",
+    "used7": "BIGINT",
+    "used90": "BIGINT",
+    "available": "BIGINT",
+    "overage": "BIGINT",
+    "assignment_change": "BIGINT",
+    "usage_change": "BIGINT",
+    "ratio": "NUMERIC",
+    "subscriptions": "BIGINT",
+    "customers": "BIGINT",
+}
+ROW_COLUMNS = (
+    "customer_id", "sub_id", "code", "kind", "added_at", "end_date", "auto_renew", "total",
+    "assigned", "used7", "used90", "available", "overage", "assignment_change", "usage_change",
+    "ratio",
+)  # fmt: skip
+
+
+def _select(values: dict[str, str]) -> str:
+    """The select list of one branch of a pass: `values` by column, NULL elsewhere."""
+    unknown = set(values) - set(PASS_COLUMNS)
+    assert not unknown, unknown
+    return ", ".join(
+        f"{values.get(name, f'CAST(NULL AS {kind})')} AS {name}"
+        for name, kind in PASS_COLUMNS.items()
+    )
+
+
+# Each section's order: a total order (sub_id breaks ties), in SQL and in Python.
+ORDERS = {
+    "recently_added": "added_at DESC, sub_id DESC",
+    "expiring": "end_date ASC, sub_id ASC",
+    "renewing": "end_date ASC, sub_id ASC",
+    "low_assignment": "ratio ASC, sub_id ASC",
+    "over_limit": "overage DESC, sub_id ASC",
+}
+
+
+def _in_order(section: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A page's rows in the section's order (the branches of a pass come unordered)."""
+    if section == "recently_added":
+        return sorted(rows, key=lambda r: (as_datetime(r["added_at"]), r["sub_id"]), reverse=True)
+    if section in ("expiring", "renewing"):
+        return sorted(rows, key=lambda r: (as_date(r["end_date"]), r["sub_id"]))
+    if section == "low_assignment":
+        return sorted(rows, key=lambda r: (r["ratio"], r["sub_id"]))
+    return sorted(rows, key=lambda r: (-int(r["overage"]), r["sub_id"]))
+
+
 @dataclass
 class SubscriptionAnalytics:
     """The analytics of one request: viewer, toggle, region and clock fixed."""
@@ -114,9 +203,13 @@ class SubscriptionAnalytics:
     family: ProductFamily
     region: Region | None
     clock: StatusClock
-    # Per-request caches of in-flight work: concurrent resolvers share one query.
-    _medians: dict[ProductFamily, asyncio.Future] = field(default_factory=dict)
-    _totals: dict[str, asyncio.Future] = field(default_factory=dict)
+    # What this request has read: each figure once (the toggle's family only,
+    # except the low-assignment customers, which the top KPI needs of both).
+    _totals: dict[str, SectionTotals] = field(default_factory=dict)
+    _pages: dict[PageKey, list[Row]] = field(default_factory=dict)
+    _low: dict[ProductFamily, frozenset[int]] = field(default_factory=dict)
+    _kpis: Kpis | None = None
+    _trends: dict[int, list[TrendPoint]] = field(default_factory=dict)
 
     # ------------------------------------------------------------- helpers ----
 
@@ -130,15 +223,24 @@ class SubscriptionAnalytics:
             where = where & Sql("c.region = ?", (self.region.value,))
         return where
 
-    def _facts(self, family: ProductFamily) -> Sql:
+    def _window(self) -> tuple[date, date]:
+        return self.today, self.today + timedelta(days=WINDOW_DAYS)
+
+    def _facts(self, family: ProductFamily, with_medians: bool, with_snapshots: bool) -> Sql:
         """WITH ... facts: one row per subscription/trial of the viewer's customers
-        that has license lines of `family`."""
+        that has license lines of `family`, read set-wise: the lines in one join;
+        with `with_snapshots`, the snapshots since last week in one range (this
+        week's, last week's and, nearly always, the latest) and, for a subscription
+        with none since, its earlier ones by its key; with `with_medians`, the
+        median ratio of each row's peer group."""
         types = _types(family)
         this_week = self.today - timedelta(days=self.today.weekday())
         last_week = this_week - timedelta(days=7)
         customers = self._customers()
-        text = f"""
-WITH fam AS (
+        parts = [
+            Sql(
+                f"""
+fam AS (
   SELECT s.id AS sub_id, s.customer_id, s.subscription_id AS code, s.kind, s.status,
          s.end_date, s.auto_renew, s.added_at,
          SUM(l.quantity) AS total, SUM(l.assigned) AS assigned,
@@ -152,256 +254,340 @@ WITH fam AS (
   WHERE ({customers.text}) AND l.license_type IN ({types})
   GROUP BY s.id, s.customer_id, s.subscription_id, s.kind, s.status, s.end_date,
            s.auto_renew, s.added_at
+)""",
+                customers.params,
+            )
+        ]
+        figures = ["0 AS used7", "0 AS used90", "0 AS assignment_change", "0 AS usage_change"]
+        joins = []
+        if with_snapshots:
+            parts.append(
+                Sql(
+                    f"""
+recent AS (
+  SELECT ls.subscription_id AS sub_id, ls.week_start, ls.assigned, ls.used_7d, ls.used_90d
+  FROM license_snapshot ls JOIN fam ON fam.sub_id = ls.subscription_id
+  WHERE ls.license_type IN ({types}) AND ls.week_start >= ? AND ls.week_start <= ?
 ),
 weeks AS (
-  SELECT ls.subscription_id AS sub_id,
-         SUM(CASE WHEN ls.week_start = ? THEN ls.assigned ELSE 0 END) AS a_this,
-         SUM(CASE WHEN ls.week_start = ? THEN ls.assigned ELSE 0 END) AS a_last,
-         SUM(CASE WHEN ls.week_start = ? THEN ls.used_7d ELSE 0 END) AS u_this,
-         SUM(CASE WHEN ls.week_start = ? THEN ls.used_7d ELSE 0 END) AS u_last,
-         MAX(CASE WHEN ls.week_start = ? THEN 1 ELSE 0 END) AS has_this,
-         MAX(CASE WHEN ls.week_start = ? THEN 1 ELSE 0 END) AS has_last
-  FROM license_snapshot ls
-  WHERE ls.subscription_id IN (SELECT sub_id FROM fam) AND ls.license_type IN ({types})
-    AND ls.week_start IN (?, ?)
-  GROUP BY ls.subscription_id
+  SELECT sub_id,
+         SUM(CASE WHEN week_start = ? THEN assigned ELSE 0 END) AS a_this,
+         SUM(CASE WHEN week_start = ? THEN assigned ELSE 0 END) AS a_last,
+         SUM(CASE WHEN week_start = ? THEN used_7d ELSE 0 END) AS u_this,
+         SUM(CASE WHEN week_start = ? THEN used_7d ELSE 0 END) AS u_last,
+         MAX(CASE WHEN week_start = ? THEN 1 ELSE 0 END) AS has_this,
+         MAX(CASE WHEN week_start = ? THEN 1 ELSE 0 END) AS has_last,
+         MAX(week_start) AS newest
+  FROM recent
+  GROUP BY sub_id
 ),
-newest AS (
-  SELECT subscription_id AS sub_id, MAX(week_start) AS week_start
-  FROM license_snapshot
-  WHERE subscription_id IN (SELECT sub_id FROM fam) AND license_type IN ({types})
-    AND week_start <= ?
-  GROUP BY subscription_id
+earlier AS (
+  SELECT ls.subscription_id AS sub_id, ls.week_start, ls.used_7d, ls.used_90d
+  FROM license_snapshot ls
+  WHERE ls.subscription_id IN (
+          SELECT sub_id FROM fam WHERE sub_id NOT IN (SELECT sub_id FROM weeks))
+    AND ls.license_type IN ({types}) AND ls.week_start < ?
+),
+older AS (
+  SELECT sub_id, MAX(week_start) AS newest FROM earlier GROUP BY sub_id
 ),
 latest AS (
-  SELECT ls.subscription_id AS sub_id, SUM(ls.used_7d) AS used7, SUM(ls.used_90d) AS used90
-  FROM license_snapshot ls
-  JOIN newest n ON n.sub_id = ls.subscription_id AND n.week_start = ls.week_start
-  WHERE ls.license_type IN ({types})
-  GROUP BY ls.subscription_id
-),
-facts AS (
-  SELECT fam.*,
-         COALESCE(latest.used7, 0) AS used7,
-         COALESCE(latest.used90, 0) AS used90,
-         CASE WHEN weeks.has_this = 1 AND weeks.has_last = 1
-              THEN weeks.a_this - weeks.a_last ELSE 0 END AS assignment_change,
-         CASE WHEN weeks.has_this = 1 AND weeks.has_last = 1
-              THEN weeks.u_this - weeks.u_last ELSE 0 END AS usage_change,
-         {_band_sql("fam.total")} AS band,
-         CASE WHEN fam.total > 0 THEN fam.assigned * 1.0 / fam.total ELSE 0 END AS ratio
-  FROM fam
-  LEFT JOIN weeks ON weeks.sub_id = fam.sub_id
-  LEFT JOIN latest ON latest.sub_id = fam.sub_id
-)
-"""
-        params = (
-            *customers.params,
-            this_week,
-            last_week,
-            this_week,
-            last_week,
-            this_week,
-            last_week,
-            this_week,
-            last_week,
-            self.today,
-        )
-        return Sql(text, params)
-
-    # ------------------------------------------------------ section filters ----
-
-    def _recently_added(self) -> Sql:
-        return Sql("added_at >= ?", (self.clock.now - timedelta(days=WINDOW_DAYS),))
-
-    def _window(self) -> tuple[date, date]:
-        return self.today, self.today + timedelta(days=WINDOW_DAYS)
-
-    def _expiring(self) -> Sql:
-        return Sql(
-            "status = 'ACTIVE' AND (kind = 'TRIAL' OR NOT auto_renew)"
-            " AND end_date >= ? AND end_date <= ?",
-            self._window(),
-        )
-
-    def _renewing(self) -> Sql:
-        return Sql(
-            "kind = 'SUBSCRIPTION' AND status = 'ACTIVE' AND auto_renew"
-            " AND end_date >= ? AND end_date <= ?",
-            self._window(),
-        )
-
-    def _over_limit(self) -> Sql:
-        return Sql(f"status IN {HOLDING} AND overage > 0")
-
-    async def _low(self, family: ProductFamily) -> Sql:
-        medians = await self.medians(family)
-        if not medians:
-            return Sql("1 = 0")
-        cases = " ".join(f"WHEN {band} THEN CAST(? AS DOUBLE PRECISION)" for band in medians)
-        return Sql(
-            f"status IN {HOLDING} AND total > 0 AND added_at <= ?"
-            f" AND ratio < 0.5 * (CASE band {cases} ELSE 0 END)",
-            (self.clock.now - timedelta(days=LOW_ASSIGNMENT_MIN_AGE_DAYS), *medians.values()),
-        )
-
-    async def medians(self, family: ProductFamily) -> dict[int, float]:
-        """Median assignment ratio per size band over every partner's holding
-        subscriptions and trials of the family (computed once per request)."""
-        if family not in self._medians:
-            self._medians[family] = asyncio.ensure_future(self._compute_medians(family))
-        return await self._medians[family]
-
-    async def _compute_medians(self, family: ProductFamily) -> dict[int, float]:
-        total = "SUM(l.quantity)"
-        rows = await fetch_all(
-            f"""
-WITH peers AS (
-  SELECT {_band_sql(total)} AS band, SUM(l.assigned) * 1.0 / {total} AS ratio
+  SELECT r.sub_id, SUM(r.used_7d) AS used7, SUM(r.used_90d) AS used90
+  FROM recent r JOIN weeks w ON w.sub_id = r.sub_id AND w.newest = r.week_start
+  GROUP BY r.sub_id
+  UNION ALL
+  SELECT e.sub_id, SUM(e.used_7d) AS used7, SUM(e.used_90d) AS used90
+  FROM earlier e JOIN older o ON o.sub_id = e.sub_id AND o.newest = e.week_start
+  GROUP BY e.sub_id
+)""",
+                    (last_week, self.today, *(this_week, last_week) * 3, last_week),
+                )
+            )
+            figures = [
+                "COALESCE(latest.used7, 0) AS used7",
+                "COALESCE(latest.used90, 0) AS used90",
+                "CASE WHEN weeks.has_this = 1 AND weeks.has_last = 1"
+                " THEN weeks.a_this - weeks.a_last ELSE 0 END AS assignment_change",
+                "CASE WHEN weeks.has_this = 1 AND weeks.has_last = 1"
+                " THEN weeks.u_this - weeks.u_last ELSE 0 END AS usage_change",
+            ]
+            joins += [
+                "LEFT JOIN weeks ON weeks.sub_id = fam.sub_id",
+                "LEFT JOIN latest ON latest.sub_id = fam.sub_id",
+            ]
+        if with_medians:
+            parts.append(
+                Sql(
+                    f"""
+peers AS (
+  SELECT {_band_sql("SUM(l.quantity)")} AS band,
+         SUM(l.assigned) * 1.0 / SUM(l.quantity) AS ratio
   FROM subscription s JOIN license_line l ON l.subscription_id = s.id
-  WHERE s.status IN {HOLDING} AND l.license_type IN ({_types(family)})
-  GROUP BY s.id HAVING {total} > 0
+  WHERE s.status IN {HOLDING} AND l.license_type IN ({types})
+  GROUP BY s.id HAVING SUM(l.quantity) > 0
 ),
 ranked AS (
   SELECT band, ratio,
          ROW_NUMBER() OVER (PARTITION BY band ORDER BY ratio) AS rn,
          COUNT(*) OVER (PARTITION BY band) AS cnt
   FROM peers
+),
+medians AS (
+  SELECT band, AVG(ratio) AS median FROM ranked
+  WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
+  GROUP BY band
+)"""
+                )
+            )
+            joins.append(f"LEFT JOIN medians ON medians.band = {_band_sql('fam.total')}")
+        parts.append(
+            Sql(
+                f"""
+facts AS MATERIALIZED (
+  SELECT fam.*, {", ".join(figures)},
+         CASE WHEN fam.total > 0 THEN fam.assigned * 1.0 / fam.total ELSE 0 END AS ratio,
+         {"medians.median" if with_medians else "NULL"} AS median
+  FROM fam
+  {" ".join(joins)}
 )
-SELECT band, AVG(ratio) AS median FROM ranked
-WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
-GROUP BY band ORDER BY band"""
+"""
+            )
         )
-        return {int(r["band"]): float(r["median"]) for r in rows}
+        return Sql(
+            "WITH " + ",".join(p.text for p in parts), tuple(v for p in parts for v in p.params)
+        )
 
-    async def section_condition(self, section: str) -> Sql:
+    # ------------------------------------------------------ section filters ----
+
+    def _condition(self, section: str) -> Sql:
+        """The section's rows among `facts` (SPEC.md)."""
         if section == "recently_added":
-            return self._recently_added()
+            return Sql("added_at >= ?", (self.clock.now - timedelta(days=WINDOW_DAYS),))
         if section == "expiring":
-            return self._expiring()
+            return Sql(
+                "status = 'ACTIVE' AND (kind = 'TRIAL' OR NOT auto_renew)"
+                " AND end_date >= ? AND end_date <= ?",
+                self._window(),
+            )
         if section == "renewing":
-            return self._renewing()
+            return Sql(
+                "kind = 'SUBSCRIPTION' AND status = 'ACTIVE' AND auto_renew"
+                " AND end_date >= ? AND end_date <= ?",
+                self._window(),
+            )
         if section == "low_assignment":
-            return await self._low(self.family)
+            # Below half the peer group's median; compared as DOUBLE PRECISION on
+            # both engines (a band without peers has no median: nothing is low).
+            return Sql(
+                f"status IN {HOLDING} AND total > 0 AND added_at <= ? AND median IS NOT NULL"
+                " AND CAST(ratio AS DOUBLE PRECISION) < 0.5 * CAST(median AS DOUBLE PRECISION)",
+                (self.clock.now - timedelta(days=LOW_ASSIGNMENT_MIN_AGE_DAYS),),
+            )
         if section == "over_limit":
-            return self._over_limit()
+            return Sql(f"status IN {HOLDING} AND overage > 0")
         raise ValueError(section)
+
+    # ---------------------------------------------------------------- passes ----
+
+    async def _pass(
+        self,
+        family: ProductFamily,
+        totals: Iterable[str] = (),
+        pages: Iterable[PageKey] = (),
+        low: bool = False,
+    ) -> None:
+        """One statement over `family`'s facts: the totals of the sections named,
+        the pages named and (with `low`) the customers with a low-assignment
+        subscription; stores them on this request."""
+        totals, pages = sorted(set(totals)), sorted(set(pages), key=_page_sort)
+        assert family is self.family or not (totals or pages), "sections follow the toggle"
+        if not (totals or pages or low):
+            return
+        with_medians = (
+            low or "low_assignment" in totals or any(p.section == "low_assignment" for p in pages)
+        )
+        # Low-assignment customers alone need no snapshot (the other family's, for the KPI).
+        facts = self._facts(family, with_medians, with_snapshots=bool(totals or pages))
+        branches: list[Sql] = []
+        for section in totals:
+            where = self._condition(section)
+            aggregates = {
+                "part": f"'T{SECTIONS.index(section)}'",
+                "subscriptions": "COUNT(*)",
+                "customers": "COUNT(DISTINCT customer_id)",
+                "total": "COALESCE(SUM(total), 0)",
+                "assigned": "COALESCE(SUM(assigned), 0)",
+                "used7": "COALESCE(SUM(used7), 0)",
+                "available": "COALESCE(SUM(available), 0)",
+                "overage": "COALESCE(SUM(overage), 0)",
+            }
+            branches.append(
+                Sql(f"SELECT {_select(aggregates)} FROM facts WHERE {where.text}", where.params)
+            )
+        for n, page in enumerate(pages):
+            where = self._condition(page.section)
+            columns = {"part": f"'P{n}'", **{name: name for name in ROW_COLUMNS}}
+            branches.append(
+                Sql(
+                    f"SELECT * FROM (SELECT {_select(columns)} FROM facts WHERE {where.text}"
+                    f" ORDER BY {ORDERS[page.section]} LIMIT ? OFFSET ?) AS page{n}",
+                    (*where.params, page.limit, page.offset),
+                )
+            )
+        if low:
+            where = self._condition("low_assignment")
+            columns = {"part": "'L'", "customer_id": "customer_id"}
+            select = f"SELECT DISTINCT {_select(columns)} FROM facts WHERE {where.text}"
+            branches.append(Sql(select, where.params))
+        rows = await fetch_all(
+            facts.text + "\nUNION ALL\n".join(b.text for b in branches),
+            [*facts.params, *(v for b in branches for v in b.params)],
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            found.setdefault(r["part"], []).append(r)
+        for section in totals:
+            [t] = found[f"T{SECTIONS.index(section)}"]
+            self._totals[section] = SectionTotals(
+                subscriptions=int(t["subscriptions"]),
+                customers=int(t["customers"]),
+                total=int(t["total"]),
+                assigned=int(t["assigned"]),
+                used=int(t["used7"]),
+                available=int(t["available"]),
+                overage=int(t["overage"]),
+            )
+        for n, page in enumerate(pages):
+            chosen = _in_order(page.section, found.get(f"P{n}", []))
+            self._pages[page] = [_row(r) for r in chosen]
+        if low:
+            self._low[family] = frozenset(int(r["customer_id"]) for r in found.get("L", []))
+
+    async def load(self, plan: Plan) -> None:
+        """Read everything `plan` names, in one pass per product family it touches,
+        one statement for the customer KPIs and one per trend. A trend of an
+        invalid length is left for `trend` to refuse."""
+        sections = {
+            "totals": [s for s in plan.totals if s not in self._totals],
+            "pages": [p for p in plan.pages if p not in self._pages],
+        }
+        low = plan.kpis and self._kpis is None
+        await self._pass(self.family, **sections, low=low and self.family not in self._low)
+        if low:
+            await self.kpis()
+        for weeks in sorted(plan.trend_weeks):
+            if 1 <= weeks <= MAX_TREND_WEEKS:
+                await self.trend(weeks)
 
     # ------------------------------------------------------------- queries ----
 
     async def section_totals(self, section: str) -> SectionTotals:
-        """A section's aggregate (its KPIs and row count), once per request."""
+        """A section's aggregate (its KPIs and row count)."""
         if section not in self._totals:
-            self._totals[section] = asyncio.ensure_future(self._section_totals(section))
-        return await self._totals[section]
-
-    async def _section_totals(self, section: str) -> SectionTotals:
-        facts, where = self._facts(self.family), await self.section_condition(section)
-        [row] = await fetch_all(
-            f"""{facts.text}
-SELECT COUNT(*) AS subscriptions, COUNT(DISTINCT customer_id) AS customers,
-       COALESCE(SUM(total), 0) AS total, COALESCE(SUM(assigned), 0) AS assigned,
-       COALESCE(SUM(used7), 0) AS used, COALESCE(SUM(available), 0) AS available,
-       COALESCE(SUM(overage), 0) AS overage
-FROM facts WHERE {where.text}""",
-            [*facts.params, *where.params],
-        )
-        return SectionTotals(**{k: int(v) for k, v in row.items()})
-
-    ORDERS = {
-        "recently_added": "added_at DESC, sub_id DESC",
-        "expiring": "end_date ASC, sub_id ASC",
-        "renewing": "end_date ASC, sub_id ASC",
-        "low_assignment": "ratio ASC, sub_id ASC",
-        "over_limit": "overage DESC, sub_id ASC",
-    }
-
-    async def section_page(self, section: str, offset: int, limit: int) -> tuple[int, list[Row]]:
-        """(rows in the section, one page of them)."""
-        return (await self.section_totals(section)).subscriptions, await self.section_rows(
-            section, offset, limit
-        )
+            await self._pass(self.family, totals=[section])
+        return self._totals[section]
 
     async def section_rows(self, section: str, offset: int, limit: int) -> list[Row]:
-        facts, where = self._facts(self.family), await self.section_condition(section)
-        rows = await fetch_all(
-            f"""{facts.text}
-SELECT customer_id, code, kind, added_at, end_date, auto_renew, total, assigned, used7,
-       used90, available, overage, assignment_change, usage_change
-FROM facts WHERE {where.text}
-ORDER BY {self.ORDERS[section]} LIMIT ? OFFSET ?""",
-            [*facts.params, *where.params, limit, offset],
+        key = PageKey(section, offset, limit)
+        if key not in self._pages:
+            await self._pass(self.family, pages=[key])
+        return self._pages[key]
+
+    async def section_page(self, section: str, offset: int, limit: int) -> tuple[int, list[Row]]:
+        """(rows in the section, one page of them), in one pass when neither is read yet."""
+        key = PageKey(section, offset, limit)
+        await self._pass(
+            self.family,
+            totals=[section] if section not in self._totals else [],
+            pages=[key] if key not in self._pages else [],
         )
-        return [_row(r) for r in rows]
+        return self._totals[section].subscriptions, self._pages[key]
+
+    async def low_customers(self, family: ProductFamily) -> frozenset[int]:
+        """Customers with a subscription in the low-assignment section of `family`."""
+        if family not in self._low:
+            await self._pass(family, low=True)
+        return self._low[family]
 
     async def kpis(self) -> Kpis:
-        """The top KPIs: customers with Webex Calling or Meetings, whatever the toggle."""
+        """The top KPIs: customers with Webex Calling or Meetings, whatever the toggle.
+        One pass over the customers' subscriptions and lines, grouped by customer."""
+        if self._kpis is not None:
+            return self._kpis
         customers = self._customers()
-        population = (
-            "EXISTS (SELECT 1 FROM subscription ps JOIN license_line pl"
-            " ON pl.subscription_id = ps.id WHERE ps.customer_id = c.id"
-            " AND pl.product IN ('CALLING', 'MEETINGS'))"
-        )
         start, end = self._window()
         [row] = await fetch_all(
-            f"""SELECT COUNT(*) AS total,
-  SUM(CASE WHEN EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id
-      AND s.status = 'ACTIVE' AND (s.kind = 'TRIAL' OR NOT s.auto_renew)
-      AND s.end_date >= ? AND s.end_date <= ?) THEN 1 ELSE 0 END) AS expire,
-  SUM(CASE WHEN EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id
-      AND s.kind = 'SUBSCRIPTION' AND s.status = 'ACTIVE' AND s.auto_renew
-      AND s.end_date >= ? AND s.end_date <= ?) THEN 1 ELSE 0 END) AS renew,
-  SUM(CASE WHEN EXISTS (SELECT 1 FROM subscription s JOIN license_line l
-      ON l.subscription_id = s.id WHERE s.customer_id = c.id AND s.status IN {HOLDING}
-      AND l.assigned > l.quantity) THEN 1 ELSE 0 END) AS over_limit
-FROM customer c WHERE ({customers.text}) AND {population}""",
+            f"""SELECT COUNT(*) AS total, SUM(expire) AS expire, SUM(renew) AS renew,
+       SUM(over_limit) AS over_limit
+FROM (
+  SELECT s.customer_id,
+    MAX(CASE WHEN l.product IN ('CALLING', 'MEETINGS') THEN 1 ELSE 0 END) AS population,
+    MAX(CASE WHEN s.status = 'ACTIVE' AND (s.kind = 'TRIAL' OR NOT s.auto_renew)
+        AND s.end_date >= ? AND s.end_date <= ? THEN 1 ELSE 0 END) AS expire,
+    MAX(CASE WHEN s.kind = 'SUBSCRIPTION' AND s.status = 'ACTIVE' AND s.auto_renew
+        AND s.end_date >= ? AND s.end_date <= ? THEN 1 ELSE 0 END) AS renew,
+    MAX(CASE WHEN s.status IN {HOLDING} AND l.assigned > l.quantity
+        THEN 1 ELSE 0 END) AS over_limit
+  FROM customer c
+  JOIN subscription s ON s.customer_id = c.id
+  LEFT JOIN license_line l ON l.subscription_id = s.id
+  WHERE ({customers.text})
+  GROUP BY s.customer_id
+) per_customer
+WHERE population = 1""",
             [start, end, start, end, *customers.params],
         )
         low: set[int] = set()
         for family in ProductFamily:
-            facts, where = self._facts(family), await self._low(family)
-            rows = await fetch_all(
-                f"{facts.text} SELECT DISTINCT customer_id FROM facts WHERE {where.text}",
-                [*facts.params, *where.params],
-            )
-            low.update(r["customer_id"] for r in rows)
-        return Kpis(
+            low |= await self.low_customers(family)
+        # Low-assignment customers have Calling or Meetings lines: all are counted.
+        self._kpis = Kpis(
             total_customers=int(row["total"] or 0),
             about_to_expire=int(row["expire"] or 0),
             about_to_renew=int(row["renew"] or 0),
             low_license_assignment=len(low),
             over_license_limit=int(row["over_limit"] or 0),
         )
+        return self._kpis
 
     async def trend(self, weeks: int) -> list[TrendPoint]:
         """Weekly total, assigned and used licenses of the family, oldest first."""
         if not 1 <= weeks <= MAX_TREND_WEEKS:
             raise InvalidArgument(f"`weeks` must be between 1 and {MAX_TREND_WEEKS} (got {weeks})")
+        if weeks in self._trends:
+            return self._trends[weeks]
         this_week = self.today - timedelta(days=self.today.weekday())
-        first = this_week - timedelta(weeks=weeks - 1)
+        mondays = [this_week - timedelta(weeks=n) for n in reversed(range(weeks))]
         customers = self._customers()
+        # The weeks as a list, not a range: a plan PostgreSQL caches for the statement
+        # (after five runs) then still knows they hold most snapshots and joins them
+        # by hash to the customers' subscriptions.
+        week_in = in_list("ls.week_start", mondays)
         rows = await fetch_all(
             f"""SELECT ls.week_start, SUM(ls.quantity) AS total, SUM(ls.assigned) AS assigned,
        SUM(ls.used_7d) AS used
 FROM license_snapshot ls
 JOIN subscription s ON s.id = ls.subscription_id
 JOIN customer c ON c.id = s.customer_id
-WHERE ({customers.text}) AND ls.license_type IN ({_types(self.family)})
-  AND ls.week_start >= ? AND ls.week_start <= ?
+WHERE ({customers.text}) AND ls.license_type IN ({_types(self.family)}) AND {week_in.text}
 GROUP BY ls.week_start""",
-            [*customers.params, first, this_week],
+            [*customers.params, *week_in.params],
         )
         found = {as_date(r["week_start"]): r for r in rows}
         points = []
-        for n in range(weeks):
-            week = first + timedelta(weeks=n)
+        for week in mondays:
             r = found.get(week)
             points.append(
                 TrendPoint(week, int(r["total"]), int(r["assigned"]), int(r["used"]))
                 if r
                 else TrendPoint(week, 0, 0, 0)
             )
+        self._trends[weeks] = points
         return points
+
+
+def _page_sort(page: PageKey) -> tuple[int, int, int]:
+    return SECTIONS.index(page.section), page.offset, page.limit
 
 
 def _row(r: dict[str, Any]) -> Row:
