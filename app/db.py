@@ -311,12 +311,24 @@ async def copy_csv_out(
     is held), on a pooled connection in a read-only transaction with no statement
     timeout (a report may take long). `sql` is written with `?` placeholders;
     COPY takes no parameters, so each becomes a quoted literal cast to the type
-    PostgreSQL inferred for it."""
+    PostgreSQL inferred for it.
+
+    A COPY cut short (the job cancelled when a draining worker's grace ends, or
+    `output` failing) leaves the connection mid-operation, where no ROLLBACK
+    can be sent: the connection is closed instead (the server ends the
+    transaction with it) and the pool opens a new one."""
     conn = connection()
-    async with conn.acquire_connection() as raw, raw.transaction(readonly=True):
-        await raw.execute("SET LOCAL statement_timeout = 0")
-        query = await _inline_params(raw, _numbered(sql), params)
-        await raw.copy_from_query(query, output=output, format="csv", header=False)
+    async with conn.acquire_connection() as raw:
+        transaction = raw.transaction(readonly=True)
+        await transaction.start()
+        try:
+            await raw.execute("SET LOCAL statement_timeout = 0")
+            query = await _inline_params(raw, _numbered(sql), params)
+            await raw.copy_from_query(query, output=output, format="csv", header=False)
+        except BaseException:
+            raw.terminate()
+            raise
+        await transaction.commit()
 
 
 async def _inline_params(raw: Any, sql: str, params: Sequence[Any]) -> str:
