@@ -13,6 +13,7 @@ from app.domain import customer_detail as detail
 from app.domain import external_admins, reports
 from app.domain.access import Viewer
 from app.domain.customers import assigned_customer_pages
+from app.domain.lookups import customers_by_ids
 from app.domain.statuses import StatusClock, statuses_of
 from app.models.customers import Customer
 from app.models.enums import ManagedBy
@@ -96,10 +97,3 @@ def _once(fetch: Callable[[], Awaitable[dict]]) -> Callable[[list[Any]], Awaitab
 async def reached_customer(info: Any, reached_from: Customer | None, customer_id: int) -> Customer:
     """The customer of a subscription or trial: the one it was reached from, or loaded."""
     return reached_from or await info.context.loaders.customers.load(customer_id)
-
-
-async def customers_by_ids(ids: Sequence[int]) -> dict[int, Customer]:
-    """The customers of a page of analytics rows, in one query. A section loads its
-    own, so a request's cost does not depend on when concurrent sections finish."""
-    wanted = list(set(ids))
-    return {c.id: c for c in await Customer.filter(id__in=wanted)} if wanted else {}

@@ -7,8 +7,8 @@ from typing import Any
 
 import strawberry
 
+from app.domain.lookups import customers_by_ids
 from app.domain.pagination import Page, offset_cursors, offset_window
-from schema.loaders import customers_by_ids
 
 
 @strawberry.type(name="PageInfo")

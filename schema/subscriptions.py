@@ -7,11 +7,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from tortoise.expressions import Subquery
 
 from app.domain import licenses
-from app.domain.access import visible_customers
 from app.domain.ids import encode_global_id
+from app.domain.lookups import subscription_by_id
 from app.domain.pagination import Page
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import LICENSE_PRODUCT
@@ -214,7 +213,5 @@ class SubscriptionConnection:
 
 @node_loader("CustomerSubscription")
 async def load_subscription(info: Info, pk: int) -> CustomerSubscription | None:
-    sub = await SubscriptionModel.get_or_none(
-        id=pk, customer_id__in=Subquery(visible_customers(info.context.viewer).values("id"))
-    )
+    sub = await subscription_by_id(info.context.viewer, pk)
     return CustomerSubscription.of(sub) if sub else None

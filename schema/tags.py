@@ -8,6 +8,7 @@ import strawberry
 
 from app.domain import tags
 from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.lookups import tag_by_id
 from app.models.tags import Tag as TagModel
 from schema.admins import Admin
 from schema.context import Info
@@ -43,7 +44,7 @@ class Tag(Node):
 
 @node_loader("Tag")
 async def load_tag(info: Info, pk: int) -> Tag | None:
-    tag = await TagModel.get_or_none(id=pk, partner_id=info.context.viewer.partner_id)
+    tag = await tag_by_id(info.context.viewer, pk)
     return Tag.of(tag) if tag else None
 
 

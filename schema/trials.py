@@ -6,11 +6,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from tortoise.expressions import Subquery
 
 from app.domain import trials
-from app.domain.access import visible_customers
 from app.domain.ids import decode_id_of, encode_global_id
+from app.domain.lookups import trial_by_id
 from app.domain.pagination import Page
 from app.models.customers import Customer as CustomerModel
 from app.models.enums import TrialStatus as TrialStatusValue
@@ -90,9 +89,7 @@ class Trial(Node):
 
 @node_loader("Trial")
 async def load_trial(info: Info, pk: int) -> Trial | None:
-    trial = await TrialModel.get_or_none(
-        id=pk, customer_id__in=Subquery(visible_customers(info.context.viewer).values("id"))
-    )
+    trial = await trial_by_id(info.context.viewer, pk)
     return Trial.of(trial) if trial else None
 
 
