@@ -1,5 +1,7 @@
-"""The house rule of DESIGN.md: the service core (app/) imports neither the
-GraphQL layer nor the workers; only the composition root wires them."""
+"""The house rules of DESIGN.md, checked on the source: the four arrows that must
+never exist (the domain imports no schema, the models no domain, the workers no
+schema, the GraphQL layer runs no query of its own), and the one frame that
+runs every mutation."""
 
 from __future__ import annotations
 
@@ -40,6 +42,93 @@ def test_workers_do_not_import_the_graphql_layer() -> None:
         if "schema" in imported_packages(path)
     ]
     assert offenders == []
+
+
+def test_models_import_no_domain_rules() -> None:
+    """app/models/ holds tables only: it imports neither the business rules nor
+    the GraphQL layer nor the workers."""
+    offenders = []
+    for path in sorted((ROOT / "app" / "models").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            modules = []
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            for module in modules:
+                if module.split(".")[0] in {"schema", "workers"} or module.startswith(
+                    ("app.domain", "app.db")
+                ):
+                    offenders.append(f"{path.relative_to(ROOT).as_posix()} imports {module}")
+    assert offenders == []
+
+
+# What a Tortoise model class or instance runs a query with.
+MODEL_QUERY_METHODS = {
+    "all", "annotate", "bulk_create", "bulk_update", "count", "create", "delete",
+    "distinct", "exclude", "exists", "filter", "first", "get", "get_or_create",
+    "get_or_none", "in_bulk", "raw", "select_for_update", "select_related",
+    "update", "update_or_create", "values", "values_list", "prefetch_related",
+}  # fmt: skip
+# Instance methods that run a query whatever the receiver is called.
+INSTANCE_QUERY_METHODS = {"save", "fetch_related", "refresh_from_db"}
+# Modules through which code talks to the database directly.
+DATABASE_MODULES = ("tortoise", "asyncpg", "aiosqlite", "app.db", "app.bulk")
+
+
+def queries_run_by(source: str) -> list[str]:
+    """Where this module of the GraphQL layer would run SQL itself: an import of a
+    database module, a query method called on a model class imported from
+    app.models, or an instance method that saves or loads."""
+    tree = ast.parse(source)
+    model_names: set[str] = set()
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(DATABASE_MODULES):
+                    found.append(f"{node.lineno}: imports {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith(DATABASE_MODULES):
+                found.append(f"{node.lineno}: imports from {node.module}")
+            if node.module.startswith("app.models") and node.module != "app.models.enums":
+                model_names.update(alias.asname or alias.name for alias in node.names)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        method, receiver = node.func.attr, node.func.value
+        on_model = isinstance(receiver, ast.Name) and receiver.id in model_names
+        if (on_model and method in MODEL_QUERY_METHODS) or method in INSTANCE_QUERY_METHODS:
+            found.append(f"{node.lineno}: calls {ast.unparse(node.func)}")
+    return found
+
+
+def test_the_graphql_layer_runs_no_query_of_its_own() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT).as_posix()}:{where}"
+        for path in sorted((ROOT / "schema").rglob("*.py"))
+        for where in queries_run_by(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_the_query_check_finds_each_way_of_running_one() -> None:
+    """The check above is only as good as what it recognises: each of these
+    snippets runs a query from a resolver and must be found."""
+    snippets = {
+        "from app.models.tags import Tag as T\nasync def f():\n    await T.get_or_none(id=1)": 1,
+        "from app.models.customers import Customer\nCustomer.filter(id=1).count()": 1,
+        "from tortoise.expressions import Subquery": 1,
+        "from app.db import fetch_all": 1,
+        "import asyncpg": 1,
+        "async def f(x):\n    await x.save()\n    await x.fetch_related('tags')": 2,
+        # A domain call or an enum is not a query of the layer's own.
+        "from app.domain import tags\nasync def f(v):\n    await tags.delete(v, 1)": 0,
+        "from app.models.enums import Region\nRegion.values()": 0,
+    }
+    for source, expected in snippets.items():
+        assert len(queries_run_by(source)) == expected, source
 
 
 # ------------------------------------------------ the one frame of every mutation
