@@ -11,10 +11,18 @@ UNION ALL. The peer-group medians of the low-assignment rule are a CTE of the
 same statement, over every partner's subscriptions, with window functions (no
 percentile_cont needed, so SQLite and PostgreSQL run the same SQL).
 
+The top KPI's low-assignment customers are of both families, the toggle's
+and the other one. The other family's need no per-subscription figures of the
+viewer's own: a low-assignment subscription is one of the peers (every
+partner's subscriptions in a holding status with lines of the family), so they
+come from the grouping that ranks the peers, joined to the viewer's customers
+(`_low_pass`), with no second grouping of the viewer's lines.
+
 A request that says what it wants up front (`SubscriptionAnalytics.load`)
-costs a fixed number of statements: one pass per product family it touches,
-one for the customer KPIs and one per trend; a figure asked for later, that
-the plan did not name, costs a pass of its own (same answer, more work).
+costs a fixed number of statements: the toggle's pass, one low-assignment
+statement for the other family (when it asks for the top KPIs), one for the
+customer KPIs and one per trend; a figure asked for later, that the plan did
+not name, costs a pass of its own (same answer, more work).
 """
 
 from __future__ import annotations
@@ -52,6 +60,33 @@ def _band_sql(total: str) -> str:
         f"CASE WHEN {total} <= 50 THEN 1 WHEN {total} <= 250 THEN 2 "
         f"WHEN {total} <= 1000 THEN 3 ELSE 4 END"
     )
+
+
+def _medians_sql(family: ProductFamily) -> str:
+    """CTEs `peers` (every partner's subscriptions and trials in a holding status
+    with license lines of `family`, one row each: its customer, when it was added,
+    its size band and its assignment ratio), `ranked` and `medians` (the median
+    ratio of each band's peer group)."""
+    return f"""
+peers AS (
+  SELECT s.id AS sub_id, s.customer_id, s.added_at,
+         {_band_sql("SUM(l.quantity)")} AS band,
+         SUM(l.assigned) * 1.0 / SUM(l.quantity) AS ratio
+  FROM subscription s JOIN license_line l ON l.subscription_id = s.id
+  WHERE s.status IN {HOLDING} AND l.license_type IN ({_types(family)})
+  GROUP BY s.id HAVING SUM(l.quantity) > 0
+),
+ranked AS (
+  SELECT band, ratio,
+         ROW_NUMBER() OVER (PARTITION BY band ORDER BY ratio) AS rn,
+         COUNT(*) OVER (PARTITION BY band) AS cnt
+  FROM peers
+),
+medians AS (
+  SELECT band, AVG(ratio) AS median FROM ranked
+  WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
+  GROUP BY band
+)"""
 
 
 def months_between(start: date, end: date) -> int:
@@ -316,29 +351,7 @@ latest AS (
                 "LEFT JOIN latest ON latest.sub_id = fam.sub_id",
             ]
         if with_medians:
-            parts.append(
-                Sql(
-                    f"""
-peers AS (
-  SELECT {_band_sql("SUM(l.quantity)")} AS band,
-         SUM(l.assigned) * 1.0 / SUM(l.quantity) AS ratio
-  FROM subscription s JOIN license_line l ON l.subscription_id = s.id
-  WHERE s.status IN {HOLDING} AND l.license_type IN ({types})
-  GROUP BY s.id HAVING SUM(l.quantity) > 0
-),
-ranked AS (
-  SELECT band, ratio,
-         ROW_NUMBER() OVER (PARTITION BY band ORDER BY ratio) AS rn,
-         COUNT(*) OVER (PARTITION BY band) AS cnt
-  FROM peers
-),
-medians AS (
-  SELECT band, AVG(ratio) AS median FROM ranked
-  WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
-  GROUP BY band
-)"""
-                )
-            )
+            parts.append(Sql(_medians_sql(family)))
             joins.append(f"LEFT JOIN medians ON medians.band = {_band_sql('fam.total')}")
         parts.append(
             Sql(
@@ -403,11 +416,13 @@ facts AS MATERIALIZED (
         assert family is self.family or not (totals or pages), "sections follow the toggle"
         if not (totals or pages or low):
             return
+        if not (totals or pages):
+            await self._low_pass(family)
+            return
         with_medians = (
             low or "low_assignment" in totals or any(p.section == "low_assignment" for p in pages)
         )
-        # Low-assignment customers alone need no snapshot (the other family's, for the KPI).
-        facts = self._facts(family, with_medians, with_snapshots=bool(totals or pages))
+        facts = self._facts(family, with_medians, with_snapshots=True)
         branches: list[Sql] = []
         for section in totals:
             where = self._condition(section)
@@ -463,10 +478,33 @@ facts AS MATERIALIZED (
         if low:
             self._low[family] = frozenset(int(r["customer_id"]) for r in found.get("L", []))
 
+    async def _low_pass(self, family: ProductFamily) -> None:
+        """The customers with a low-assignment subscription of `family` (what the
+        top KPI needs of the family the toggle does not show), from one grouping of
+        every partner's subscriptions: a low-assignment subscription is a peer (a
+        holding status, licenses of the family) of one of the viewer's customers,
+        added long enough ago, below half its band's median. No per-customer
+        grouping of the viewer's lines and no snapshot: the sections' figures are
+        a full pass's."""
+        customers = self._customers()
+        added_by = self.clock.now - timedelta(days=LOW_ASSIGNMENT_MIN_AGE_DAYS)
+        rows = await fetch_all(
+            f"""WITH {_medians_sql(family)}
+SELECT DISTINCT p.customer_id
+FROM peers p
+JOIN medians ON medians.band = p.band
+JOIN customer c ON c.id = p.customer_id
+WHERE ({customers.text}) AND p.added_at <= ?
+  AND CAST(p.ratio AS DOUBLE PRECISION) < 0.5 * CAST(medians.median AS DOUBLE PRECISION)""",
+            [*customers.params, added_by],
+        )
+        self._low[family] = frozenset(int(r["customer_id"]) for r in rows)
+
     async def load(self, plan: Plan) -> None:
-        """Read everything `plan` names, in one pass per product family it touches,
-        one statement for the customer KPIs and one per trend. A trend of an
-        invalid length is left for `trend` to refuse."""
+        """Read everything `plan` names: one pass over the toggle's family, for
+        the top KPIs one low-assignment statement for the other family and one
+        for the customer KPIs, and one statement per trend. A trend of an invalid
+        length is left for `trend` to refuse."""
         sections = {
             "totals": [s for s in plan.totals if s not in self._totals],
             "pages": [p for p in plan.pages if p not in self._pages],
