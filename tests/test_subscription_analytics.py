@@ -362,6 +362,31 @@ async def test_every_kpi_and_section_matches_the_spec_formulas(
         assert answer[name]["rows"]["nodes"] == rows, (family, section)
 
 
+KPIS_ONLY = """query($p: ProductFamily!) { subscriptionAnalytics(product: $p) {
+  kpis { totalCustomers aboutToExpire aboutToRenew lowLicenseAssignment overLicenseLimit } } }"""
+KPIS_AND_LOW = """query($p: ProductFamily!) { subscriptionAnalytics(product: $p) {
+  kpis { lowLicenseAssignment } lowAssignment { kpis { customers } } } }"""
+
+
+@pytest.mark.parametrize("role", [AdminRole.FULL_ADMIN, AdminRole.ADMIN])
+@pytest.mark.parametrize("family", list(ProductFamily))
+async def test_the_kpis_asked_alone_or_beside_one_section_match_the_spec(
+    client: httpx.AsyncClient, fx: Fixture, family: ProductFamily, role: AdminRole
+) -> None:
+    """The tree plans its passes from the selection: the top KPIs alone read each
+    family's low-assignment customers without the sections' full pass, and must
+    count the same customers as the formulas."""
+    expected = expected_kpis(fx, visible_to(fx, role))
+    assert expected["lowLicenseAssignment"] > 0  # the fixture gives it something to count
+    token = fx.team[role].token
+    alone = (await data(client, token, KPIS_ONLY, {"p": family.value}))["subscriptionAnalytics"]
+    assert alone["kpis"] == expected
+    beside = (await data(client, token, KPIS_AND_LOW, {"p": family.value}))["subscriptionAnalytics"]
+    assert beside["kpis"]["lowLicenseAssignment"] == expected["lowLicenseAssignment"]
+    section_kpis, _ = section_expectation(fx, family, "low_assignment", visible_to(fx, role))
+    assert beside["lowAssignment"]["kpis"]["customers"] == section_kpis["customers"]
+
+
 async def test_the_fixture_sits_on_every_boundary(client: httpx.AsyncClient, fx: Fixture) -> None:
     """The cases the issue asks for land on the side of each boundary they should."""
     visible = visible_to(fx, AdminRole.FULL_ADMIN)
