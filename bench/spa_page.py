@@ -23,6 +23,10 @@ another partner seen through an external-admin grant):
    product's `data`, parsed and byte for byte (the product's body is the raw
    body plus `"extensions": {"cost": ...}`, the query-cost throttle's report,
    which changes with each request); any difference ends the run with exit 1.
+   It also prints this process's CPU time for each (median of --repeat: what
+   the machine's other load or waiting on PostgreSQL leaves out) and the
+   asyncio tasks one request of each page creates (a page whose fields
+   resolve from memory creates as many for 5 rows as for 50).
 2. Over HTTP: `partnerhub serve` (one uvicorn worker), the raw app under
    uvicorn, and PostGraphile 4.14 (npm-installed into --node-dir when node and
    npm are present; without them the HTTP lines are skipped, saying so), each
@@ -731,6 +735,35 @@ def check_same(label: str, product: bytes, raw: bytes, *, bytes_too: bool) -> No
     print(f"  {label}: raw answer equals the product's ({kind}, {len(raw):,} bytes)")
 
 
+async def cpu_ms(call: Callable[[], Awaitable[Any]]) -> float:
+    """This process's CPU time for one call, in ms (time waiting for PostgreSQL,
+    and other processes' load on the machine, left out)."""
+    started = time.process_time()
+    await call()
+    return (time.process_time() - started) * 1000
+
+
+async def tasks_created(call: Callable[[], Awaitable[Any]]) -> int:
+    """The asyncio tasks created on this loop while `call` runs (one request)."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_task_factory()
+    created = 0
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future:
+        nonlocal created
+        created += 1
+        if previous is not None:
+            return previous(loop, coro, **kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        await call()
+    finally:
+        loop.set_task_factory(previous)
+    return created
+
+
 async def profile_in_loop(run: Callable[[], Awaitable[Any]], times: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -1127,13 +1160,38 @@ async def measure(
             await raw.call("GET", "/spa", token),
             bytes_too=True,
         )
+        tasks = {
+            "SPA page of 50": (
+                await tasks_created(lambda: product.call("POST", "/graphql", token, spa_body)),
+                await tasks_created(lambda: raw.call("GET", "/spa", token)),
+            ),
+            "page of 100 every field": (
+                await tasks_created(lambda: product.call("POST", "/graphql", token, full_body)),
+                await tasks_created(lambda: raw.call("GET", "/full", token)),
+            ),
+        }
+        cpu = await interleaved_medians(
+            {
+                "spa product": lambda: cpu_ms(
+                    lambda: product.call("POST", "/graphql", token, spa_body)
+                ),
+                "spa raw": lambda: cpu_ms(lambda: raw.call("GET", "/spa", token)),
+                "full product": lambda: cpu_ms(
+                    lambda: product.call("POST", "/graphql", token, full_body)
+                ),
+                "full raw": lambda: cpu_ms(lambda: raw.call("GET", "/full", token)),
+            },
+            args.repeat,
+        )
+        for label, (product_tasks, raw_tasks) in tasks.items():
+            print(f"  asyncio tasks a request, {label}: product {product_tasks}, raw {raw_tasks}")
         for label, key in (
             ("SPA page of 50, product (HTTP app, in process)", "spa product"),
             ("SPA page of 50, raw asyncpg+orjson (Starlette)", "spa raw"),
             ("page of 100 every field, product", "full product"),
             ("page of 100 every field, raw asyncpg+orjson", "full raw"),
         ):
-            print(f"  {label:<52}{times[key]:>9.1f} ms")
+            print(f"  {label:<52}{times[key]:>9.1f} ms  (CPU {cpu[key]:>6.1f} ms)")
         if args.profile:
             report = await profile_in_loop(
                 lambda: product.call("POST", "/graphql", token, spa_body), args.profile
@@ -1168,6 +1226,11 @@ async def measure(
         )
     print(f"ratio SPA page server time / raw asyncpg+orjson: {spa_ratio:.1f}x")
     print(f"ratio page of 100 / raw: {full_ratio:.1f}x")
+    print(
+        "ratio CPU time of a request, product / raw: "
+        f"SPA page {cpu['spa product'] / cpu['spa raw']:.1f}x, "
+        f"page of 100 {cpu['full product'] / cpu['full raw']:.1f}x"
+    )
     if "product" in throughput and "raw" in throughput:
         print(
             "ratio SPA page throughput product / raw asyncpg+orjson: "

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import fields as dataclass_fields
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
+from uuid import UUID
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from app.domain import external_admins, licenses, tags
+from app.domain.customer_pages import (
+    CustomerNeeds,
+    CustomerRead,
+    SubscriptionNeeds,
+    TrialNeeds,
+    read_customer_page,
+)
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.customers import CustomerOrder as CustomerOrderValue
 from app.domain.customers import get_customer, list_customers
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.organization import launch_url
 from app.domain.pagination import Page, offset_page
-from app.models.customers import Customer as CustomerModel
 from schema.admins import Admin, AdminAssignment
 from schema.context import Info
 from schema.enums import (
@@ -68,7 +80,11 @@ class ExternalAdmin:
 
 @strawberry.type(name="Customer")
 class Customer(Node):
-    model: strawberry.Private[CustomerModel]
+    pk: strawberry.Private[int]
+    org_uuid: strawberry.Private[UUID]
+    # What the page reader loaded with it (None: reached another way, so every
+    # relation is read through the request's DataLoaders).
+    read: strawberry.Private[CustomerRead | None]
     name: str
     org_id: str = strawberry.field(description="Control Hub organization UUID.")
     external_id: str | None = strawberry.field(
@@ -80,10 +96,13 @@ class Customer(Node):
     last_admin_activity_at: datetime | None
 
     @classmethod
-    def of(cls, customer: CustomerModel) -> Customer:
+    def of(cls, customer: Any, read: CustomerRead | None = None) -> Customer:
+        """`customer`: a customer row (a plain one or a model) in the viewer's scope."""
         return cls(
             id=strawberry.ID(encode_global_id("Customer", customer.id)),
-            model=customer,
+            pk=customer.id,
+            org_uuid=customer.org_id,
+            read=read,
             name=customer.name,
             org_id=str(customer.org_id),
             external_id=customer.external_id,
@@ -93,73 +112,135 @@ class Customer(Node):
             last_admin_activity_at=customer.last_admin_activity_at,
         )
 
-    @strawberry.field
-    async def statuses(self, info: Info) -> list[CustomerStatus]:
-        return await info.context.loaders.statuses.load(self.model.id)
+    @classmethod
+    def of_read(cls, read: CustomerRead) -> Customer:
+        return cls.of(read.customer, read)
+
+    # Each relation answers from what the page reader loaded when it did, in
+    # the same pass (no task, no coroutine); otherwise it returns the
+    # DataLoader's awaitable, which graphql-core awaits.
 
     @strawberry.field
-    async def products(self, info: Info) -> list[Product]:
-        return await info.context.loaders.products.load(self.model.id)
+    def statuses(self, info: Info) -> list[CustomerStatus]:
+        read = self.read
+        if read is not None and read.statuses is not None:
+            return read.statuses  # type: ignore[return-value]
+        return info.context.loaders.statuses.load(self.pk)
+
+    @strawberry.field
+    def products(self, info: Info) -> list[Product]:
+        read = self.read
+        if read is not None and read.products is not None:
+            return read.products  # type: ignore[return-value]
+        return info.context.loaders.products.load(self.pk)
 
     @strawberry.field(description="Relative to the viewer.")
-    async def managed_by(self, info: Info) -> ManagedBy:
-        return await info.context.loaders.managed_by.load(self.model.id)
+    def managed_by(self, info: Info) -> ManagedBy:
+        if self.read is not None:
+            return self.read.managed_by  # type: ignore[return-value]
+        return info.context.loaders.managed_by.load(self.pk)
 
     @strawberry.field
-    async def tags(self, info: Info) -> list[Tag]:
-        return [Tag.of(tag) for tag in await info.context.loaders.tags.load(self.model.id)]
+    def tags(self, info: Info) -> list[Tag]:
+        read = self.read
+        if read is not None and read.tags is not None:
+            return [Tag.of(tag) for tag in read.tags]  # type: ignore[arg-type]
+        return self._tags_later(info)  # type: ignore[return-value]
+
+    async def _tags_later(self, info: Info) -> list[Tag]:
+        return [Tag.of(tag) for tag in await info.context.loaders.tags.load(self.pk)]
 
     @strawberry.field(
         description="Link that opens the customer organization (Launch organization)."
     )
     def launch_url(self, info: Info) -> str:
-        return launch_url(info.context.settings.control_hub_url, self.model.org_id)
+        return launch_url(info.context.settings.control_hub_url, self.org_uuid)
 
     @strawberry.field(description="Licenses of the subscriptions and trials that hold them.")
-    async def license_totals(self, info: Info) -> LicenseCounts:
+    def license_totals(self, info: Info) -> LicenseCounts:
+        read = self.read
+        if read is not None and read.license_totals is not None:
+            return LicenseCounts.of(read.license_totals)
+        return self._license_totals_later(info)  # type: ignore[return-value]
+
+    async def _license_totals_later(self, info: Info) -> LicenseCounts:
         loaders = info.context.loaders
-        subs = licenses.holding(await loaders.subscriptions.load(self.model.id))
+        subs = licenses.holding(await loaders.subscriptions.load(self.pk))
         lines = await loaders.license_lines.load_many([s.id for s in subs])
         return LicenseCounts.of(licenses.sum_counts(line for group in lines for line in group))
 
     @strawberry.field
-    async def subscriptions(
+    def subscriptions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> SubscriptionConnection:
-        subs = await info.context.loaders.subscriptions.load(self.model.id)
-        page = offset_page(subs, first, after, "subscriptions")
-        return SubscriptionConnection.of(page, self.model)
+        read = self.read
+        if read is not None and read.subscriptions is not None:
+            page = offset_page(read.subscriptions, first, after, "subscriptions")
+            return SubscriptionConnection.of(page, self)
+        return self._subscriptions_later(info, first, after)  # type: ignore[return-value]
+
+    async def _subscriptions_later(
+        self, info: Info, first: int | None, after: str | None
+    ) -> SubscriptionConnection:
+        subs = await info.context.loaders.subscriptions.load(self.pk)
+        return SubscriptionConnection.of(offset_page(subs, first, after, "subscriptions"), self)
 
     @strawberry.field
-    async def trials(self, info: Info) -> list[Trial]:
-        return [
-            Trial.of(t, self.model) for t in await info.context.loaders.trials.load(self.model.id)
-        ]
+    def trials(self, info: Info) -> list[Trial]:
+        read = self.read
+        if read is not None and read.trials is not None:
+            return [Trial.of(t, self) for t in read.trials]
+        return self._trials_later(info)  # type: ignore[return-value]
+
+    async def _trials_later(self, info: Info) -> list[Trial]:
+        return [Trial.of(t, self) for t in await info.context.loaders.trials.load(self.pk)]
 
     @strawberry.field
-    async def partner_admins(self, info: Info) -> list[AdminAssignment]:
-        assignments = await info.context.loaders.partner_admins.load(self.model.id)
-        return [
-            AdminAssignment(
-                admin=Admin.from_model(a.admin), role=a.admin.role, assigned_at=a.assigned_at
-            )
-            for a in assignments
-        ]
+    def partner_admins(self, info: Info) -> list[AdminAssignment]:
+        read = self.read
+        if read is not None and read.partner_admins is not None:
+            return _assignments(read.partner_admins)
+        return self._partner_admins_later(info)  # type: ignore[return-value]
+
+    async def _partner_admins_later(self, info: Info) -> list[AdminAssignment]:
+        return _assignments(await info.context.loaders.partner_admins.load(self.pk))
 
     @strawberry.field(
         description="Admins of other partner organizations made external admins of this "
         "customer (grantExternalAdmin); empty on a customer seen through such a grant."
     )
-    async def external_admins(self, info: Info) -> list[ExternalAdmin]:
-        found = await info.context.loaders.external_admins.load(self.model.id)
+    def external_admins(self, info: Info) -> list[ExternalAdmin]:
+        read = self.read
+        if read is not None and read.external_admins is not None:
+            return [ExternalAdmin.of(value) for value in read.external_admins]
+        return self._external_admins_later(info)  # type: ignore[return-value]
+
+    async def _external_admins_later(self, info: Info) -> list[ExternalAdmin]:
+        found = await info.context.loaders.external_admins.load(self.pk)
         return [ExternalAdmin.of(value) for value in found]
 
     @strawberry.field
-    async def locations(self, info: Info) -> list[Location]:
-        rows = await info.context.loaders.locations.load(self.model.id)
-        return [
-            Location(id=strawberry.ID(str(r.uuid)), name=r.name, country=r.country) for r in rows
-        ]
+    def locations(self, info: Info) -> list[Location]:
+        read = self.read
+        if read is not None and read.locations is not None:
+            return _locations(read.locations)
+        return self._locations_later(info)  # type: ignore[return-value]
+
+    async def _locations_later(self, info: Info) -> list[Location]:
+        return _locations(await info.context.loaders.locations.load(self.pk))
+
+
+def _assignments(assignments: list[Any]) -> list[AdminAssignment]:
+    return [
+        AdminAssignment(
+            admin=Admin.from_model(a.admin), role=a.admin.role, assigned_at=a.assigned_at
+        )
+        for a in assignments
+    ]
+
+
+def _locations(rows: list[Any]) -> list[Location]:
+    return [Location(id=strawberry.ID(str(r.uuid)), name=r.name, country=r.country) for r in rows]
 
 
 @strawberry.type(name="CustomerEdge")
@@ -176,8 +257,23 @@ class CustomerConnection:
     total_count: int
 
     @classmethod
-    def of(cls, page: Page[CustomerModel]) -> CustomerConnection:
+    def of(cls, page: Page[Any]) -> CustomerConnection:
+        """A page of customer rows; their relations load through the DataLoaders."""
         return cls(**connection_parts(page, Customer.of, CustomerEdge))
+
+    @classmethod
+    async def read(cls, info: Info, page: Page[Any]) -> CustomerConnection:
+        """A page of customer rows with the relations its selection asks for, read
+        in one pass per level before any field resolves."""
+        needs = customer_needs(connection_nodes(selection_set(info.selected_fields)))
+        reads = await read_customer_page(info.context.viewer, info.context.clock, page.items, needs)
+        return cls(
+            **connection_parts(
+                replace(page, items=reads),
+                Customer.of_read,
+                CustomerEdge,  # type: ignore[arg-type]
+            )
+        )
 
 
 @strawberry.input(name="CustomerFilter")
@@ -244,7 +340,7 @@ async def resolve_customers(
         flt=filter.value() if filter else None,
         order=order_by.value() if order_by else None,
     )
-    return CustomerConnection.of(page)
+    return await CustomerConnection.read(info, page)
 
 
 async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
@@ -253,8 +349,104 @@ async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
 
 @node_loader("Customer")
 async def load_customer(info: Info, pk: int) -> Customer | None:
+    """`customer(id:)` and `node(id:)` on a customer: the customer and what the
+    selection asks of it, read in one pass per level."""
     customer = await get_customer(info.context.viewer, pk) if pk else None
-    return Customer.of(customer) if customer else None
+    if customer is None:
+        return None
+    needs = customer_needs(selection_set(info.selected_fields))
+    reads = await read_customer_page(info.context.viewer, info.context.clock, [customer], needs)
+    return Customer.of_read(reads[0])
+
+
+# What a selection asks of a customer. Fragments count when their type
+# condition is one the object is (or none); a field the analysis misses (a
+# directive, a path not foreseen) still answers through the DataLoaders.
+CUSTOMER_TYPES = frozenset({"Customer", "Node"})
+SUBSCRIPTION_TYPES = frozenset({"CustomerSubscription", "Node"})
+TRIAL_TYPES = frozenset({"Trial", "Node"})
+SUBSCRIPTION_LINE_FIELDS = frozenset({"licenses", "products", "totals"})
+
+
+def _fields(selections: Iterable[Selection], types: frozenset[str] | None) -> list[SelectedField]:
+    """The fields a selection set asks of an object of one of `types` (None: of
+    the one type it can be), through fragments and inline fragments."""
+    found: list[SelectedField] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            found.append(selection)
+        elif types is None or selection.type_condition in types or not selection.type_condition:
+            found.extend(_fields(selection.selections, types))
+    return found
+
+
+def selection_set(fields: Iterable[SelectedField]) -> list[Selection]:
+    """The selection sets of these fields, together."""
+    return [s for f in fields for s in f.selections]
+
+
+def connection_nodes(selections: Iterable[Selection]) -> list[Selection]:
+    """What a connection's selection set asks of its nodes: under `nodes` and
+    under `edges { node }`."""
+    connection = _fields(selections, None)
+    edges = _fields(selection_set(f for f in connection if f.name == "edges"), None)
+    return selection_set(
+        [*(f for f in connection if f.name == "nodes"), *(f for f in edges if f.name == "node")]
+    )
+
+
+def customer_needs(selections: Iterable[Selection]) -> CustomerNeeds:
+    """What a customer's selection set asks the page reader to load."""
+    fields = _fields(selections, CUSTOMER_TYPES)
+    names = {f.name for f in fields}
+    needs = CustomerNeeds(
+        statuses="statuses" in names,
+        products="products" in names,
+        tags="tags" in names,
+        license_totals="licenseTotals" in names,
+        partner_admins="partnerAdmins" in names,
+        external_admins="externalAdmins" in names,
+        locations="locations" in names,
+    )
+    nested: list[Selection] = []  # selections on the same customer, reached again
+    if "subscriptions" in names:
+        subscriptions = selection_set(f for f in fields if f.name == "subscriptions")
+        sub_fields = _fields(connection_nodes(subscriptions), SUBSCRIPTION_TYPES)
+        sub_names = {f.name for f in sub_fields}
+        needs = replace(
+            needs,
+            subscriptions=SubscriptionNeeds(
+                lines=bool(sub_names & SUBSCRIPTION_LINE_FIELDS),
+                invoice="invoice" in sub_names,
+                orders="orders" in sub_names,
+            ),
+        )
+        nested += selection_set(f for f in sub_fields if f.name == "customer")
+    if "trials" in names:
+        trials = selection_set(f for f in fields if f.name == "trials")
+        trial_fields = _fields(trials, TRIAL_TYPES)
+        needs = replace(
+            needs, trials=TrialNeeds(products=any(f.name == "products" for f in trial_fields))
+        )
+        nested += selection_set(f for f in trial_fields if f.name == "customer")
+    if nested:
+        needs = _union(needs, customer_needs(nested))
+    return needs
+
+
+def _union(a: CustomerNeeds, b: CustomerNeeds) -> CustomerNeeds:
+    def either(x: Any, y: Any) -> Any:
+        if x is None or y is None:
+            return x if y is None else y
+        if isinstance(x, bool):
+            return x or y
+        return replace(
+            x, **{f.name: getattr(x, f.name) or getattr(y, f.name) for f in dataclass_fields(x)}
+        )
+
+    return CustomerNeeds(
+        **{f.name: either(getattr(a, f.name), getattr(b, f.name)) for f in dataclass_fields(a)}
+    )
 
 
 @strawberry.type(name="CustomerPayload")

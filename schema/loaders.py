@@ -1,5 +1,8 @@
 """Per-request DataLoaders: every relation of a page is read in one query,
-whatever the page size (see app/domain/customer_detail.py)."""
+whatever the page size (see app/domain/customer_detail.py). A customers page
+reads its relations up front (app/domain/customer_pages.py); these serve the
+objects reached another way (a mutation's payload, an analytics row, a
+subscription by id)."""
 
 from __future__ import annotations
 
@@ -75,8 +78,10 @@ class Loaders:
         subscriptions = await detail.subscriptions_of(customer_ids)
         ids = [sub.id for group in subscriptions.values() for sub in group]
         lines = await detail.license_lines_of(ids) if ids else {}
-        for sub_id in ids:
-            self.license_lines.prime(sub_id, lines.get(sub_id, []))
+        for group in subscriptions.values():
+            for sub in group:
+                sub.lines = lines.get(sub.id, [])
+                self.license_lines.prime(sub.id, sub.lines)
         return subscriptions
 
 
@@ -94,6 +99,7 @@ def _once(fetch: Callable[[], Awaitable[dict]]) -> Callable[[list[Any]], Awaitab
     return load
 
 
-async def reached_customer(info: Any, reached_from: Customer | None, customer_id: int) -> Customer:
-    """The customer of a subscription or trial: the one it was reached from, or loaded."""
-    return reached_from or await info.context.loaders.customers.load(customer_id)
+async def reached_customer(info: Any, customer_id: int) -> Customer:
+    """The customer of a subscription or trial reached without it (by id, from a
+    list of trials), loaded in one batch with the others of the request."""
+    return await info.context.loaders.customers.load(customer_id)

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from app.domain import licenses
+from app.domain.customer_pages import SubscriptionRow
 from app.domain.ids import encode_global_id
 from app.domain.lookups import subscription_by_id
 from app.domain.pagination import Page
-from app.models.customers import Customer as CustomerModel
 from app.models.enums import LICENSE_PRODUCT
 from app.models.enums import LicenseType as LicenseTypeValue
-from app.models.subscriptions import Invoice as InvoiceModel
 from app.models.subscriptions import LicenseLine as LicenseLineModel
-from app.models.subscriptions import Order as OrderModel
-from app.models.subscriptions import Subscription as SubscriptionModel
 from schema.context import Info
 from schema.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
 from schema.loaders import reached_customer
@@ -61,7 +58,7 @@ class LicenseLine:
     overage: int
 
     @classmethod
-    def of(cls, line: LicenseLineModel) -> LicenseLine:
+    def of(cls, line: Any) -> LicenseLine:
         counts = licenses.line_counts(line)
         license_type = LicenseTypeValue(line.license_type)
         return cls(
@@ -84,7 +81,7 @@ class Invoice:
     paid: bool
 
     @classmethod
-    def of(cls, invoice: InvoiceModel) -> Invoice:
+    def of(cls, invoice: Any) -> Invoice:
         return cls(
             number=invoice.number,
             issued_on=invoice.issued_on,
@@ -102,7 +99,7 @@ class Order:
     description: str | None
 
     @classmethod
-    def of(cls, order: OrderModel) -> Order:
+    def of(cls, order: Any) -> Order:
         return cls(
             order_number=order.order_number,
             placed_at=order.placed_at,
@@ -113,8 +110,13 @@ class Order:
 
 @strawberry.type(name="CustomerSubscription")
 class CustomerSubscription(Node):
-    model: strawberry.Private[SubscriptionModel]
-    customer_model: strawberry.Private[CustomerModel | None]
+    # A subscription row (the page reader's, or a model).
+    row: strawberry.Private[Any]
+    # The page reader's row, with what it loaded (None: reached another way, so
+    # every relation is read through the request's DataLoaders).
+    loaded: strawberry.Private[SubscriptionRow | None]
+    # The customer it was reached from, when there is one.
+    reached_from: strawberry.Private[Customer | None]
     subscription_id: str = strawberry.field(
         description="The subscription id, or the Enterprise Trial id for a trial."
     )
@@ -128,14 +130,14 @@ class CustomerSubscription(Node):
     added_at: datetime
 
     @classmethod
-    def of(
-        cls, sub: SubscriptionModel, customer: CustomerModel | None = None
-    ) -> CustomerSubscription:
-        """`customer`: the customer it was reached from, when there is one."""
+    def of(cls, sub: Any, customer: Customer | None = None) -> CustomerSubscription:
+        """`sub`: a SubscriptionRow of the page reader or a model; `customer`: the
+        Customer it was reached from, when there is one."""
         return cls(
             id=strawberry.ID(encode_global_id("CustomerSubscription", sub.id)),
-            model=sub,
-            customer_model=customer,
+            row=sub,
+            loaded=sub if isinstance(sub, SubscriptionRow) else None,
+            reached_from=customer,
             subscription_id=sub.subscription_id,
             kind=sub.kind,
             status=sub.status,
@@ -146,47 +148,78 @@ class CustomerSubscription(Node):
         )
 
     @strawberry.field
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+    def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+        if self.reached_from is not None:
+            return self.reached_from
+        return self._customer_later(info)  # type: ignore[return-value]
+
+    async def _customer_later(self, info: Info) -> Customer:
         from schema.customers import Customer
 
-        return Customer.of(
-            await reached_customer(info, self.customer_model, self.model.customer_id)
-        )
+        return Customer.of(await reached_customer(info, self.row.customer_id))
 
     @strawberry.field
     def days_since_added(self, info: Info) -> int:
-        return (info.context.clock.today - self.model.added_at.date()).days
+        return (info.context.clock.today - self.row.added_at.date()).days
 
     @strawberry.field
     def days_until_end(self, info: Info) -> int | None:
-        end = self.model.end_date
+        end = self.row.end_date
         return (end - info.context.clock.today).days if end else None
 
     @strawberry.field
-    async def licenses(self, info: Info) -> list[LicenseLine]:
+    def licenses(self, info: Info) -> list[LicenseLine]:
+        lines = self.loaded.lines if self.loaded is not None else None
+        if lines is not None:
+            return [LicenseLine.of(line) for line in lines]
+        return self._licenses_later(info)  # type: ignore[return-value]
+
+    async def _licenses_later(self, info: Info) -> list[LicenseLine]:
         return [LicenseLine.of(line) for line in await self._lines(info)]
 
     @strawberry.field
-    async def products(self, info: Info) -> list[Product]:
-        return licenses.products_of_lines(await self._lines(info))
+    def products(self, info: Info) -> list[Product]:
+        lines = self.loaded.lines if self.loaded is not None else None
+        if lines is not None:
+            return licenses.products_of_lines(lines)  # type: ignore[return-value]
+        return self._products_later(info)  # type: ignore[return-value]
+
+    async def _products_later(self, info: Info) -> list[Product]:
+        return licenses.products_of_lines(await self._lines(info))  # type: ignore[return-value]
 
     @strawberry.field
-    async def totals(self, info: Info) -> LicenseCounts:
+    def totals(self, info: Info) -> LicenseCounts:
+        lines = self.loaded.lines if self.loaded is not None else None
+        if lines is not None:
+            return LicenseCounts.of(licenses.sum_counts(lines))
+        return self._totals_later(info)  # type: ignore[return-value]
+
+    async def _totals_later(self, info: Info) -> LicenseCounts:
         return LicenseCounts.of(licenses.sum_counts(await self._lines(info)))
 
     @strawberry.field
-    async def invoice(self, info: Info) -> Invoice | None:
-        invoice = await info.context.loaders.latest_invoice.load(self.model.id)
+    def invoice(self, info: Info) -> Invoice | None:
+        if self.loaded is not None and self.loaded.invoice_loaded:
+            invoice = self.loaded.invoice
+            return Invoice.of(invoice) if invoice else None
+        return self._invoice_later(info)  # type: ignore[return-value]
+
+    async def _invoice_later(self, info: Info) -> Invoice | None:
+        invoice = await info.context.loaders.latest_invoice.load(self.row.id)
         return Invoice.of(invoice) if invoice else None
 
     @strawberry.field
-    async def orders(self, info: Info) -> list[Order]:
-        return [Order.of(o) for o in await info.context.loaders.orders.load(self.model.id)]
+    def orders(self, info: Info) -> list[Order]:
+        orders = self.loaded.orders if self.loaded is not None else None
+        if orders is not None:
+            return [Order.of(o) for o in orders]
+        return self._orders_later(info)  # type: ignore[return-value]
+
+    async def _orders_later(self, info: Info) -> list[Order]:
+        return [Order.of(o) for o in await info.context.loaders.orders.load(self.row.id)]
 
     async def _lines(self, info: Info) -> list[LicenseLineModel]:
-        return await info.context.loaders.license_lines.load(self.model.id)
+        return await info.context.loaders.license_lines.load(self.row.id)
 
 
 @strawberry.type(name="SubscriptionEdge")
@@ -203,7 +236,7 @@ class SubscriptionConnection:
     total_count: int
 
     @classmethod
-    def of(cls, page: Page[SubscriptionModel], customer: CustomerModel) -> SubscriptionConnection:
+    def of(cls, page: Page[Any], customer: Customer | None) -> SubscriptionConnection:
         return cls(
             **connection_parts(
                 page, lambda sub: CustomerSubscription.of(sub, customer), SubscriptionEdge

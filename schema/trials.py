@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from app.domain import trials
+from app.domain.customer_pages import TrialRow
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.lookups import trial_by_id
 from app.domain.pagination import Page
-from app.models.customers import Customer as CustomerModel
 from app.models.enums import TrialStatus as TrialStatusValue
 from app.models.trials import Trial as TrialModel
 from schema.admins import Admin
@@ -34,20 +34,26 @@ class TrialLicense:
 
 @strawberry.type(name="Trial")
 class Trial(Node):
-    model: strawberry.Private[TrialModel]
-    customer_model: strawberry.Private[CustomerModel | None]
+    # A trial row (the page reader's, or a model).
+    row: strawberry.Private[Any]
+    # The page reader's row, with what it loaded (None: reached another way).
+    loaded: strawberry.Private[TrialRow | None]
+    # The customer it was reached from, when there is one.
+    reached_from: strawberry.Private[Customer | None]
     trial_id: str = strawberry.field(description="Enterprise Trial id.")
     status: TrialStatus
     start_date: date
     end_date: date
 
     @classmethod
-    def of(cls, trial: TrialModel, customer: CustomerModel | None = None) -> Trial:
-        """`customer`: the customer it was reached from, when there is one."""
+    def of(cls, trial: Any, customer: Customer | None = None) -> Trial:
+        """`trial`: a TrialRow of the page reader or a model; `customer`: the
+        Customer it was reached from, when there is one."""
         return cls(
             id=strawberry.ID(encode_global_id("Trial", trial.id)),
-            model=trial,
-            customer_model=customer,
+            row=trial,
+            loaded=trial if isinstance(trial, TrialRow) else None,
+            reached_from=customer,
             trial_id=trial.trial_id,
             status=trial.status,
             start_date=trial.start_date,
@@ -56,34 +62,41 @@ class Trial(Node):
 
     @strawberry.field
     def duration_days(self) -> int:
-        return (self.model.end_date - self.model.start_date).days
+        return (self.row.end_date - self.row.start_date).days
 
     @strawberry.field
     def days_remaining(self, info: Info) -> int:
-        if self.model.status != TrialStatusValue.ACTIVE:
+        if self.row.status != TrialStatusValue.ACTIVE:
             return 0
-        return max((self.model.end_date - info.context.clock.today).days, 0)
+        return max((self.row.end_date - info.context.clock.today).days, 0)
 
     @strawberry.field
-    async def products(self, info: Info) -> list[TrialLicense]:
-        rows = await info.context.loaders.trial_products.load(self.model.id)
+    def products(self, info: Info) -> list[TrialLicense]:
+        products = self.loaded.products if self.loaded is not None else None
+        if products is not None:
+            return [TrialLicense(product=p.product, licenses=p.licenses) for p in products]
+        return self._products_later(info)  # type: ignore[return-value]
+
+    async def _products_later(self, info: Info) -> list[TrialLicense]:
+        rows = await info.context.loaders.trial_products.load(self.row.id)
         return [TrialLicense(product=row.product, licenses=row.licenses) for row in rows]
 
     @strawberry.field
-    async def customer(
-        self, info: Info
-    ) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+    def customer(self, info: Info) -> Annotated[Customer, strawberry.lazy("schema.customers")]:
+        if self.reached_from is not None:
+            return self.reached_from
+        return self._customer_later(info)  # type: ignore[return-value]
+
+    async def _customer_later(self, info: Info) -> Customer:
         from schema.customers import Customer
 
-        return Customer.of(
-            await reached_customer(info, self.customer_model, self.model.customer_id)
-        )
+        return Customer.of(await reached_customer(info, self.row.customer_id))
 
     @strawberry.field
     async def started_by(self, info: Info) -> Admin | None:
-        if self.model.started_by_id is None:
+        if self.row.started_by_id is None:
             return None
-        admin = await info.context.loaders.admins.load(self.model.started_by_id)
+        admin = await info.context.loaders.admins.load(self.row.started_by_id)
         return Admin.from_model(admin) if admin else None
 
 

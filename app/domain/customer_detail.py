@@ -1,24 +1,32 @@
 """What the customer detail tabs show, read in batches: each function takes
-the ids of a whole page (already in the viewer's scope) and costs one query."""
+the ids of a whole page (already in the viewer's scope) and costs one query.
+The DataLoaders of schema/loaders.py and the customer list report read through
+these; the relations of a customers page are the plain rows of
+app/domain/customer_pages.py, which a page reads up front."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from app.db import fetch_all
+from app.domain import customer_pages as pages
 from app.domain.access import Viewer, customer_scope, managed_by, referenced_admins
+from app.domain.customer_pages import (
+    AssignmentRow,
+    InvoiceRow,
+    LicenseLineRow,
+    LocationRow,
+    OrderRow,
+    SubscriptionRow,
+    TagRow,
+    TrialProductRow,
+    TrialRow,
+)
 from app.domain.sql import one_of
-from app.models.admins import Admin, CustomerAssignment
-from app.models.customers import Customer, Location
+from app.models.admins import Admin
+from app.models.customers import Customer
 from app.models.enums import ManagedBy, Product
-from app.models.subscriptions import Invoice, LicenseLine, Order, Subscription
-from app.models.tags import CustomerTag, Tag
-from app.models.trials import Trial, TrialProduct
-
-PRODUCT_ORDER = {p: n for n, p in enumerate(Product)}
 
 
 def _group(rows: Sequence, key: str) -> dict[int, list]:
@@ -28,83 +36,46 @@ def _group(rows: Sequence, key: str) -> dict[int, list]:
     return grouped
 
 
-async def subscriptions_of(customer_ids: Sequence[int]) -> dict[int, list[Subscription]]:
+async def subscriptions_of(customer_ids: Sequence[int]) -> dict[int, list[SubscriptionRow]]:
     """Subscriptions and trials of each customer, newest first."""
-    rows = await Subscription.filter(customer_id__in=customer_ids).order_by("-added_at", "-id")
-    return _group(rows, "customer_id")
+    return _group(await pages.subscriptions_of(customer_ids), "customer_id")
 
 
-async def license_lines_of(subscription_ids: Sequence[int]) -> dict[int, list[LicenseLine]]:
-    rows = await LicenseLine.filter(subscription_id__in=subscription_ids).order_by("id")
-    return _group(rows, "subscription_id")
+async def license_lines_of(subscription_ids: Sequence[int]) -> dict[int, list[LicenseLineRow]]:
+    return await pages.license_lines_of(subscription_ids)
 
 
-async def latest_invoices_of(subscription_ids: Sequence[int]) -> dict[int, Invoice]:
-    rows = await Invoice.filter(subscription_id__in=subscription_ids).order_by("issued_on", "id")
-    return {row.subscription_id: row for row in rows}  # the last one written wins
+async def latest_invoices_of(subscription_ids: Sequence[int]) -> dict[int, InvoiceRow]:
+    return await pages.latest_invoices_of(subscription_ids)
 
 
-async def orders_of(subscription_ids: Sequence[int]) -> dict[int, list[Order]]:
-    rows = await Order.filter(subscription_id__in=subscription_ids).order_by("-placed_at", "-id")
-    return _group(rows, "subscription_id")
+async def orders_of(subscription_ids: Sequence[int]) -> dict[int, list[OrderRow]]:
+    return await pages.orders_of(subscription_ids)
 
 
-async def trials_of(customer_ids: Sequence[int]) -> dict[int, list[Trial]]:
+async def trials_of(customer_ids: Sequence[int]) -> dict[int, list[TrialRow]]:
     """Ongoing and past trials of each customer, newest first."""
-    rows = await Trial.filter(customer_id__in=customer_ids).order_by("-start_date", "-id")
-    return _group(rows, "customer_id")
+    return await pages.trials_of(customer_ids)
 
 
-async def trial_products_of(trial_ids: Sequence[int]) -> dict[int, list[TrialProduct]]:
-    rows = await TrialProduct.filter(trial_id__in=trial_ids)
-    grouped = _group(rows, "trial_id")
-    for products in grouped.values():
-        products.sort(key=lambda p: PRODUCT_ORDER[Product(p.product)])
-    return grouped
+async def trial_products_of(trial_ids: Sequence[int]) -> dict[int, list[TrialProductRow]]:
+    return await pages.trial_products_of(trial_ids)
 
 
 async def products_of(customer_ids: Sequence[int]) -> dict[int, list[Product]]:
     """The products each customer ordered: those of all its subscriptions and trials."""
-    rows = await (
-        LicenseLine.filter(subscription__customer_id__in=customer_ids)
-        .distinct()
-        .values_list("subscription__customer_id", "product")
-    )
-    products: dict[int, set[Product]] = defaultdict(set)
-    for customer_id, product in rows:
-        products[customer_id].add(Product(product))
-    return {cid: sorted(found, key=PRODUCT_ORDER.__getitem__) for cid, found in products.items()}
+    return await pages.products_of(customer_ids)
 
 
-async def tags_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, list[Tag]]:
-    rows = await CustomerTag.filter(
-        customer_id__in=customer_ids, tag__partner_id=viewer.partner_id
-    ).select_related("tag")
-    tags: dict[int, list[Tag]] = defaultdict(list)
-    for row in rows:
-        tags[row.customer_id].append(row.tag)
-    for found in tags.values():
-        found.sort(key=lambda t: t.name_key)
-    return tags
-
-
-@dataclass(frozen=True)
-class Assignment:
-    admin: Admin
-    assigned_at: datetime
+async def tags_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, list[TagRow]]:
+    return await pages.tags_of(viewer, customer_ids)
 
 
 async def partner_admins_of(
     viewer: Viewer, customer_ids: Sequence[int]
-) -> dict[int, list[Assignment]]:
+) -> dict[int, list[AssignmentRow]]:
     """Admins assigned to each customer (only admins of the viewer's partner)."""
-    rows = await CustomerAssignment.filter(
-        customer_id__in=customer_ids, admin__partner_id=viewer.partner_id
-    ).select_related("admin")
-    assignments: dict[int, list[Assignment]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (r.assigned_at, r.id)):
-        assignments[row.customer_id].append(Assignment(row.admin, row.assigned_at))
-    return assignments
+    return await pages.partner_admins_of(viewer, customer_ids)
 
 
 async def managed_by_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, ManagedBy]:
@@ -115,9 +86,8 @@ async def managed_by_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int
     return {cid: managed_by(viewer, partner_id) for cid, partner_id in rows}
 
 
-async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[Location]]:
-    rows = await Location.filter(customer_id__in=customer_ids).order_by("name", "id")
-    return _group(rows, "customer_id")
+async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[LocationRow]]:
+    return await pages.locations_of(customer_ids)
 
 
 async def admins_of_partner(viewer: Viewer) -> dict[int, Admin]:

@@ -1,0 +1,207 @@
+"""The customers page resolved in a few passes: its relations are read level by
+level before any field resolves, and the fields then answer from memory, so
+the asyncio tasks and resolver coroutines of a page do not grow with its rows;
+and what the passes answer is what the per-field DataLoaders answer."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.graphql_client import data
+from tests.test_customer_detail import counting_statements
+
+SCHEMA_DIR = str(Path(__file__).resolve().parent.parent / "schema")
+CO_COROUTINE = 0x80
+
+# The SPA list view (tests/test_boundary.py SPA_PAGE), sized by $first.
+SPA_PAGE = """query($first: Int) { customers(first: $first) { totalCount
+  pageInfo { hasNextPage endCursor }
+  nodes { id name orgId region statuses products
+    licenseTotals { total assigned available overage } tags { id name }
+    subscriptions(first: 10) { nodes { id subscriptionId status endDate
+      licenses { product quantity assigned } } } } } }"""
+
+# The same selection through a named fragment, an inline fragment and `edges`.
+SPA_PAGE_FRAGMENTS = """query($first: Int) { customers(first: $first) { totalCount
+  pageInfo { hasNextPage endCursor }
+  edges { node { ...Row } } } }
+fragment Row on Customer { id name orgId region statuses
+  ... on Customer { products licenseTotals { total assigned available overage } }
+  ... on Node { id } tags { id name }
+  subscriptions(first: 10) { nodes { ...Sub } } }
+fragment Sub on CustomerSubscription { id subscriptionId status endDate
+  ... on CustomerSubscription { licenses { product quantity assigned } } }"""
+
+# Every field of a customer whose resolvers the page reader serves, nested ones too.
+EVERY_FIELD = """id name orgId externalId region location createdAt lastAdminActivityAt
+  statuses products managedBy launchUrl tags { id name description createdAt }
+  licenseTotals { total assigned used available overage }
+  subscriptions(first: 10) { totalCount pageInfo { hasNextPage endCursor }
+    nodes { id subscriptionId kind status startDate endDate autoRenew addedAt
+      daysSinceAdded daysUntilEnd products customer { id name statuses }
+      licenses { licenseType product quantity assigned used available overage }
+      totals { total assigned used available overage }
+      invoice { number issuedOn amount currency paid }
+      orders { orderNumber placedAt action description } } }
+  trials { id trialId status startDate endDate durationDays daysRemaining
+    products { product licenses } customer { id products } }
+  partnerAdmins { role assignedAt admin { id email role displayName lastLoginAt createdAt removedAt } }
+  externalAdmins { email grantedAt }
+  locations { id name country }"""
+
+PAGE_EVERY_FIELD = f"""query($first: Int, $after: String) {{
+  customers(first: $first, after: $after) {{ pageInfo {{ endCursor }}
+  nodes {{ {EVERY_FIELD} }} }} }}"""
+# A customer reached from a subscription: its fields all go through the DataLoaders.
+REACHED = f"""query($id: ID!) {{ node(id: $id) {{ ... on CustomerSubscription {{
+  customer {{ {EVERY_FIELD} }} }} }} }}"""
+# The object types of schema/ a customer's fields reach.
+TYPES = ("Customer.", "CustomerSubscription.", "Trial.", "Tag.", "Admin.", "ExternalAdmin.")
+BY_ID = f"query($id: ID!) {{ customer(id: $id) {{ {EVERY_FIELD} }} }}"
+
+
+@contextmanager
+def counting_async_work() -> Iterator[dict[str, list[str]]]:
+    """The asyncio tasks created and the coroutines of schema/ (resolvers and
+    their helpers) started while the block runs, on this thread's loop."""
+    loop = asyncio.get_running_loop()
+    seen: dict[str, list[str]] = {"tasks": [], "coroutines": []}
+    frames: dict[int, FrameType] = {}  # held, so that no two coroutines share an id
+    previous_factory = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task:
+        seen["tasks"].append(getattr(coro, "__qualname__", repr(coro)))
+        if previous_factory is not None:
+            return previous_factory(loop, coro, **kwargs)  # type: ignore[return-value]
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    def profile(frame: FrameType, event: str, _arg: Any) -> None:
+        code = frame.f_code
+        # Each coroutine once (its frame is entered again at every resumption).
+        if (
+            event == "call"
+            and code.co_flags & CO_COROUTINE
+            and code.co_filename.startswith(SCHEMA_DIR)
+            and id(frame) not in frames
+        ):
+            frames[id(frame)] = frame
+            seen["coroutines"].append(code.co_qualname)
+
+    loop.set_task_factory(factory)
+    sys.setprofile(profile)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(None)
+        loop.set_task_factory(previous_factory)
+        frames.clear()
+
+
+@pytest.fixture
+async def demo_token(db) -> str:
+    from app.demo import demo_admins, load_demo
+
+    await load_demo(240, seed=2, now=datetime.now(UTC))
+    return demo_admins(2)[0].token  # full@northwind.example: 120 customers
+
+
+async def _page_work(
+    client: httpx.AsyncClient, token: str, query: str, first: int
+) -> tuple[Any, dict[str, list[str]], int]:
+    with counting_statements() as statements, counting_async_work() as work:
+        answer = await data(client, token, query, {"first": first})
+    return answer, work, len(statements)
+
+
+def _rows(answer: Any) -> list[dict]:
+    customers = answer["customers"]
+    return customers["nodes"] if "nodes" in customers else [e["node"] for e in customers["edges"]]
+
+
+async def test_a_page_creates_the_same_tasks_and_coroutines_for_5_and_50_rows(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    await data(client, demo_token, "{ viewer { email } }")  # first use writes last_used_at
+    for query in (SPA_PAGE, SPA_PAGE_FRAGMENTS):
+        small, small_work, small_statements = await _page_work(client, demo_token, query, 5)
+        large, large_work, large_statements = await _page_work(client, demo_token, query, 50)
+        rows = _rows(large)
+        assert len(_rows(small)) == 5 and len(rows) == 50
+        assert sum(len(r["subscriptions"]["nodes"]) for r in rows) > 50  # a real nested page
+        assert large_work["tasks"] == small_work["tasks"], (small_work, large_work)
+        assert large_work["coroutines"] == small_work["coroutines"], (small_work, large_work)
+        assert small_statements == large_statements
+        # The page's only resolver coroutine is the connection's own.
+        assert large_work["coroutines"].count("resolve_customers") == 1
+        assert not [c for c in large_work["coroutines"] if c.startswith(TYPES)]
+
+
+async def test_the_fragment_page_answers_exactly_the_plain_page(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    plain = await data(client, demo_token, SPA_PAGE, {"first": 50})
+    through_fragments = await data(client, demo_token, SPA_PAGE_FRAGMENTS, {"first": 50})
+    edges = through_fragments["customers"].pop("edges")
+    assert plain["customers"].pop("nodes") == [e["node"] for e in edges]
+    assert plain == through_fragments
+
+
+async def test_the_passes_answer_what_the_dataloaders_answer(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    """Every field of every customer of a page, and of the same customer asked by
+    id, equals the answer for that customer reached from one of its
+    subscriptions, where each field reads through its DataLoader."""
+    nodes: list[dict] = []
+    after = None
+    for _ in range(2):
+        variables = {"first": 40, "after": after}
+        page = await data(client, demo_token, PAGE_EVERY_FIELD, variables)
+        nodes += page["customers"]["nodes"]
+        after = page["customers"]["pageInfo"]["endCursor"]
+    assert len(nodes) == 80
+    with_subs = [n for n in nodes if n["subscriptions"]["nodes"]]
+    assert len(with_subs) > 20
+    checked = 0
+    for node in with_subs[:25]:
+        sub_id = node["subscriptions"]["nodes"][0]["id"]
+        reached = await data(client, demo_token, REACHED, {"id": sub_id})
+        assert reached["node"]["customer"] == node
+        by_id = await data(client, demo_token, BY_ID, {"id": node["id"]})
+        assert by_id["customer"] == node
+        checked += 1
+    assert checked == 25
+    # The demo's page covers what the comparison is about.
+    assert any(n["trials"] for n in nodes) and any(n["tags"] for n in nodes)
+    assert any(n["partnerAdmins"] for n in nodes) and any(n["locations"] for n in nodes)
+    assert any(s["invoice"] for n in nodes for s in n["subscriptions"]["nodes"])
+    assert any(s["orders"] for n in nodes for s in n["subscriptions"]["nodes"])
+
+
+async def test_a_customer_by_id_or_node_resolves_every_field_from_memory(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    """`customer(id:)` and `node(id:)` read what their selection asks in one pass
+    too: the only resolver coroutines are the lookup's own."""
+    page = await data(client, demo_token, PAGE_EVERY_FIELD, {"first": 40})
+    node = next(n for n in page["customers"]["nodes"] if n["trials"] and n["subscriptions"])
+    as_node = f"""query($id: ID!) {{ node(id: $id) {{ ... on Customer {{ {EVERY_FIELD} }} }} }}"""
+    for query, key, lookup in (
+        (BY_ID, "customer", ["resolve_customer", "load_customer"]),
+        (as_node, "node", ["resolve_node", "load_customer"]),
+    ):
+        with counting_async_work() as work:
+            answer = await data(client, demo_token, query, {"id": node["id"]})
+        assert answer[key] == node
+        resolvers = [c for c in work["coroutines"] if c.startswith(TYPES) or c in lookup]
+        assert resolvers == lookup, work
