@@ -614,6 +614,36 @@ def call_leg_upkeep() -> None:
     out.print(run_async(_with_database(settings, work)), highlight=False, soft_wrap=True)
 
 
+@cli.command("refresh-customer-columns")
+def refresh_customer_columns_command(
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Recompute every customer, not only those whose kept end dates the day passed.",
+        ),
+    ] = False,
+) -> None:
+    """Recompute the customers' kept list columns (next end date, license total,
+    status flags) from their subscriptions and trials: those whose kept end dates
+    the day passed, what the daily job does, now; or every customer with --all."""
+
+    from app.clock import utctoday
+    from app.domain.customer_columns import refresh_all_customer_columns, refresh_passed_dates
+
+    settings = _settings()
+    today = utctoday()
+
+    async def work() -> str:
+        if every:
+            count = await refresh_all_customer_columns(today)
+            return f"recomputed the kept columns of all {count} customer(s) as of {today}"
+        count = await refresh_passed_dates(today)
+        return f"recomputed {count} customer(s) whose kept end dates were before {today}"
+
+    out.print(run_async(_with_database(settings, work)), highlight=False, soft_wrap=True)
+
+
 def _date_option(value: str | None, name: str) -> date | None:
     if value is None:
         return None

@@ -22,8 +22,10 @@ from tortoise.transactions import in_transaction
 
 from app.auth import hash_token
 from app.bulk import BulkWriter
+from app.db import is_postgres
 from app.domain.call_leg_partitions import ensure_partitions_between
 from app.domain.calling_rollup import rollup_week
+from app.domain.customer_columns import refresh_all_customer_columns
 from app.domain.resources import ensure_reference_resources
 from app.domain.trials import TRIAL_LICENSE_TYPE, trial_subscription_status
 from app.models.enums import (
@@ -817,6 +819,13 @@ async def load_demo(
         await builder.row("demo_dataset", seed, per_partner[0], now)
         await writer.flush()
         await writer.reset_sequences()
+        # The customers' kept list columns, from the rows just written (one
+        # statement). The planner first learns the tables' sizes: freshly
+        # COPYed rows have no statistics, and without them it may read every
+        # subscription once per customer.
+        if is_postgres(conn):
+            await conn.execute_script("ANALYZE customer, subscription, license_line, trial")
+        await refresh_all_customer_columns(now.date())
     # The weekly calling figures of the ten weeks of call legs, as the Sunday job would.
     for weeks_ago in range(1, 11):
         await rollup_week(builder.week_start - timedelta(weeks=weeks_ago), now=now)

@@ -1,4 +1,5 @@
-"""Hand-made rows for tests, written with the ORM models directly."""
+"""Hand-made rows for tests, written with the ORM models directly (keeping the
+customers' kept list columns as the app's writers do)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from app.auth import hash_token
+from app.clock import utctoday
+from app.domain.customer_columns import refresh_customer_columns
 from app.domain.trials import trial_subscription_status
 from app.models.admins import Admin, ApiToken, CustomerAssignment
 from app.models.customers import Customer
@@ -90,6 +93,8 @@ async def trial(
         added_at=datetime.combine(start, datetime.min.time(), UTC),
         trial=t,
     )
+    # As every writer of trials does: the customer's kept list columns with them.
+    await refresh_customer_columns([c.id], utctoday())
     return t
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from app.config import Settings
+from app.domain.customer_columns import refresh_customer_columns
 from app.domain.ids import encode_global_id as gid
 from app.domain.report_generation import run_report
 from app.domain.report_schedules import run_due_schedules
@@ -102,6 +103,7 @@ async def _subscription(
             assigned=assigned,
             used=0,
         )
+    await refresh_customer_columns([customer.id], today)  # as the app's writers do
     return sub
 
 
@@ -138,6 +140,7 @@ async def _world() -> World:
     trial_sub = await Subscription.get(trial_id=trial.id)
     await LicenseLine.create(subscription=trial_sub, license_type=L.MESSAGING,
                              product=LICENSE_PRODUCT[L.MESSAGING], quantity=30, assigned=0)  # fmt: skip
+    await refresh_customer_columns([bravo.id], today)
     await _subscription(bravo, "Sub-B1", S.SUSPENDED, today + timedelta(days=100),
                         [(L.CALLING_PROFESSIONAL, 100, 60)], auto_renew=True)  # fmt: skip
     await _subscription(delta, "Sub-D1", S.PENDING_SETUP, today + timedelta(days=300),

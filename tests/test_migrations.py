@@ -4,6 +4,7 @@ and the service refuses an unmigrated database."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from tortoise import Tortoise
@@ -73,6 +74,24 @@ async def test_the_migrations_match_the_models(fresh_database_url: str) -> None:
         await close_database()
 
 
+async def _customer_before_0011(partner_id: int, name: str) -> Any:
+    """A customer row written with the columns it had before migration 0011 (the
+    model has more now), as a model instance that only carries its id."""
+    from datetime import UTC, datetime
+
+    from app.db import execute
+    from app.models.customers import Customer
+
+    await execute(
+        "INSERT INTO customer (partner_id, name, org_id, region, created_at) VALUES (?, ?, ?, ?, ?)",
+        [partner_id, name, uuid.uuid4(), "US", datetime(2026, 1, 1, tzinfo=UTC)],
+    )
+    rows = await fetch_all("SELECT id FROM customer WHERE name = ?", [name])
+    customer = Customer(id=rows[0]["id"], partner_id=partner_id, name=name)
+    customer._saved_in_db = True
+    return customer
+
+
 async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, engine: str) -> None:
     """Migration 0009 on a database that has legs: every row kept as it was, the
     id sequence goes on, the keys are the new ones, and on PostgreSQL each leg is
@@ -99,7 +118,10 @@ async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, e
         await executor().migrate([MigrationTarget(APP_LABEL, "0008_report_emails")])
         assert (await pending_migrations())[0] == "0009_call_leg_partitions"
         org = await factories.partner("Northwind Partners", "northwind.example")
-        acme, bolt = await factories.customer(org, "Acme"), await factories.customer(org, "Bolt")
+        acme, bolt = (
+            await _customer_before_0011(org.id, "Acme"),
+            await _customer_before_0011(org.id, "Bolt"),
+        )
         hq = await Location.create(customer=acme, uuid=uuid.uuid4(), name="HQ", country="US")
         monday = datetime(2026, 10, 5, tzinfo=UTC)
         legs = [
@@ -159,5 +181,83 @@ async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, e
         await Customer.filter(id=acme.id).delete()
         assert await CallLeg.filter(customer_id=acme.id).count() == 0
         assert await CallLeg.all().count() == 40
+    finally:
+        await close_database()
+
+
+async def test_kept_customer_columns_are_filled_in_for_existing_customers(
+    fresh_database_url: str, engine: str
+) -> None:
+    """Migration 0011 on a database that has customers with subscriptions, lines
+    and trials: every kept column as the rows give it, and the list's indexes."""
+    from datetime import UTC, datetime, timedelta
+
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from app.db import APP_LABEL, connection
+    from app.models import MODEL_MODULES
+    from app.models.subscriptions import LicenseLine, Subscription
+    from app.models.trials import Trial
+    from tests import factories
+    from tests.kept_columns import assert_kept_columns_exact
+
+    def executor() -> MigrationExecutor:
+        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        return MigrationExecutor(connection(), apps)
+
+    settings = Settings(DATABASE_URL=fresh_database_url)
+    await open_database(settings, check_migrated=False)
+    try:
+        await executor().migrate([MigrationTarget(APP_LABEL, "0010_customer_name_order")])
+        assert (await pending_migrations())[0] == "0011_customer_kept_columns"
+        org = await factories.partner("Northwind Partners", "northwind.example")
+        today = datetime.now(UTC).date()
+        day = timedelta(days=1)
+        plan = {
+            "Acme": [("SUBSCRIPTION", "ACTIVE", 10, False, 5, 7), ("SUBSCRIPTION", "ACTIVE", 3, True, 2, 0)],
+            "Bolt": [("SUBSCRIPTION", "SUSPENDED", 40, False, 9, 1), ("TRIAL", "ACTIVE", 6, False, 4, 0)],
+            "Cora": [("SUBSCRIPTION", "EXPIRED", -2, False, 3, 9)],
+            "Dune": [("SUBSCRIPTION", "PENDING_SETUP", 100, False, 1, 0)],
+            "Echo": [],
+        }  # fmt: skip
+        for name, subs in plan.items():
+            customer = await _customer_before_0011(org.id, name)
+            for n, (kind, status, ends, renew, quantity, assigned) in enumerate(subs):
+                trial = None
+                if kind == "TRIAL":
+                    trial = await Trial.create(
+                        customer_id=customer.id, trial_id=f"ET-{name}", status=status,
+                        start_date=today - 9 * day, end_date=today + ends * day,
+                    )  # fmt: skip
+                sub = await Subscription.create(
+                    customer_id=customer.id, subscription_id=f"Sub-{name}-{n}", kind=kind,
+                    status=status, start_date=today - 90 * day, end_date=today + ends * day,
+                    auto_renew=renew, added_at=datetime.now(UTC), trial=trial,
+                )  # fmt: skip
+                await LicenseLine.create(
+                    subscription=sub, license_type="MEETINGS", product="MEETINGS",
+                    quantity=quantity, assigned=assigned,
+                )  # fmt: skip
+
+        await executor().migrate()
+
+        assert await pending_migrations() == []
+        assert await assert_kept_columns_exact(today) == 5
+        if engine == "postgres":
+            rows = await fetch_all("SELECT indexname FROM pg_indexes WHERE tablename = 'customer'")
+        else:
+            rows = await fetch_all(
+                "SELECT name AS indexname FROM sqlite_master"
+                " WHERE type = 'index' AND tbl_name = 'customer'"
+            )
+        names = {r["indexname"] for r in rows}
+        assert {
+            "customer_partner_next_end_asc",
+            "customer_partner_next_end_desc",
+            "customer_partner_total_licenses",
+            "customer_partner_expiring",
+            "customer_name_overage",
+            "customer_name_expired",
+        } <= names
     finally:
         await close_database()

@@ -3,7 +3,8 @@ scope, one outside it, and another partner's: the answer (success, FORBIDDEN
 or NOT_FOUND, per the SPEC.md role table) and, when refused, that nothing
 changed at all. Every mutation on a customer also runs against another
 partner's customer that the viewer sees through an external-admin grant
-(`granted`): read-only, so refused exactly as any foreign customer."""
+(`granted`): read-only, so refused exactly as any foreign customer. After
+each, every customer's kept list columns equal a recomputation from its rows."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from app.models.trials import Trial
 from tests import factories
 from tests.factories import ADMIN, FULL, SALES, SALES_FULL
 from tests.graphql_client import data
+from tests.kept_columns import assert_kept_columns_exact
 
 TAG_ROLES = {FULL, ADMIN, SALES_FULL}
 TRIAL_ROLES = {FULL, ADMIN, SALES_FULL, SALES}
@@ -406,6 +408,9 @@ async def test_mutation_obeys_the_role_table(
         assert errors == [expected], payload
         assert all(v is None for k, v in payload.items() if k != "userErrors")
         assert await everything() == before
+    # Whatever the mutation did, every customer's kept list columns are still
+    # those its rows give (recomputed in plain Python).
+    assert await assert_kept_columns_exact(datetime.now(UTC).date()) == 8
 
 
 async def test_forbidden_answers_name_the_roles_needed(client: httpx.AsyncClient, db) -> None:

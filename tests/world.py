@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from app.domain.customer_columns import refresh_customer_columns
 from app.domain.trials import trial_subscription_status
 from app.models.admins import Admin
 from app.models.customers import Customer, CustomerUser, Location
@@ -81,6 +82,7 @@ async def subscription(
             assigned=assigned,
             used=used,
         )
+    await refresh_customer_columns([customer.id], today)  # as the app's writers do
     return sub
 
 
@@ -123,6 +125,7 @@ async def trial(
             used=used,
         )
         await TrialProduct.create(trial=t, product=LICENSE_PRODUCT[license_type], licenses=quantity)
+    await refresh_customer_columns([customer.id], today)  # as the app's writers do
     return t
 
 
@@ -412,6 +415,7 @@ async def build_status_grid() -> StatusGrid:
         t = await trial(g.customers[name], today + ends_in * day, lines=lines, today=today)
         await Trial.filter(id=t.id).update(status=status)
         await Subscription.filter(trial_id=t.id).update(status=mirror)
+        await refresh_customer_columns([g.customers[name].id], today)
 
     # LICENSE_OVERAGE: assigned > quantity on a subscription or trial in status
     # ACTIVE, SUSPENDED or PENDING_SETUP; never on EXPIRED or CANCELLED ones.

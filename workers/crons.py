@@ -20,6 +20,11 @@ seconds: `upkeep_tick`, daily at their time, runs each due occurrence within
 the tick, with the same claim per occurrence and the same catch-up (a day that
 no worker was up for runs at the next day's tick: the partitions are made four
 weeks ahead, and DEFAULT takes the legs of a week that has none).
+
+The daily refresh of the customers' kept end dates (CUSTOMER_DATE_JOBS) takes
+well under a second: `customer_dates_tick`, every minute, runs its due
+occurrence within the tick, so it runs at the first tick after 00:00 UTC, or
+after an outage at the first tick a worker is up for.
 """
 
 from __future__ import annotations
@@ -34,11 +39,13 @@ from app.domain import cron_runs
 from app.domain.call_leg_partitions import maintain
 from app.domain.calling_rollup import refreshed_week, rollup_week
 from app.domain.cron_runs import (
+    CUSTOMER_DATE_JOBS,
     EXPIRE_REPORTS,
     EXPIRE_TRIALS,
     MAINTAIN_CALL_LEG_PARTITIONS,
     PERIODIC_JOBS,
     REFRESH_CALLING_WEEK,
+    REFRESH_CUSTOMER_DATES,
     UPKEEP_JOBS,
     Due,
     PeriodicJob,
@@ -46,6 +53,7 @@ from app.domain.cron_runs import (
     Runner,
     when,
 )
+from app.domain.customer_columns import refresh_passed_dates
 from app.domain.trials import expire_due_trials
 from app.queue import JobQueue, QueueError
 from workers.reports import expire_reports
@@ -64,7 +72,8 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
     """What one occurrence of `job` does, with the occurrence's own time: the
     rollup of the week that Sunday completed, trial expiry as of that day
     (trials end at that day's run), retention as of that moment, call-leg
-    partitions ahead of and retention as of that moment."""
+    partitions ahead of and retention as of that moment, the customers' kept
+    end dates as of that day."""
     settings = _settings(ctx)
 
     async def refresh_week(occurrence: datetime) -> str:
@@ -88,11 +97,17 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
         done = await maintain(occurrence, settings.call_leg_retention_weeks)
         return done.summary()
 
+    async def customer_dates(occurrence: datetime) -> str:
+        day = occurrence.date()
+        count = await refresh_passed_dates(day)
+        return f"recomputed {count} customer(s) whose kept end dates were before {day.isoformat()}"
+
     runners = {
         REFRESH_CALLING_WEEK.name: refresh_week,
         EXPIRE_TRIALS.name: expire_trials,
         EXPIRE_REPORTS.name: retention,
         MAINTAIN_CALL_LEG_PARTITIONS.name: call_leg_partitions,
+        REFRESH_CUSTOMER_DATES.name: customer_dates,
     }
     return runners[job.name]
 
@@ -200,3 +215,17 @@ async def upkeep_tick(ctx: dict[str, Any], now: str | None = None) -> int:
     day's, and days missed in an outage; the latest one only on a fresh install;
     one whose try failed). Returns how many ran."""
     return len(await run_upkeep(ctx, datetime.fromisoformat(now) if now else None))
+
+
+async def run_customer_dates(ctx: dict[str, Any], now: datetime | None = None) -> list[Ran]:
+    """Every due occurrence of the daily refresh of the customers' kept end dates,
+    run here (each claimed once); `now` defaults to the clock."""
+    return await catch_up(ctx, now, CUSTOMER_DATE_JOBS)
+
+
+@rides_out_database_outages
+async def customer_dates_tick(ctx: dict[str, Any], now: str | None = None) -> int:
+    """Every minute: run the daily refresh of the customers' kept end dates once
+    its occurrence (00:00 UTC) is due: the day's, days missed in an outage, the
+    latest one only on a fresh install. Returns how many ran."""
+    return len(await run_customer_dates(ctx, datetime.fromisoformat(now) if now else None))

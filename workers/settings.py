@@ -13,7 +13,7 @@ from app.db import close_database, open_database
 from app.metrics import instrument_jobs
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
 from workers.calling import refresh_calling_week
-from workers.crons import periodic_tick, run_periodic, upkeep_tick
+from workers.crons import customer_dates_tick, periodic_tick, run_periodic, upkeep_tick
 from workers.report_emails import ARQ_EMAIL_TRIES, send_report_email
 from workers.reports import (
     ARQ_REPORT_TRIES,
@@ -35,6 +35,10 @@ CRON_JOBS = [
     # within this tick and recorded the same way; a day missed (no worker up) is
     # caught up at the next day's tick (workers/crons.py).
     cron(upkeep_tick, hour=0, minute=30, second=30, unique=True, run_at_startup=False),
+    # The customers' kept end dates the day passed (daily 00:00 UTC): looked for
+    # every minute, run within the tick and recorded the same way, so the first
+    # tick after midnight, or after an outage, runs it (workers/crons.py).
+    cron(customer_dates_tick, second=45, unique=True, run_at_startup=False),
     # Schedules and report leases: every 15 s; the claim in the database keeps a
     # schedule's occurrence single, a lapsed lease is requeued within the next tick.
     cron(report_tick, second={0, 15, 30, 45}, unique=True, run_at_startup=False),

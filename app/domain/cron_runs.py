@@ -1,7 +1,9 @@
 """Periodic jobs that catch up: the Sunday calling rollup, the daily trial
 expiry and the daily report retention (PERIODIC_JOBS, each occurrence a job of
-its own), and the daily upkeep of call-leg partitions and retention
-(UPKEEP_JOBS: quick, run within their tick; workers/crons.py).
+its own), the daily upkeep of call-leg partitions and retention (UPKEEP_JOBS:
+quick, run within their tick; workers/crons.py), and the daily refresh of the
+customers' kept end dates (CUSTOMER_DATE_JOBS: quick, run within a tick of
+its own).
 
 Each occurrence a job covers is recorded in `cron_run` (one row per job and
 scheduled time). A worker claims an occurrence by INSERTing its row: the unique
@@ -105,7 +107,18 @@ MAINTAIN_CALL_LEG_PARTITIONS = PeriodicJob(
     "daily 00:30 UTC",
 )
 UPKEEP_JOBS: tuple[PeriodicJob, ...] = (MAINTAIN_CALL_LEG_PARTITIONS,)
-JOBS_BY_NAME = {job.name: job for job in (*PERIODIC_JOBS, *UPKEEP_JOBS)}
+# The customers' kept end dates the day has passed, recomputed just after
+# midnight (app/domain/customer_columns.py): quick, run within a tick of its own
+# that looks every minute, so the first tick after midnight (or after an outage)
+# runs it, with the same claim per occurrence and the same catch-up.
+REFRESH_CUSTOMER_DATES = PeriodicJob(
+    "refresh_customer_dates",
+    datetime(2000, 1, 1, 0, 0, tzinfo=UTC),
+    timedelta(days=1),
+    "daily 00:00 UTC",
+)
+CUSTOMER_DATE_JOBS: tuple[PeriodicJob, ...] = (REFRESH_CUSTOMER_DATES,)
+JOBS_BY_NAME = {job.name: job for job in (*PERIODIC_JOBS, *UPKEEP_JOBS, *CUSTOMER_DATE_JOBS)}
 
 # Runs one occurrence (its scheduled time) and says in a few words what it did.
 Runner = Callable[[datetime], Awaitable[str]]

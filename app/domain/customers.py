@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from app.db import fetch_all
+from app.db import fetch_all, is_postgres
 from app.domain.access import (
     Viewer,
     customer_scope,
@@ -125,12 +125,29 @@ FAR_FUTURE, FAR_PAST = date(9999, 12, 31), date(1, 1, 1)
 
 def next_end_date(clock: StatusClock) -> Sql:
     """A customer's next end date: the soonest end date, today or later, of its
-    subscriptions and trials that hold licenses (NULL when there is none)."""
+    subscriptions and trials that hold licenses (NULL when there is none). The
+    kept column (app/domain/customer_columns.py), read from the rows only for a
+    customer whose kept date the day has passed before the daily job ran."""
     return Sql(
-        "(SELECT MIN(s.end_date) FROM subscription s WHERE s.customer_id = c.id"
-        f" AND s.status IN {HOLDING} AND s.end_date >= ?)",
-        (clock.today,),
+        "CASE WHEN c.next_end_date IS NULL OR c.next_end_date >= ? THEN c.next_end_date"
+        " ELSE (SELECT MIN(s.end_date) FROM subscription s WHERE s.customer_id = c.id"
+        f" AND s.status IN {HOLDING} AND s.end_date >= ?) END",
+        (clock.today, clock.today),
     )
+
+
+# The sort keys of the next end date, written as the customer indexes are
+# (migrations/0011): literals, not parameters, so that an index serves them.
+# Customers with no next end date sort last either way: after every date
+# ascending, before every date descending. On PostgreSQL the bounds are the
+# infinities (asyncpg reads and writes date.max and date.min as them).
+NEXT_END_KEYS = {
+    # (postgres, descending) -> key
+    (True, False): "COALESCE(c.next_end_date, 'infinity')",
+    (True, True): "COALESCE(c.next_end_date, '-infinity')",
+    (False, False): f"COALESCE(c.next_end_date, '{FAR_FUTURE.isoformat()}')",
+    (False, True): f"COALESCE(c.next_end_date, '{FAR_PAST.isoformat()}')",
+}
 
 
 def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
@@ -139,16 +156,8 @@ def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
     if order.field is CustomerOrderField.CREATED_AT:
         return Sql("c.created_at")
     if order.field is CustomerOrderField.NEXT_END_DATE:
-        # The soonest end date still ahead; customers with none sort last either way.
-        soonest = next_end_date(clock)
-        return Sql(
-            f"COALESCE({soonest.text}, ?)",
-            (*soonest.params, FAR_PAST if order.descending else FAR_FUTURE),
-        )
-    return Sql(
-        "COALESCE((SELECT SUM(l.quantity) FROM subscription s JOIN license_line l"
-        f" ON l.subscription_id = s.id WHERE s.customer_id = c.id AND s.status IN {HOLDING}), 0)"
-    )
+        return Sql(NEXT_END_KEYS[is_postgres(), order.descending])
+    return Sql("c.total_licenses")
 
 
 def _key_from_cursor(order: CustomerOrder, value: Any) -> Any:
@@ -244,12 +253,7 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
     if flt.statuses is not None:
         parts.append(any_of(status_condition(s, clock) for s in flt.statuses))
     if flt.subscription_type is SubscriptionKind.SUBSCRIPTION:
-        parts.append(
-            Sql(
-                "EXISTS (SELECT 1 FROM subscription s WHERE s.customer_id = c.id"
-                f" AND s.kind = 'SUBSCRIPTION' AND s.status IN {HOLDING})"
-            )
-        )
+        parts.append(Sql("c.holds_licenses"))  # a holding subscription (kept column)
     elif flt.subscription_type is SubscriptionKind.TRIAL:
         parts.append(status_condition(CustomerStatus.TRIAL, clock))
     if flt.tag_ids is not None:

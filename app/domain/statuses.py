@@ -1,6 +1,8 @@
 """Customer statuses (SPEC.md: customer list), as SQL conditions on a customer
 row aliased `c`, so that the list filters by status in the database and a page
-computes its statuses in one query. "Today" is the UTC date.
+computes its statuses in one query (one definition for both). "Today" is the
+UTC date. The conditions read the customer's kept columns
+(app/domain/customer_columns.py), not its subscriptions.
 
 A customer can carry several statuses. "Subscription" means kind SUBSCRIPTION;
 a trial is its Trial row (its TRIAL subscription mirrors it).
@@ -61,35 +63,50 @@ def _ongoing_trial(clock: StatusClock, extra: str = "", *params: object) -> Sql:
     )
 
 
-def status_condition(status: CustomerStatus, clock: StatusClock) -> Sql:
-    """The SQL that holds for a customer `c` carrying `status`."""
+def _expiring_from_rows(clock: StatusClock) -> Sql:
+    """EXPIRING_SOON read from the rows (the definition the kept column serves)."""
     today = clock.today
     soon = today + timedelta(days=clock.expiring_soon_days)
+    return _subscription(
+        "s.status = 'ACTIVE' AND NOT s.auto_renew AND s.end_date >= ? AND s.end_date <= ?",
+        today,
+        soon,
+    ) | _ongoing_trial(clock, " AND t.end_date <= ?", soon)
+
+
+def status_condition(status: CustomerStatus, clock: StatusClock) -> Sql:
+    """The SQL that holds for a customer `c` carrying `status`: a test of its kept
+    columns (app/domain/customer_columns.py), served by the customer indexes."""
+    today = clock.today
     if status is CustomerStatus.TRIAL:
-        return _ongoing_trial(clock)
+        return Sql("c.trial_end_date >= ?", (today,))
     if status is CustomerStatus.ACTIVE:
-        return _subscription("s.status = 'ACTIVE'")
+        return Sql("c.has_active")
     if status is CustomerStatus.EXPIRING_SOON:
-        return _subscription(
-            "s.status = 'ACTIVE' AND NOT s.auto_renew AND s.end_date >= ? AND s.end_date <= ?",
-            today,
-            soon,
-        ) | _ongoing_trial(clock, " AND t.end_date <= ?", soon)
+        # The kept date is exact for any day up to itself; one the day has passed
+        # (the daily job not yet run) is read from the rows meanwhile.
+        soon = today + timedelta(days=clock.expiring_soon_days)
+        fallback = _expiring_from_rows(clock)
+        return Sql(
+            "(c.expiring_end_date >= ? AND c.expiring_end_date <= ?)"
+            f" OR (c.expiring_end_date < ? AND ({fallback.text}))",
+            (today, soon, today, *fallback.params),
+        )
     if status is CustomerStatus.LICENSE_OVERAGE:
         # A subscription or a trial: both have license lines.
-        return Sql(
-            "EXISTS (SELECT 1 FROM subscription s JOIN license_line l ON l.subscription_id = s.id"
-            f" WHERE s.customer_id = c.id AND s.status IN {HOLDING} AND l.assigned > l.quantity)"
-        )
+        return Sql("c.has_overage")
     if status is CustomerStatus.NO_RECENT_ACTIVITY:
         since = clock.now - timedelta(days=clock.no_recent_activity_days)
         return Sql("c.last_admin_activity_at IS NULL OR c.last_admin_activity_at < ?", (since,))
     if status is CustomerStatus.READY_FOR_ORDER_SETUP:
-        return _subscription("s.status = 'PENDING_SETUP'")
+        return Sql("c.has_pending_setup")
     if status is CustomerStatus.SUSPENDED:
-        return _subscription("s.status = 'SUSPENDED'")
+        return Sql("c.has_suspended")
     if status is CustomerStatus.EXPIRED:
-        return _subscription(f"s.status IN {HOLDING}").negate() & _ongoing_trial(clock).negate()
+        return Sql(
+            "NOT c.holds_licenses AND (c.trial_end_date IS NULL OR c.trial_end_date < ?)",
+            (today,),
+        )
     raise ValueError(status)
 
 

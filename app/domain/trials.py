@@ -21,6 +21,7 @@ from app.domain.access import (
     managed_customers,
     visible_customers,
 )
+from app.domain.customer_columns import refresh_customer_columns
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
@@ -57,32 +58,36 @@ def trial_subscription_status(status: TrialStatus | str) -> SubscriptionStatus:
 
 
 async def set_trial_status(
-    trial_ids: Sequence[int], status: TrialStatus, ended_at: datetime | None
+    trial_ids: Sequence[int], status: TrialStatus, ended_at: datetime | None, today: date
 ) -> None:
-    """Move trials and their TRIAL subscriptions to `status` together (call inside
-    a transaction)."""
+    """Move trials and their TRIAL subscriptions to `status` together, with their
+    customers' kept columns as of `today` (call inside a transaction)."""
     await Trial.filter(id__in=list(trial_ids)).update(status=status, ended_at=ended_at)
     await Subscription.filter(trial_id__in=list(trial_ids), kind=SubscriptionKind.TRIAL).update(
         status=trial_subscription_status(status)
     )
+    customer_ids = await Trial.filter(id__in=list(trial_ids)).values_list("customer_id", flat=True)
+    await refresh_customer_columns(customer_ids, today)
 
 
-async def align_trial_subscriptions() -> int:
+async def align_trial_subscriptions(today: date | None = None) -> int:
     """Give every TRIAL subscription its trial's status where an older release left
-    them apart (a demo's CONVERTED trial with an EXPIRED subscription); run by
-    `partnerhub migrate`. Returns how many subscriptions changed."""
-    changed = 0
+    them apart (a demo's CONVERTED trial with an EXPIRED subscription), with the
+    kept columns of their customers; run by `partnerhub migrate`. Returns how
+    many subscriptions changed."""
+    changed: list[int] = []
     async with in_transaction():
         for trial_status, status in TRIAL_SUBSCRIPTION_STATUS.items():
-            changed += (
-                await Subscription.filter(
-                    kind=SubscriptionKind.TRIAL,
-                    trial_id__in=Subquery(Trial.filter(status=trial_status).values("id")),
-                )
-                .exclude(status=status)
-                .update(status=status)
-            )
-    return changed
+            apart = Subscription.filter(
+                kind=SubscriptionKind.TRIAL,
+                trial_id__in=Subquery(Trial.filter(status=trial_status).values("id")),
+            ).exclude(status=status)
+            customer_ids = await apart.values_list("customer_id", flat=True)
+            if customer_ids:
+                await apart.update(status=status)
+                changed += customer_ids
+        await refresh_customer_columns(changed, today or utcnow().date())
+    return len(changed)
 
 
 async def expire_due_trials(today: date, now: datetime | None = None) -> int:
@@ -94,7 +99,7 @@ async def expire_due_trials(today: date, now: datetime | None = None) -> int:
         trial_ids = await due.values_list("id", flat=True)
         if not trial_ids:
             return 0
-        await set_trial_status(trial_ids, TrialStatus.EXPIRED, now)
+        await set_trial_status(trial_ids, TrialStatus.EXPIRED, now, today)
     return len(trial_ids)
 
 
@@ -264,6 +269,7 @@ async def start_trial(
                 product=item.product,
                 quantity=item.licenses,
             )
+        await refresh_customer_columns([customer.id], day)
         listed = ", ".join(f"{p.product.value} x{p.licenses}" for p in products)
         created = " (new customer)" if new_customer is not None else ""
         return Audited(
@@ -347,6 +353,7 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
         trial.end_date = end
         await trial.save(update_fields=["end_date"])
         await Subscription.filter(trial_id=trial.id).update(end_date=end)
+        await refresh_customer_columns([trial.customer_id], utcnow().date())
         return Audited(
             trial,
             encode_global_id("Trial", trial.id),
@@ -362,7 +369,7 @@ async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     async def work() -> Audited[Trial]:
         now = utcnow()
         trial = await _own_active_trial(viewer, trial_id)
-        await set_trial_status([trial.id], TrialStatus.CANCELLED, now)
+        await set_trial_status([trial.id], TrialStatus.CANCELLED, now, now.date())
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
         return Audited(
             trial, encode_global_id("Trial", trial.id), f"Cancelled trial {trial.trial_id}"

@@ -29,6 +29,31 @@ class Customer(Model):
         description="the admin whose trial created this customer",
     )
     last_admin_activity_at = fields.DatetimeField(null=True)
+    # Kept columns (app/domain/customer_columns.py): what the customer list sorts
+    # and filters by, rewritten in the transaction of every write that changes
+    # them. "Holding" is a subscription or trial in ACTIVE, SUSPENDED or
+    # PENDING_SETUP; "subscription" alone means kind SUBSCRIPTION.
+    total_licenses = fields.BigIntField(
+        default=0, description="licenses of its holding subscriptions and trials"
+    )
+    next_end_date = fields.DateField(
+        null=True, description="soonest end date, on or after the day kept, of a holding one"
+    )
+    expiring_end_date = fields.DateField(
+        null=True,
+        description="soonest end date, on or after the day kept, of an ACTIVE subscription"
+        " without auto-renew or an ACTIVE trial",
+    )
+    trial_end_date = fields.DateField(null=True, description="latest end date of an ACTIVE trial")
+    has_active = fields.BooleanField(default=False, description="an ACTIVE subscription")
+    has_suspended = fields.BooleanField(default=False, description="a SUSPENDED subscription")
+    has_pending_setup = fields.BooleanField(
+        default=False, description="a PENDING_SETUP subscription"
+    )
+    has_overage = fields.BooleanField(
+        default=False, description="a license line of a holding one with assigned > quantity"
+    )
+    holds_licenses = fields.BooleanField(default=False, description="a holding subscription")
 
     class Meta:
         table = "customer"
