@@ -13,7 +13,8 @@ from tests.cli_process import cli_env, run_cli
 
 COMMANDS = [
     [], ["serve"], ["worker"], ["status"], ["migrate"], ["demo"], ["token"], ["token", "create"],
-    ["ingest"], ["rollup"], ["call-leg-upkeep"], ["report"], ["report", "run"],
+    ["ingest"], ["rollup"], ["call-leg-upkeep"], ["refresh-customer-columns"], ["report"],
+    ["report", "run"],
 ]  # fmt: skip
 
 
