@@ -365,6 +365,7 @@ async def load_customer(info: Info, pk: int) -> Customer | None:
 CUSTOMER_TYPES = frozenset({"Customer", "Node"})
 SUBSCRIPTION_TYPES = frozenset({"CustomerSubscription", "Node"})
 TRIAL_TYPES = frozenset({"Trial", "Node"})
+TAG_TYPES = frozenset({"Tag", "Node"})
 SUBSCRIPTION_LINE_FIELDS = frozenset({"licenses", "products", "totals"})
 
 
@@ -408,6 +409,15 @@ def customer_needs(selections: Iterable[Selection]) -> CustomerNeeds:
         external_admins="externalAdmins" in names,
         locations="locations" in names,
     )
+    if "tags" in names:
+        tag_names = {
+            f.name for f in _fields(selection_set(f for f in fields if f.name == "tags"), TAG_TYPES)
+        }
+        needs = replace(
+            needs,
+            tag_counts="customerCount" in tag_names,
+            tag_creators="createdBy" in tag_names,
+        )
     nested: list[Selection] = []  # selections on the same customer, reached again
     if "subscriptions" in names:
         subscriptions = selection_set(f for f in fields if f.name == "subscriptions")

@@ -16,28 +16,34 @@ A refused mutation field answers its payload with every other field null and
 one INVALID user error whose `field` is the path of the value at fault (e.g.
 ["input", "name"]); any other field answers a GraphQL error naming the
 argument. Either way no resolver runs for that field.
+
+The check wraps the resolver of each field whose arguments can hold a String
+(`install`, called once on the built schema), and of `__type(name:)`; every other
+field resolves with no extra call (the check used to be graphql-core middleware,
+which wraps every field of every answer).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 from graphql import (
     GraphQLArgument,
+    GraphQLField,
     GraphQLInputObjectType,
     GraphQLInputType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
+    GraphQLSchema,
     GraphQLString,
     OperationType,
-    SchemaMetaFieldDef,
     TypeMetaFieldDef,
-    TypeNameMetaFieldDef,
+    default_field_resolver,
 )
-from strawberry.extensions import SchemaExtension
 
 from app.domain.errors import InvalidArgument, UserErrorCode, reject
 from app.domain.text import text_fault
@@ -48,12 +54,8 @@ MULTI_LINE: frozenset[tuple[str, str]] = frozenset(
     {("CreateTagInput", "description"), ("UpdateTagInput", "description")}
 )
 
-# Introspection fields every type answers without declaring them (`__type(name:)`).
-_META_FIELDS = {
-    "__schema": SchemaMetaFieldDef,
-    "__type": TypeMetaFieldDef,
-    "__typename": TypeNameMetaFieldDef,
-}
+# Set on a resolver `install` made, so a field is never wrapped twice.
+_CHECKED = "__input_checked__"
 
 
 def _value_fault(
@@ -129,21 +131,53 @@ def _unreachable(_: object) -> dict:
     raise AssertionError("a refused input has no result")
 
 
-class InputChecks(SchemaExtension):
-    """Refuses a field whose String arguments hold text the API does not take
-    (see the module docstring); fields without arguments pass untouched."""
+def _holds_strings(type_: GraphQLInputType, seen: set[str] | None = None) -> bool:
+    """Whether a value of this input type can hold a String anywhere."""
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    if type_ is GraphQLString:
+        return True
+    if isinstance(type_, GraphQLInputObjectType):
+        seen = seen if seen is not None else set()
+        if type_.name in seen:
+            return False
+        seen.add(type_.name)
+        return any(_holds_strings(field.type, seen) for field in type_.fields.values())
+    return False
 
-    def resolve(
-        self,
-        _next: Callable[..., Any],
-        root: Any,
-        info: GraphQLResolveInfo,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
+
+def _checked(field: GraphQLField) -> Callable[..., Any]:
+    """The field's resolver behind the argument check."""
+    resolve = field.resolve or default_field_resolver
+    arguments = field.args
+
+    @functools.wraps(resolve)
+    def checked(root: Any, info: GraphQLResolveInfo, **kwargs: Any) -> Any:
         if kwargs:
-            field = _META_FIELDS.get(info.field_name) or info.parent_type.fields[info.field_name]
-            fault = arguments_fault(field.args, kwargs)
+            fault = arguments_fault(arguments, kwargs)
             if fault is not None:
                 return _refuse(info, *fault)
-        return _next(root, info, *args, **kwargs)
+        return resolve(root, info, **kwargs)
+
+    setattr(checked, _CHECKED, True)
+    return checked
+
+
+def _install_on(field: GraphQLField) -> None:
+    if getattr(field.resolve, _CHECKED, False):
+        return
+    if any(_holds_strings(argument.type) for argument in field.args.values()):
+        field.resolve = _checked(field)
+
+
+def install(schema: GraphQLSchema) -> None:
+    """Puts the check before the resolver of every field of the schema whose
+    arguments can hold a String, and of `__type(name:)`.
+
+    `__type` is graphql-core's own field definition, shared by every schema of
+    the process: it is wrapped once, in place (the check is the same for all)."""
+    for type_ in schema.type_map.values():
+        if isinstance(type_, GraphQLObjectType):
+            for field in type_.fields.values():
+                _install_on(field)
+    _install_on(TypeMetaFieldDef)

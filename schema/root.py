@@ -16,7 +16,7 @@ from strawberry.extensions import (
 )
 from strawberry.types import ExecutionContext
 
-from schema import admins, tags, trials
+from schema import admins, input_checks, tags, trials
 from schema import reports as report_schema
 from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
 from schema.api_tokens import (
@@ -44,7 +44,6 @@ from schema.customers import (
     resolve_set_customer_tags,
 )
 from schema.errors import ErrorPolicy, log_errors
-from schema.input_checks import InputChecks
 from schema.limits import OperationLimits
 from schema.metrics import OperationMetrics
 from schema.node import Node, resolve_node
@@ -256,9 +255,10 @@ schema = PartnerHubSchema(
         OperationLimits,
         # After OperationLimits, which refuses an empty selection set first.
         functools.partial(CachedValidation, maxsize=DOCUMENT_CACHE_SIZE),
-        InputChecks,
         # Before ErrorPolicy: it counts the errors as the client gets them.
         OperationMetrics,
         ErrorPolicy,
     ],
 )
+# Strict text in every argument, on the fields that take String arguments only.
+input_checks.install(schema._schema)

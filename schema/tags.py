@@ -7,6 +7,7 @@ from datetime import datetime
 import strawberry
 
 from app.domain import tags
+from app.domain.customer_pages import TagRow
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.lookups import tag_by_id
 from app.models.tags import Tag as TagModel
@@ -22,24 +23,37 @@ class Tag(Node):
     name: str
     description: str | None
     created_at: datetime
+    # What the customers page reader loaded with the tag (app/domain/customer_pages.py).
+    read: strawberry.Private[TagRow | None] = None
 
     @classmethod
-    def of(cls, tag: TagModel) -> Tag:
+    def of(cls, tag: TagModel | TagRow) -> Tag:
+        """`tag`: a tag of the viewer's partner (a model, or a row the page reader read)."""
         return cls(
             id=strawberry.ID(encode_global_id("Tag", tag.id)),
-            model=tag,
+            model=tag,  # type: ignore[arg-type]
             name=tag.name,
             description=tag.description,
             created_at=tag.created_at,
+            read=tag if isinstance(tag, TagRow) else None,
         )
 
+    # Each answers what the page reader loaded when it did (no task, no
+    # coroutine); otherwise it returns the DataLoader's awaitable.
+
     @strawberry.field(description="Customers carrying the tag, among those the viewer sees.")
-    async def customer_count(self, info: Info) -> int:
-        return await info.context.loaders.tag_customer_counts.load(self.model.id)
+    def customer_count(self, info: Info) -> int:
+        read = self.read
+        if read is not None and read.customer_count is not None:
+            return read.customer_count
+        return info.context.loaders.tag_customer_counts.load(self.model.id)  # type: ignore[return-value]
 
     @strawberry.field
-    async def created_by(self, info: Info) -> Admin | None:
-        return await Admin.by_id(info, self.model.created_by_id)
+    def created_by(self, info: Info) -> Admin | None:
+        read = self.read
+        if read is not None and read.created_by_loaded:
+            return Admin.from_model(read.created_by) if read.created_by is not None else None
+        return Admin.by_id(info, self.model.created_by_id)  # type: ignore[return-value]
 
 
 @node_loader("Tag")

@@ -44,7 +44,8 @@ fragment Sub on CustomerSubscription { id subscriptionId status endDate
 
 # Every field of a customer whose resolvers the page reader serves, nested ones too.
 EVERY_FIELD = """id name orgId externalId region location createdAt lastAdminActivityAt
-  statuses products managedBy launchUrl tags { id name description createdAt }
+  statuses products managedBy launchUrl
+  tags { id name description createdAt customerCount createdBy { id email role } }
   licenseTotals { total assigned used available overage }
   subscriptions(first: 10) { totalCount pageInfo { hasNextPage endCursor }
     nodes { id subscriptionId kind status startDate endDate autoRenew addedAt
@@ -144,6 +145,75 @@ async def test_a_page_creates_the_same_tasks_and_coroutines_for_5_and_50_rows(
         # The page's only resolver coroutine is the connection's own.
         assert large_work["coroutines"].count("resolve_customers") == 1
         assert not [c for c in large_work["coroutines"] if c.startswith(TYPES)]
+
+
+# The page of 100 with every nested field (bench/customer_list.py), its tags'
+# customer counts and creators too, sized by $first.
+PAGE_OF_100 = """query($first: Int) { customers(first: $first) { totalCount nodes {
+  id name orgId statuses products managedBy launchUrl
+  tags { name customerCount createdBy { email } }
+  licenseTotals { total assigned used available overage }
+  subscriptions(first: 5) { nodes { subscriptionId status licenses { licenseType quantity }
+    totals { total } invoice { number } orders { orderNumber } } }
+  trials { trialId products { product licenses } } partnerAdmins { role admin { email } }
+  locations { name } } } }"""
+
+# Every customer the viewer sees, a page at a time, with its tags' names.
+TAG_NAMES = """query($after: String) { customers(first: 100, after: $after) { totalCount
+  pageInfo { hasNextPage endCursor } nodes { tags { name } } } }"""
+
+
+def _not_pool(tasks: list[str]) -> list[str]:
+    return [t for t in tasks if t != "PoolConnectionHolder.release"]
+
+
+async def test_tag_counts_and_creators_add_no_task_per_row(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    """Tags' customerCount and createdBy answer from the page reader's passes: the
+    page of 100 starts the same tasks and coroutines as a page of 5, two
+    statements more than without them, and the counts are those of the tags'
+    customers the viewer sees."""
+    await data(client, demo_token, "{ viewer { email } }")  # first use writes last_used_at
+    small, small_work, _ = await _page_work(client, demo_token, PAGE_OF_100, 5)
+    large, large_work, large_statements = await _page_work(client, demo_token, PAGE_OF_100, 100)
+    rows = _rows(large)
+    assert len(_rows(small)) == 5 and len(rows) == 100
+    tags = [t for r in rows for t in r["tags"]]
+    assert len(tags) > 50 and all(t["createdBy"] for t in tags)  # a real page of tags
+    # The 5 rows may have no trial, hence no trial_product statement, and
+    # asyncpg's pool starts a task for each statement's connection release.
+    assert _not_pool(large_work["tasks"]) == _not_pool(small_work["tasks"]), (
+        small_work,
+        large_work,
+    )
+    assert large_work["coroutines"] == small_work["coroutines"], (small_work, large_work)
+    assert not [c for c in large_work["coroutines"] if c.startswith(TYPES)]
+    # Two statements for them whatever the page's size: the counts, and the admins.
+    plain_query = PAGE_OF_100.replace("customerCount createdBy { email }", "")
+    plain, _, plain_statements = await _page_work(client, demo_token, plain_query, 100)
+    assert large_statements == plain_statements + 2
+    assert [t["name"] for r in _rows(plain) for t in r["tags"]] == [t["name"] for t in tags]
+    # Each count, computed independently: the viewer's customers carrying the tag.
+    carried: dict[str, int] = {}
+    seen, after = 0, None
+    while True:
+        page = await data(client, demo_token, TAG_NAMES, {"after": after})
+        for node in page["customers"]["nodes"]:
+            seen += 1
+            for tag in node["tags"]:
+                carried[tag["name"]] = carried.get(tag["name"], 0) + 1
+        if not page["customers"]["pageInfo"]["hasNextPage"]:
+            break
+        after = page["customers"]["pageInfo"]["endCursor"]
+    assert seen == page["customers"]["totalCount"] > 100
+    assert {t["name"]: t["customerCount"] for t in tags} == {
+        t["name"]: carried[t["name"]] for t in tags
+    }
+    # A tag asked on its own answers through its DataLoaders, the same values.
+    alone = await data(client, demo_token, "{ tags { name customerCount createdBy { email } } }")
+    by_name = {t["name"]: t for t in alone["tags"]}
+    assert all(by_name[t["name"]] == t for t in tags)
 
 
 async def test_the_fragment_page_answers_exactly_the_plain_page(

@@ -63,6 +63,8 @@ class CustomerNeeds:
     statuses: bool = False
     products: bool = False
     tags: bool = False
+    tag_counts: bool = False  # with `tags`: each tag's customers among those the viewer sees
+    tag_creators: bool = False  # with `tags`: the admin who created each tag
     license_totals: bool = False
     subscriptions: SubscriptionNeeds | None = None
     trials: TrialNeeds | None = None
@@ -159,6 +161,11 @@ class TagRow:
     description: str | None
     created_at: datetime
     created_by_id: int | None
+    # Read when the page asked (None / False otherwise); the same values as the
+    # `tag_customer_counts` and `admins` DataLoaders answer.
+    customer_count: int | None = None
+    created_by: Any = None  # the creator (an admin row of the partner), None when gone
+    created_by_loaded: bool = False
 
 
 @dataclass(slots=True)
@@ -249,6 +256,10 @@ async def read_customer_page(
         found_tags = await tags_of(viewer, ids)
         for r in reads:
             r.tags = found_tags.get(r.customer.id, [])
+        if needs.tag_counts or needs.tag_creators:
+            await _read_tag_fields(
+                viewer, [t for found in found_tags.values() for t in found], needs
+            )
     if needs.trials is not None:
         await _read_trials(reads, ids, needs.trials)
     if needs.partner_admins:
@@ -300,6 +311,25 @@ async def _read_subscriptions(
                 if sub.status in HOLDING_STATUSES
                 for line in sub.lines or []
             )
+
+
+async def _read_tag_fields(viewer: Viewer, tags: list[TagRow], needs: CustomerNeeds) -> None:
+    """The customer count of each of the page's tags (one statement for them all)
+    and their creators (every admin of the partner, one statement), as asked."""
+    from app.domain import customer_detail  # it reads through this module
+
+    if not tags:
+        return
+    if needs.tag_counts:
+        counts = await customer_detail.tag_customer_counts(viewer, sorted({t.id for t in tags}))
+        for tag in tags:
+            tag.customer_count = counts.get(tag.id, 0)
+    if needs.tag_creators:
+        admins = await customer_detail.admins_of_partner(viewer)
+        for tag in tags:
+            if tag.created_by_id is not None:
+                tag.created_by = admins.get(tag.created_by_id)
+            tag.created_by_loaded = True
 
 
 async def _read_trials(reads: list[CustomerRead], ids: list[int], needs: TrialNeeds) -> None:
