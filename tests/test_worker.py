@@ -97,3 +97,15 @@ def test_a_pool_size_in_database_url_wins_over_the_workers_own() -> None:
     sized = parse_qs(urlsplit(tortoise_url("postgresql://db.internal/partnerhub", 10)).query)
     assert sized == {"maxsize": ["10"], "minsize": ["0"], "timeout": ["5"]}
     assert "maxsize" not in tortoise_url("postgres://db.internal/partnerhub")
+
+
+def test_a_burst_worker_runs_the_queue_and_none_of_the_clocks_ticks(redis_url: str) -> None:
+    """`partnerhub worker --burst` (and every test that drains the queue) runs what
+    is queued and exits; a tick that fired because its run crossed a minute would
+    run today's trial expiry or schedules on the wall clock, not the chosen day."""
+    standing = build_worker(redis_url, in_process=True)
+    burst = build_worker(redis_url, in_process=True, burst=True)
+    ticks = {"periodic_tick", "upkeep_tick", "customer_dates_tick", "report_tick"}
+    assert {job.name.rsplit(":", 1)[-1] for job in standing.cron_jobs} >= ticks
+    assert burst.cron_jobs == []
+    assert "expire_trials" in burst.functions and "periodic_tick" in burst.functions

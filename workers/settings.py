@@ -71,7 +71,9 @@ def build_worker(
     redis_url: str, *, in_process: bool, burst: bool = False, settings: Settings | None = None
 ) -> Worker:
     """A worker on `redis_url`. In-process workers share the service's database
-    connection and leave signals to uvicorn; standalone ones open their own."""
+    connection and leave signals to uvicorn; standalone ones open their own. A
+    burst worker runs the queued jobs and exits: it runs none of the clock's
+    ticks, which would otherwise fire whenever its run crossed their second."""
     settings = settings or get_settings()
     functions = [
         expire_trials,
@@ -91,7 +93,7 @@ def build_worker(
     return PartnerHubWorker(
         # Each run counted and timed by outcome (app/metrics.py).
         functions=instrument_jobs(functions),
-        cron_jobs=instrument_jobs(CRON_JOBS),
+        cron_jobs=None if burst else instrument_jobs(CRON_JOBS),
         queue_name=QUEUE_NAME,
         redis_settings=redis_settings(redis_url),
         ctx={"settings": settings, "queue": JobQueue(redis_url)},
