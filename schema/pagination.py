@@ -1,9 +1,10 @@
-"""PageInfo, shared by every connection."""
+"""The one Relay connection of every list: `Connection[Node]` and `Edge[Node]`
+(named `<Node>Connection` and `<Node>Edge` in the schema), with PageInfo."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
@@ -26,6 +27,43 @@ class PageInfo:
             start_cursor=page.cursors[0] if page.cursors else None,
             end_cursor=page.cursors[-1] if page.cursors else None,
         )
+
+
+Node = TypeVar("Node")
+
+
+@strawberry.type
+class Edge(Generic[Node]):
+    cursor: str
+    node: Node
+
+
+@strawberry.type
+class Connection(Generic[Node]):
+    """A page of a list: its nodes (also as edges with their cursors), the page's
+    place in the list and the list's total. A list whose node type's name is not
+    the connection's prefix subclasses it with its own names."""
+
+    edges: list[Edge[Node]]
+    nodes: list[Node]
+    page_info: PageInfo
+    total_count: int
+
+    @classmethod
+    def of(cls, page: Page, node: Callable[[Any], Node]) -> Self:
+        """The connection of `page`, each item made a node by `node`."""
+        nodes = [node(item) for item in page.items]
+        edge = cls._edge_type()
+        return cls(
+            edges=[edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            nodes=nodes,
+            page_info=PageInfo.of(page),
+            total_count=page.total_count,
+        )
+
+    @classmethod
+    def _edge_type(cls) -> type:
+        return Edge
 
 
 def connection_parts(page: Page, node: Callable[[Any], Any], edge: type) -> dict[str, Any]:

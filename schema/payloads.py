@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
 from app.domain.errors import MutationRejected
 from app.domain.errors import UserError as UserErrorValue
@@ -23,8 +24,13 @@ class UserError:
 
     @classmethod
     def of(cls, error: UserErrorValue) -> UserError:
+        """The domain's refusal with its field path in the schema's names: the
+        domain says `("input", "customer_ids", "2")`, a client reads
+        `["input", "customerIds", "2"]`."""
         return cls(
-            field=list(error.field) if error.field else None, message=error.message, code=error.code
+            field=[to_camel_case(part) for part in error.field] if error.field else None,
+            message=error.message,
+            code=error.code,
         )
 
 

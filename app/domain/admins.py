@@ -23,8 +23,7 @@ from app.domain.access import (
 )
 from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, Unaudited, run_mutation
+from app.domain.mutations import Audited, Unaudited, audit_target, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import Admin, ApiToken, CustomerAssignment, ExternalAdminGrant
 from app.models.enums import AdminRole
@@ -111,7 +110,7 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
         )
         return Audited(
             admin,
-            encode_global_id("Admin", admin.id),
+            audit_target("Admin", admin.id),
             f"Created admin {clean_email} as {role.value}",
         )
 
@@ -138,7 +137,7 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
         await admin.save(update_fields=["role"])
         return Audited(
             admin,
-            encode_global_id("Admin", admin.id),
+            audit_target("Admin", admin.id),
             f"Changed the role of {admin.email} from {old.value} to {role.value}",
         )
 
@@ -233,7 +232,7 @@ async def remove_admin(
             summary += f", {moved} report schedule(s) moved to {heir.email}"
         return Audited(
             RemovedAdmin(admin, revoked, unassigned, moved, heir),
-            encode_global_id("Admin", admin.id),
+            audit_target("Admin", admin.id),
             summary,
         )
 
@@ -276,7 +275,7 @@ async def assign_admin(
         assignment.admin = admin
         return Audited(
             assignment,
-            encode_global_id("Customer", customer.id),
+            audit_target("Customer", customer.id),
             f"Assigned {admin.email} to {customer.name}",
         )
 
@@ -300,7 +299,7 @@ async def unassign_admin(viewer: Viewer, admin_id: int | None, customer_id: int 
         await assignment.delete()
         return Audited(
             assignment.id,
-            encode_global_id("Customer", customer.id),
+            audit_target("Customer", customer.id),
             f"Unassigned {admin.email} from {customer.name}",
         )
 

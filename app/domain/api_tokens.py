@@ -25,8 +25,7 @@ from app.domain.access import (
     visible_api_tokens,
 )
 from app.domain.errors import Forbidden, MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import Admin, ApiToken
 
@@ -153,7 +152,7 @@ async def create_api_token(
         created = await _issue(admin, clean, expires_at)
         return Audited(
             created,
-            encode_global_id("ApiToken", created.record.id),
+            audit_target("ApiToken", created.record.id),
             f"Created {_describe(created.record, admin.email)}, "
             f"expiring {expires_at.date().isoformat()}",
         )
@@ -177,7 +176,7 @@ async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
             raise reject(field, "The token is already revoked.", UserErrorCode.INVALID)
         return Audited(
             token,
-            encode_global_id("ApiToken", token.id),
+            audit_target("ApiToken", token.id),
             f"Revoked {_describe(token, token.admin.email)}",
         )
 

@@ -25,8 +25,7 @@ from app.domain.access import (
 )
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.models.admins import ExternalAdminGrant
 from app.models.customers import Customer
 
@@ -93,7 +92,7 @@ async def grant_external_admin(
         )
         return Audited(
             ExternalAdminChange(customer, grant, clean),
-            encode_global_id("Customer", customer.id),
+            audit_target("Customer", customer.id),
             f"Made {clean} an external admin of {customer.name}",
         )
 
@@ -122,7 +121,7 @@ async def revoke_external_admin(
         await ExternalAdminGrant.filter(id=grant.id).delete()
         return Audited(
             ExternalAdminChange(customer, grant, clean),
-            encode_global_id("Customer", customer.id),
+            audit_target("Customer", customer.id),
             f"Ended {clean} as an external admin of {customer.name}",
         )
 

@@ -28,9 +28,15 @@ from tortoise.transactions import in_transaction
 
 from app.domain import audit
 from app.domain.access import MutationRule, Viewer
+from app.domain.ids import encode_global_id
 
 T = TypeVar("T")
 P = TypeVar("P")
+
+
+def audit_target(kind: str, key: int) -> str:
+    """How an audit event names what a mutation changed: its kind and key."""
+    return encode_global_id(kind, key)
 
 
 @dataclass(frozen=True)

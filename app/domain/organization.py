@@ -10,8 +10,7 @@ from app.domain.access import (
     visible_own_subscriptions,
 )
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.models.organization import PartnerOrganization, PartnerSubscription
 
 MAX_INDUSTRY_LENGTH = 100
@@ -86,7 +85,7 @@ async def complete_setup(
         await org.save(update_fields=["terms_accepted_at", "industry", "planned_users"])
         return Audited(
             org,
-            encode_global_id("PartnerOrganization", org.id),
+            audit_target("PartnerOrganization", org.id),
             f"Completed the organization setup of {org.name} (terms accepted)",
         )
 

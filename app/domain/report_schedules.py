@@ -29,8 +29,7 @@ from app.domain.calling_rollup import monday_of
 from app.domain.customer_list_report import check_customer_filter
 from app.domain.customers import CustomerFilter
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation, run_prepared_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_emails import check_recipients, describe_recipients, recipients_of
 from app.domain.report_templates import definition_of, get_template
@@ -245,7 +244,7 @@ async def create_schedule(
         )
         return Audited(
             schedule,
-            encode_global_id("ReportSchedule", schedule.id),
+            audit_target("ReportSchedule", schedule.id),
             f"Scheduled {checked.template.name!r} {_describe(schedule)}"
             f"{describe_recipients(recipients_of(schedule))}",
         )
@@ -321,7 +320,7 @@ async def update_schedule(
         state = "" if schedule.enabled else " (disabled)"
         return Audited(
             schedule,
-            encode_global_id("ReportSchedule", schedule.id),
+            audit_target("ReportSchedule", schedule.id),
             f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}"
             f"{describe_recipients(recipients_of(schedule))}",
         )
@@ -340,7 +339,7 @@ async def delete_schedule(viewer: Viewer, schedule_id: int | None) -> int:
         await schedule.delete()
         return Audited(
             schedule.id,
-            encode_global_id("ReportSchedule", schedule.id),
+            audit_target("ReportSchedule", schedule.id),
             f"Deleted the {_describe(schedule)} schedule of {template.name!r}",
         )
 

@@ -21,7 +21,7 @@ from app.domain.access import (
 )
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.domain.report_columns import DEFINITIONS, Column, ReportDefinition
 from app.models.enums import ReportTemplateKind, ReportType
 from app.models.reports import ReportSchedule, ReportTemplate
@@ -201,7 +201,7 @@ async def create_template(
         )
         return Audited(
             template,
-            encode_global_id("ReportTemplate", template.id),
+            audit_target("ReportTemplate", template.id),
             f"Created report template {clean!r} on {definition.name} ({len(keys)} columns)",
         )
 
@@ -233,7 +233,7 @@ async def update_template(
         await template.save(update_fields=["name", "name_key", "column_keys"])
         return Audited(
             template,
-            encode_global_id("ReportTemplate", template.id),
+            audit_target("ReportTemplate", template.id),
             f"Report template {template.name!r}: " + ("; ".join(changes) or "no change"),
         )
 
@@ -263,7 +263,7 @@ async def delete_template(viewer: Viewer, template_id: int | None) -> int:
         await template.save(update_fields=["deleted_at", "name_key"])
         return Audited(
             template.id,
-            encode_global_id("ReportTemplate", template.id),
+            audit_target("ReportTemplate", template.id),
             f"Deleted report template {template.name!r}",
         )
 

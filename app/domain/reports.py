@@ -27,8 +27,7 @@ from app.domain.customer_list_report import check_customer_filter
 from app.domain.customers import CustomerFilter
 from app.domain.downloads import sign_download
 from app.domain.errors import UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_prepared_mutation
+from app.domain.mutations import Audited, audit_target, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_templates import definition_of, get_template
 from app.domain.sql import Sql
@@ -238,7 +237,7 @@ async def generate_report(
         )
         return Audited(
             report,
-            encode_global_id("Report", report.id),
+            audit_target("Report", report.id),
             f"Generated a {request.template.name!r} report"
             + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
             + (f" in {request.region.value}" if request.region else "")

@@ -18,8 +18,7 @@ from app.domain.access import (
 )
 from app.domain.customers import CustomerFilter, filter_condition, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.domain.sql import one_of
 from app.domain.statuses import StatusClock
 from app.models.customers import Customer
@@ -89,7 +88,7 @@ async def create_tag(viewer: Viewer, name: str, description: str | None) -> Tag:
             description=text,
             created_by_id=viewer.admin.id,
         )
-        return Audited(tag, encode_global_id("Tag", tag.id), f"Created tag {clean!r}")
+        return Audited(tag, audit_target("Tag", tag.id), f"Created tag {clean!r}")
 
     return await run_mutation(viewer, CREATE_TAG, "tag.create", work)
 
@@ -111,7 +110,7 @@ async def update_tag(
             tag.description = text
         await tag.save(update_fields=["name", "name_key", "description"])
         summary = f"Tag {tag.name!r}: " + (", ".join(changes) or "no change")
-        return Audited(tag, encode_global_id("Tag", tag.id), summary)
+        return Audited(tag, audit_target("Tag", tag.id), summary)
 
     return await run_mutation(viewer, UPDATE_TAG, "tag.update", work)
 
@@ -126,7 +125,7 @@ async def delete_tag(viewer: Viewer, tag_id: int | None) -> int:
         await tag.delete()
         return Audited(
             tag.id,
-            encode_global_id("Tag", tag.id),
+            audit_target("Tag", tag.id),
             f"Deleted tag {tag.name!r} (removed from {carried} customer(s))",
         )
 
@@ -174,7 +173,7 @@ async def set_customer_tags(
         names = sorted(found[t].name for t in target)
         return Audited(
             customer,
-            encode_global_id("Customer", customer.id),
+            audit_target("Customer", customer.id),
             f"Set the tags of {customer.name} to {', '.join(names) or 'none'}",
         )
 
@@ -296,7 +295,7 @@ async def add_tag_to_customers(
         added = len(chosen) - len(carrying)
         return Audited(
             BulkTagResult(tag, len(chosen), added),
-            encode_global_id("Tag", tag.id),
+            audit_target("Tag", tag.id),
             f"Added tag {tag.name!r} to {added} customer(s)"
             + _covered(len(chosen), len(carrying), "already carried it", flt is not None),
         )
@@ -327,7 +326,7 @@ async def remove_tag_from_customers(
         )
         return Audited(
             BulkTagResult(tag, len(chosen), removed),
-            encode_global_id("Tag", tag.id),
+            audit_target("Tag", tag.id),
             f"Removed tag {tag.name!r} from {removed} customer(s)"
             + _covered(len(chosen), len(chosen) - removed, "did not carry it", flt is not None),
         )

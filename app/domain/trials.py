@@ -24,8 +24,7 @@ from app.domain.access import (
 from app.domain.customer_columns import refresh_customer_columns
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
-from app.domain.ids import encode_global_id
-from app.domain.mutations import Audited, run_mutation
+from app.domain.mutations import Audited, audit_target, run_mutation
 from app.domain.pagination import Page, keyset_page
 from app.models.admins import CustomerAssignment
 from app.models.customers import Customer, CustomerUser
@@ -274,7 +273,7 @@ async def start_trial(
         created = " (new customer)" if new_customer is not None else ""
         return Audited(
             trial,
-            encode_global_id("Trial", trial.id),
+            audit_target("Trial", trial.id),
             f"Started trial {trial.trial_id} for {customer.name}{created}: {listed}, "
             f"{duration_days} days",
         )
@@ -356,7 +355,7 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
         await refresh_customer_columns([trial.customer_id], utcnow().date())
         return Audited(
             trial,
-            encode_global_id("Trial", trial.id),
+            audit_target("Trial", trial.id),
             f"Extended trial {trial.trial_id} by {days} days to {end.isoformat()}",
         )
 
@@ -371,9 +370,7 @@ async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
         trial = await _own_active_trial(viewer, trial_id)
         await set_trial_status([trial.id], TrialStatus.CANCELLED, now, now.date())
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
-        return Audited(
-            trial, encode_global_id("Trial", trial.id), f"Cancelled trial {trial.trial_id}"
-        )
+        return Audited(trial, audit_target("Trial", trial.id), f"Cancelled trial {trial.trial_id}")
 
     return await run_mutation(viewer, CANCEL_TRIAL, "trial.cancel", work)
 
