@@ -9,16 +9,14 @@ import strawberry
 
 from app.domain import admins
 from app.domain.access import sees_all_customers
+from app.domain.admins import AdminValue, AssignmentValue, RemovedAdmin
 from app.domain.customers import CustomerFilter, list_customers
 from app.domain.ids import decode_id_of, encode_global_id
-from app.domain.pagination import Page
-from app.models.admins import Admin as AdminModel
-from app.models.admins import CustomerAssignment
 from app.models.enums import AdminRole as AdminRoleValue
 from schema.context import Info
 from schema.enums import describe_values
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 from schema.payloads import DeletePayload, UserError, mutate
 
 if TYPE_CHECKING:
@@ -43,7 +41,7 @@ describe_values(
 
 @strawberry.type(name="Admin", description="An admin of the viewer's partner organization.")
 class Admin(Node):
-    model: strawberry.Private[AdminModel]
+    value: strawberry.Private[AdminValue]
     email: str
     display_name: str
     role: AdminRole
@@ -59,11 +57,13 @@ class Admin(Node):
     )
 
     @classmethod
-    def from_model(cls, admin: AdminModel) -> Admin:
+    def of(cls, admin: AdminValue) -> Admin:
+        """The Admin of an admin's typed value (`AdminValue`, or a value of the same
+        fields such as a customer page's `AdminRow`)."""
         role = AdminRoleValue(admin.role)
         return cls(
             id=strawberry.ID(encode_global_id("Admin", admin.id)),
-            model=admin,
+            value=admin,
             email=admin.email,
             display_name=admin.display_name,
             role=role,
@@ -79,7 +79,7 @@ class Admin(Node):
         if admin_id is None:
             return None
         admin = await info.context.loaders.admins.load(admin_id)
-        return cls.from_model(admin) if admin else None
+        return cls.of(admin) if admin else None
 
     @strawberry.field(
         description="Customers this admin is assigned to, among those the viewer sees."
@@ -90,14 +90,14 @@ class Admin(Node):
         from schema.customers import CustomerConnection
 
         if after is None:  # the usual first page: batched over the admins being listed
-            page = await info.context.loaders.assigned_customers(first).load(self.model.id)
+            page = await info.context.loaders.assigned_customers(first).load(self.value.id)
         else:
             page = await list_customers(
                 info.context.viewer,
                 info.context.clock,
                 first=first,
                 after=after,
-                flt=CustomerFilter(assigned_admin_id=self.model.id),
+                flt=CustomerFilter(assigned_admin_id=self.value.id),
             )
         return CustomerConnection.of(page)
 
@@ -109,22 +109,7 @@ class AdminAssignment:
     assigned_at: datetime
 
 
-@strawberry.type(name="AdminEdge")
-class AdminEdge:
-    cursor: str
-    node: Admin
-
-
-@strawberry.type(name="AdminConnection")
-class AdminConnection:
-    edges: list[AdminEdge]
-    nodes: list[Admin]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[AdminModel]) -> AdminConnection:
-        return cls(**connection_parts(page, Admin.from_model, AdminEdge))
+AdminConnection = Connection[Admin]
 
 
 @strawberry.input(name="AdminFilter")
@@ -197,11 +182,11 @@ class AssignmentPayload:
 @node_loader("Admin")
 async def load_admin(info: Info, pk: int) -> Admin | None:
     admin = await admins.get_referenced_admin(info.context.viewer, pk)
-    return Admin.from_model(admin) if admin else None
+    return Admin.of(admin) if admin else None
 
 
 def resolve_viewer(info: Info) -> Admin:
-    return Admin.from_model(info.context.viewer.admin)
+    return Admin.of(admins.viewer_admin(info.context.viewer))
 
 
 async def resolve_admins(
@@ -214,11 +199,11 @@ async def resolve_admins(
     page = await admins.list_admins(
         info.context.viewer, first=first, after=after, roles=flt.roles, search=flt.search
     )
-    return AdminConnection.of(page)
+    return AdminConnection.of(page, Admin.of)
 
 
-def _admin_payload(admin: AdminModel) -> dict:
-    return {"admin": Admin.from_model(admin)}
+def _admin_payload(admin: AdminValue) -> dict:
+    return {"admin": Admin.of(admin)}
 
 
 async def resolve_create_admin(info: Info, input: CreateAdminInput) -> AdminPayload:
@@ -247,8 +232,8 @@ def _assignment_ids(input: AssignAdminInput) -> tuple[int | None, int | None]:
     )
 
 
-def _assignment_payload(assignment: CustomerAssignment) -> dict:
-    admin = Admin.from_model(assignment.admin)
+def _assignment_payload(assignment: AssignmentValue) -> dict:
+    admin = Admin.of(assignment.admin)
     return {
         "assignment": AdminAssignment(
             admin=admin, role=admin.role, assigned_at=assignment.assigned_at
@@ -282,13 +267,16 @@ async def resolve_remove_admin(info: Info, input: RemoveAdminInput) -> RemoveAdm
             decode_id_of(str(heir), "Admin") if heir is not None else None,
             heir is not None,
         ),
-        lambda removed: {
-            "removed_admin": Admin.from_model(removed.admin),
-            "revoked_token_count": removed.revoked_tokens,
-            "removed_assignment_count": removed.removed_assignments,
-            "transferred_schedule_count": removed.transferred_schedules,
-            "schedules_owner": (
-                Admin.from_model(removed.schedules_owner) if removed.schedules_owner else None
-            ),
-        },
+        _removal_payload,
     )
+
+
+def _removal_payload(removed: RemovedAdmin) -> dict:
+    owner = removed.schedules_owner
+    return {
+        "removed_admin": Admin.of(removed.admin),
+        "revoked_token_count": removed.revoked_tokens,
+        "removed_assignment_count": removed.removed_assignments,
+        "transferred_schedule_count": removed.transferred_schedules,
+        "schedules_owner": Admin.of(owner) if owner is not None else None,
+    }

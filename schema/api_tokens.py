@@ -9,13 +9,12 @@ from datetime import datetime
 import strawberry
 
 from app.domain import api_tokens
+from app.domain.api_tokens import ApiTokenValue
 from app.domain.ids import decode_id_of, encode_global_id
-from app.domain.pagination import Page
-from app.models.admins import ApiToken as ApiTokenModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 from schema.payloads import UserError, mutate
 
 
@@ -24,7 +23,7 @@ from schema.payloads import UserError, mutate
     description="A bearer token of an admin of the partner (its secret is never shown again).",
 )
 class ApiToken(Node):
-    model: strawberry.Private[ApiTokenModel]
+    value: strawberry.Private[ApiTokenValue]
     label: str
     created_at: datetime
     last_used_at: datetime | None = strawberry.field(
@@ -36,10 +35,10 @@ class ApiToken(Node):
     revoked_at: datetime | None = strawberry.field(description="It stopped working then.")
 
     @classmethod
-    def of(cls, token: ApiTokenModel) -> ApiToken:
+    def of(cls, token: ApiTokenValue) -> ApiToken:
         return cls(
             id=strawberry.ID(encode_global_id("ApiToken", token.id)),
-            model=token,
+            value=token,
             label=token.label,
             created_at=token.created_at,
             last_used_at=token.last_used_at,
@@ -49,32 +48,17 @@ class ApiToken(Node):
 
     @strawberry.field(description="Neither revoked nor expired.")
     def active(self, info: Info) -> bool:
-        return api_tokens.is_active(self.model, info.context.clock.now)
+        return api_tokens.is_active(self.value, info.context.clock.now)
 
     @strawberry.field(description="The admin the token acts for.")
     async def owner(self, info: Info) -> Admin:
-        admin = await Admin.by_id(info, self.model.admin_id)
+        admin = await Admin.by_id(info, self.value.admin_id)
         if admin is None:  # a token is deleted with its admin
-            raise LookupError(f"the admin of API token {self.model.id} is gone")
+            raise LookupError(f"the admin of API token {self.value.id} is gone")
         return admin
 
 
-@strawberry.type(name="ApiTokenEdge")
-class ApiTokenEdge:
-    cursor: str
-    node: ApiToken
-
-
-@strawberry.type(name="ApiTokenConnection")
-class ApiTokenConnection:
-    edges: list[ApiTokenEdge]
-    nodes: list[ApiToken]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[ApiTokenModel]) -> ApiTokenConnection:
-        return cls(**connection_parts(page, ApiToken.of, ApiTokenEdge))
+ApiTokenConnection = Connection[ApiToken]
 
 
 @node_loader("ApiToken")
@@ -120,9 +104,8 @@ class RevokeApiTokenPayload:
 async def resolve_api_tokens(
     info: Info, first: int | None = None, after: str | None = None
 ) -> ApiTokenConnection:
-    return ApiTokenConnection.of(
-        await api_tokens.list_api_tokens(info.context.viewer, first=first, after=after)
-    )
+    page = await api_tokens.list_api_tokens(info.context.viewer, first=first, after=after)
+    return ApiTokenConnection.of(page, ApiToken.of)
 
 
 async def resolve_create_api_token(info: Info, input: CreateApiTokenInput) -> CreateApiTokenPayload:
@@ -137,7 +120,7 @@ async def resolve_create_api_token(info: Info, input: CreateApiTokenInput) -> Cr
             default_days=info.context.settings.api_token_ttl_days,
             for_viewer=input.admin_id is None,
         ),
-        lambda created: {"token": created.secret, "api_token": ApiToken.of(created.record)},
+        lambda created: {"token": created.secret, "api_token": ApiToken.of(created.token)},
     )
 
 

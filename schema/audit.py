@@ -1,4 +1,5 @@
-"""The audit log: one event per successful mutation."""
+"""The audit log: one event per successful mutation. An event's target is kept
+in domain terms ("Kind:key"); `targetId` is its global id."""
 
 from __future__ import annotations
 
@@ -7,18 +8,17 @@ from datetime import datetime
 import strawberry
 
 from app.domain import audit
+from app.domain.audit import AuditEventValue
 from app.domain.ids import encode_global_id
-from app.domain.pagination import Page
-from app.models.audit import AuditEvent as AuditEventModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 
 
 @strawberry.type(name="AuditEvent")
 class AuditEvent(Node):
-    model: strawberry.Private[AuditEventModel]
+    value: strawberry.Private[AuditEventValue]
     at: datetime
     action: str = strawberry.field(
         description="e.g. tag.create, trial.start, admin.assign, report.generate."
@@ -27,19 +27,20 @@ class AuditEvent(Node):
     summary: str
 
     @classmethod
-    def of(cls, event: AuditEventModel) -> AuditEvent:
+    def of(cls, event: AuditEventValue) -> AuditEvent:
+        target = event.target
         return cls(
             id=strawberry.ID(encode_global_id("AuditEvent", event.id)),
-            model=event,
+            value=event,
             at=event.at,
             action=event.action,
-            target_id=strawberry.ID(event.target_id) if event.target_id else None,
+            target_id=strawberry.ID(encode_global_id(target.kind, target.key)) if target else None,
             summary=event.summary,
         )
 
     @strawberry.field
     async def actor(self, info: Info) -> Admin | None:
-        return await Admin.by_id(info, self.model.actor_id)
+        return await Admin.by_id(info, self.value.actor_id)
 
 
 @node_loader("AuditEvent")
@@ -48,27 +49,11 @@ async def load_audit_event(info: Info, pk: int) -> AuditEvent | None:
     return AuditEvent.of(event) if event else None
 
 
-@strawberry.type(name="AuditEventEdge")
-class AuditEventEdge:
-    cursor: str
-    node: AuditEvent
-
-
-@strawberry.type(name="AuditEventConnection")
-class AuditEventConnection:
-    edges: list[AuditEventEdge]
-    nodes: list[AuditEvent]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[AuditEventModel]) -> AuditEventConnection:
-        return cls(**connection_parts(page, AuditEvent.of, AuditEventEdge))
+AuditEventConnection = Connection[AuditEvent]
 
 
 async def resolve_audit_log(
     info: Info, first: int | None = None, after: str | None = None
 ) -> AuditEventConnection:
-    return AuditEventConnection.of(
-        await audit.list_events(info.context.viewer, first=first, after=after)
-    )
+    page = await audit.list_events(info.context.viewer, first=first, after=after)
+    return AuditEventConnection.of(page, AuditEvent.of)

@@ -1,4 +1,6 @@
-"""callingAnalytics(region, weekStart): weekly calling engagement."""
+"""callingAnalytics(region, weekStart): weekly calling engagement. The
+per-customer tables are `Connection`s of the domain's typed rows, paged by
+their keysets."""
 
 from __future__ import annotations
 
@@ -7,13 +9,12 @@ from datetime import date, datetime
 import strawberry
 
 from app.domain import calling_analytics as calling
-from app.domain.subscription_analytics import pct
-from app.models.customers import Customer as CustomerModel
 from app.models.enums import Region as RegionValue
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import Region
-from schema.pagination import PageInfo, customer_rows
+from schema.pagination import Connection
+from schema.subscription_analytics import rows_with_customers
 
 
 @strawberry.type(name="Week")
@@ -68,17 +69,9 @@ class CallQueueKpis:
     avg_abandoned_rate_pct: float
 
 
-@strawberry.type
-class _WithCustomer:
-    customer_model: strawberry.Private[CustomerModel]
-
-    @strawberry.field
-    def customer(self) -> Customer:
-        return Customer.of(self.customer_model)
-
-
 @strawberry.type(name="CustomerCallingUsage")
-class CustomerCallingUsage(_WithCustomer):
+class CustomerCallingUsage:
+    customer: Customer
     total_calls: int
     call_minutes: int
     active_users: int
@@ -86,16 +79,37 @@ class CustomerCallingUsage(_WithCustomer):
         description="Change of totalCalls against the previous week, in percent."
     )
 
+    @classmethod
+    def of(cls, row: calling.CustomerUsage, customer: Customer) -> CustomerCallingUsage:
+        return cls(
+            customer=customer,
+            total_calls=row.total_calls,
+            call_minutes=row.call_minutes,
+            active_users=row.active_users,
+            calls_change_pct=row.calls_change_pct,
+        )
+
 
 @strawberry.type(name="CustomerCallQuality")
-class CustomerCallQuality(_WithCustomer):
+class CustomerCallQuality:
+    customer: Customer
     total_legs: int
     poor_legs: int
     poor_pct: float
 
+    @classmethod
+    def of(cls, row: calling.CustomerQuality, customer: Customer) -> CustomerCallQuality:
+        return cls(
+            customer=customer,
+            total_legs=row.total_legs,
+            poor_legs=row.poor_legs,
+            poor_pct=row.poor_pct,
+        )
+
 
 @strawberry.type(name="CustomerCallQueue")
-class CustomerCallQueue(_WithCustomer):
+class CustomerCallQueue:
+    customer: Customer
     total_calls: int
     answered_calls: int
     abandoned_calls: int
@@ -106,63 +120,20 @@ class CustomerCallQueue(_WithCustomer):
     overflowed_calls: int
     transferred_calls: int
 
-
-@strawberry.type(name="CustomerCallingUsageConnection")
-class CustomerCallingUsageConnection:
-    nodes: list[CustomerCallingUsage]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type(name="CustomerCallQualityConnection")
-class CustomerCallQualityConnection:
-    nodes: list[CustomerCallQuality]
-    page_info: PageInfo
-    total_count: int
-
-
-@strawberry.type(name="CustomerCallQueueConnection")
-class CustomerCallQueueConnection:
-    nodes: list[CustomerCallQueue]
-    page_info: PageInfo
-    total_count: int
-
-
-def _usage(row: dict, customer: CustomerModel) -> CustomerCallingUsage:
-    previous = row["previous_calls"]
-    change = round(100.0 * (row["total_calls"] - previous) / previous, 1) if previous else None
-    return CustomerCallingUsage(
-        customer_model=customer,
-        total_calls=int(row["total_calls"]),
-        call_minutes=int(row["call_minutes"]),
-        active_users=int(row["active_users"]),
-        calls_change_pct=change,
-    )
-
-
-def _quality(row: dict, customer: CustomerModel) -> CustomerCallQuality:
-    legs, poor = int(row["quality_legs"]), int(row["poor_legs"])
-    return CustomerCallQuality(
-        customer_model=customer, total_legs=legs, poor_legs=poor, poor_pct=pct(poor, legs)
-    )
-
-
-def _queue(row: dict, customer: CustomerModel) -> CustomerCallQueue:
-    total, answered, abandoned = (
-        int(row[k]) for k in ("total_calls", "answered_calls", "abandoned_calls")
-    )
-    return CustomerCallQueue(
-        customer_model=customer,
-        total_calls=total,
-        answered_calls=answered,
-        abandoned_calls=abandoned,
-        abandoned_rate_pct=pct(abandoned, total),
-        avg_time_to_answer_seconds=calling.average(row["answer_wait_seconds"], answered),
-        avg_wait_before_abandon_seconds=calling.average(row["abandon_wait_seconds"], abandoned),
-        timed_out_calls=int(row["timed_out_calls"]),
-        overflowed_calls=int(row["overflowed_calls"]),
-        transferred_calls=int(row["transferred_calls"]),
-    )
+    @classmethod
+    def of(cls, row: calling.CustomerQueue, customer: Customer) -> CustomerCallQueue:
+        return cls(
+            customer=customer,
+            total_calls=row.total_calls,
+            answered_calls=row.answered_calls,
+            abandoned_calls=row.abandoned_calls,
+            abandoned_rate_pct=row.abandoned_rate_pct,
+            avg_time_to_answer_seconds=row.avg_time_to_answer,
+            avg_wait_before_abandon_seconds=row.avg_wait_before_abandon,
+            timed_out_calls=row.timed_out_calls,
+            overflowed_calls=row.overflowed_calls,
+            transferred_calls=row.transferred_calls,
+        )
 
 
 @strawberry.type(name="CallQueueInsights")
@@ -173,24 +144,17 @@ class CallQueueInsights:
     async def kpis(self) -> CallQueueKpis:
         k = await self.view.queue_kpis()
         return CallQueueKpis(
-            avg_time_to_answer_seconds=k["avg_time_to_answer"],
-            avg_wait_before_abandon_seconds=k["avg_wait_before_abandon"],
-            avg_abandoned_rate_pct=k["abandoned_rate"],
+            avg_time_to_answer_seconds=k.avg_time_to_answer,
+            avg_wait_before_abandon_seconds=k.avg_wait_before_abandon,
+            avg_abandoned_rate_pct=k.abandoned_rate,
         )
 
     @strawberry.field(description="Customers with a call queue, highest abandoned rate first.")
     async def customers(
         self, first: int | None = None, after: str | None = None
-    ) -> CustomerCallQueueConnection:
-        return await customer_rows(
-            CustomerCallQueueConnection,
-            "calling-queue",
-            first,
-            after,
-            lambda offset, size: self.view.customer_list("queue", offset, size),
-            lambda r: r["customer_id"],
-            _queue,
-        )
+    ) -> Connection[CustomerCallQueue]:
+        page = await self.view.customers_queue(first, after)
+        return await rows_with_customers(Connection[CustomerCallQueue], page, CustomerCallQueue.of)
 
 
 def _week(start: date) -> Week:
@@ -230,15 +194,10 @@ class CallingAnalytics:
     @strawberry.field(description="Customers by calls in the week, most first.")
     async def customers_usage(
         self, first: int | None = None, after: str | None = None
-    ) -> CustomerCallingUsageConnection:
-        return await customer_rows(
-            CustomerCallingUsageConnection,
-            "calling-usage",
-            first,
-            after,
-            lambda offset, size: self.view.customer_list("usage", offset, size),
-            lambda r: r["customer_id"],
-            _usage,
+    ) -> Connection[CustomerCallingUsage]:
+        page = await self.view.customers_usage(first, after)
+        return await rows_with_customers(
+            Connection[CustomerCallingUsage], page, CustomerCallingUsage.of
         )
 
     @strawberry.field
@@ -265,15 +224,10 @@ class CallingAnalytics:
     @strawberry.field(description="Customers by share of poor legs in the week, worst first.")
     async def customers_quality(
         self, first: int | None = None, after: str | None = None
-    ) -> CustomerCallQualityConnection:
-        return await customer_rows(
-            CustomerCallQualityConnection,
-            "calling-quality",
-            first,
-            after,
-            lambda offset, size: self.view.customer_list("quality", offset, size),
-            lambda r: r["customer_id"],
-            _quality,
+    ) -> Connection[CustomerCallQuality]:
+        page = await self.view.customers_quality(first, after)
+        return await rows_with_customers(
+            Connection[CustomerCallQuality], page, CustomerCallQuality.of
         )
 
     @strawberry.field

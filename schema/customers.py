@@ -14,18 +14,20 @@ from strawberry.types.nodes import SelectedField, Selection
 
 from app.domain import external_admins, licenses, tags
 from app.domain.customer_pages import (
+    AssignmentRow,
     CustomerNeeds,
     CustomerRead,
+    LocationRow,
     SubscriptionNeeds,
     TrialNeeds,
     read_customer_page,
 )
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.customers import CustomerOrder as CustomerOrderValue
-from app.domain.customers import get_customer, list_customers
+from app.domain.customers import CustomerRow, get_customer, list_customers
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.organization import launch_url
-from app.domain.pagination import Page, offset_page
+from app.domain.pagination import Page
 from schema.admins import Admin, AdminAssignment
 from schema.context import Info
 from schema.enums import (
@@ -38,7 +40,7 @@ from schema.enums import (
     SubscriptionKind,
 )
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 from schema.payloads import UserError, mutate
 from schema.subscriptions import LicenseCounts, SubscriptionConnection
 from schema.tags import SetCustomerTagsInput, Tag
@@ -67,13 +69,13 @@ class ExternalAdmin:
         if self.granted_by_id is None:
             return None
         admin = await info.context.loaders.admins.load(self.granted_by_id)
-        return Admin.from_model(admin) if admin else None
+        return Admin.of(admin) if admin else None
 
     @classmethod
     def of(cls, value: external_admins.ExternalAdmin) -> ExternalAdmin:
         return cls(
             email=value.email,
-            granted_at=value.granted_at,  # type: ignore[arg-type]
+            granted_at=value.granted_at,
             granted_by_id=value.granted_by_id,
         )
 
@@ -96,8 +98,9 @@ class Customer(Node):
     last_admin_activity_at: datetime | None
 
     @classmethod
-    def of(cls, customer: Any, read: CustomerRead | None = None) -> Customer:
-        """`customer`: a customer row (a plain one or a model) in the viewer's scope."""
+    def of(cls, customer: CustomerRow, read: CustomerRead | None = None) -> Customer:
+        """`customer`: a customer in the viewer's scope; `read`: what the page
+        reader loaded with it, when it did."""
         return cls(
             id=strawberry.ID(encode_global_id("Customer", customer.id)),
             pk=customer.id,
@@ -175,15 +178,14 @@ class Customer(Node):
     ) -> SubscriptionConnection:
         read = self.read
         if read is not None and read.subscriptions is not None:
-            page = offset_page(read.subscriptions, first, after, "subscriptions")
-            return SubscriptionConnection.of(page, self)
+            return SubscriptionConnection.page(read.subscriptions, first, after, self)
         return self._subscriptions_later(info, first, after)  # type: ignore[return-value]
 
     async def _subscriptions_later(
         self, info: Info, first: int | None, after: str | None
     ) -> SubscriptionConnection:
         subs = await info.context.loaders.subscriptions.load(self.pk)
-        return SubscriptionConnection.of(offset_page(subs, first, after, "subscriptions"), self)
+        return SubscriptionConnection.page(subs, first, after, self)
 
     @strawberry.field
     def trials(self, info: Info) -> list[Trial]:
@@ -230,50 +232,36 @@ class Customer(Node):
         return _locations(await info.context.loaders.locations.load(self.pk))
 
 
-def _assignments(assignments: list[Any]) -> list[AdminAssignment]:
+def _assignments(assignments: list[AssignmentRow]) -> list[AdminAssignment]:
     return [
-        AdminAssignment(
-            admin=Admin.from_model(a.admin), role=a.admin.role, assigned_at=a.assigned_at
-        )
+        AdminAssignment(admin=Admin.of(a.admin), role=a.admin.role, assigned_at=a.assigned_at)  # type: ignore[arg-type]
         for a in assignments
     ]
 
 
-def _locations(rows: list[Any]) -> list[Location]:
+def _locations(rows: list[LocationRow]) -> list[Location]:
     return [Location(id=strawberry.ID(str(r.uuid)), name=r.name, country=r.country) for r in rows]
 
 
-@strawberry.type(name="CustomerEdge")
-class CustomerEdge:
-    cursor: str
-    node: Customer
-
-
 @strawberry.type(name="CustomerConnection")
-class CustomerConnection:
-    edges: list[CustomerEdge]
-    nodes: list[Customer]
-    page_info: PageInfo
-    total_count: int
+class CustomerConnection(Connection[Customer]):
+    """A page of customers: `of` for a page whose relations load through the
+    DataLoaders, `read` for one read with what its selection asks, in a few passes."""
 
     @classmethod
-    def of(cls, page: Page[Any]) -> CustomerConnection:
-        """A page of customer rows; their relations load through the DataLoaders."""
-        return cls(**connection_parts(page, Customer.of, CustomerEdge))
+    def of(  # type: ignore[override]
+        cls, page: Page[CustomerRow], node: Any = Customer.of
+    ) -> CustomerConnection:
+        """A page of customers; their relations load through the DataLoaders."""
+        return super().of(page, node)
 
     @classmethod
-    async def read(cls, info: Info, page: Page[Any]) -> CustomerConnection:
-        """A page of customer rows with the relations its selection asks for, read
-        in one pass per level before any field resolves."""
+    async def read(cls, info: Info, page: Page[CustomerRow]) -> CustomerConnection:
+        """A page of customers with the relations its selection asks for, read in
+        one pass per level before any field resolves."""
         needs = customer_needs(connection_nodes(selection_set(info.selected_fields)))
         reads = await read_customer_page(info.context.viewer, info.context.clock, page.items, needs)
-        return cls(
-            **connection_parts(
-                replace(page, items=reads),
-                Customer.of_read,
-                CustomerEdge,  # type: ignore[arg-type]
-            )
-        )
+        return super().of(replace(page, items=reads), Customer.of_read)
 
 
 @strawberry.input(name="CustomerFilter")

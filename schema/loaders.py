@@ -2,7 +2,8 @@
 whatever the page size (see app/domain/customer_detail.py). A customers page
 reads its relations up front (app/domain/customer_pages.py); these serve the
 objects reached another way (a mutation's payload, an analytics row, a
-subscription by id)."""
+subscription by id). Each hands out the domain's typed values (the rows of
+app/domain/customer_pages.py, `CustomerRow`), never a table's model."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from strawberry.dataloader import DataLoader
 from app.domain import customer_detail as detail
 from app.domain import external_admins, reports
 from app.domain.access import Viewer
-from app.domain.customers import assigned_customer_pages
+from app.domain.customer_pages import SubscriptionRow
+from app.domain.customers import CustomerRow, assigned_customer_pages
 from app.domain.lookups import customers_by_ids
 from app.domain.statuses import StatusClock, statuses_of
-from app.models.customers import Customer
 from app.models.enums import ManagedBy
 
 K = TypeVar("K", bound=Hashable)
@@ -72,7 +73,9 @@ class Loaders:
             )
         return self._assigned[first]
 
-    async def _subscriptions_with_lines(self, customer_ids: list[int]) -> dict[int, list]:
+    async def _subscriptions_with_lines(
+        self, customer_ids: list[int]
+    ) -> dict[int, list[SubscriptionRow]]:
         """Subscriptions of the customers, with their license lines in the same
         batch: totals, products and licenses then never issue a second query."""
         subscriptions = await detail.subscriptions_of(customer_ids)
@@ -99,7 +102,7 @@ def _once(fetch: Callable[[], Awaitable[dict]]) -> Callable[[list[Any]], Awaitab
     return load
 
 
-async def reached_customer(info: Any, customer_id: int) -> Customer:
+async def reached_customer(info: Any, customer_id: int) -> CustomerRow:
     """The customer of a subscription or trial reached without it (by id, from a
     list of trials), loaded in one batch with the others of the request."""
     return await info.context.loaders.customers.load(customer_id)

@@ -6,11 +6,15 @@ from datetime import date, datetime
 
 import strawberry
 
-from app.domain import licenses
 from app.domain.ids import encode_global_id
-from app.domain.organization import complete_setup, get_organization, launch_url, own_subscriptions
-from app.models.organization import PartnerOrganization as OrganizationModel
-from app.models.organization import PartnerSubscription
+from app.domain.organization import (
+    OrganizationValue,
+    OwnSubscriptionValue,
+    complete_setup,
+    get_organization,
+    launch_url,
+    own_subscriptions,
+)
 from schema.context import Info
 from schema.enums import Product, SubscriptionKind, SubscriptionStatus
 from schema.node import Node, node_loader
@@ -24,7 +28,7 @@ from schema.subscriptions import LicenseCounts, LicenseLine
     "shown by the first-time setup wizard). Never among customers, counts or analytics.",
 )
 class OrganizationSubscription:
-    model: strawberry.Private[PartnerSubscription]
+    value: strawberry.Private[OwnSubscriptionValue]
     subscription_id: str
     kind: SubscriptionKind
     status: SubscriptionStatus
@@ -36,9 +40,9 @@ class OrganizationSubscription:
     added_at: datetime
 
     @classmethod
-    def of(cls, sub: PartnerSubscription) -> OrganizationSubscription:
+    def of(cls, sub: OwnSubscriptionValue) -> OrganizationSubscription:
         return cls(
-            model=sub,
+            value=sub,
             subscription_id=sub.subscription_id,
             kind=sub.kind,
             status=sub.status,
@@ -50,18 +54,15 @@ class OrganizationSubscription:
 
     @strawberry.field(description="Its license lines, by license type.")
     def licenses(self) -> list[LicenseLine]:
-        return [LicenseLine.of(line) for line in self._lines()]
+        return [LicenseLine.of(line) for line in self.value.lines]
 
     @strawberry.field
     def products(self) -> list[Product]:
-        return licenses.products_of_lines(self._lines())
+        return list(self.value.products)
 
     @strawberry.field
     def totals(self) -> LicenseCounts:
-        return LicenseCounts.of(licenses.sum_counts(self._lines()))
-
-    def _lines(self) -> list:
-        return sorted(self.model.licenses, key=lambda line: (line.license_type, line.id))
+        return LicenseCounts.of(self.value.totals)
 
 
 @strawberry.type(
@@ -79,14 +80,14 @@ class PartnerOrganization(Node):
         description="False until the first-time setup wizard is completed."
     )
     terms_accepted_at: datetime | None
-    model: strawberry.Private[OrganizationModel]
+    value: strawberry.Private[OrganizationValue]
 
     @strawberry.field(
         description="Link that opens the partner's own organization in Control Hub "
         "(Start my organization)."
     )
     def launch_url(self, info: Info) -> str:
-        return launch_url(info.context.settings.control_hub_url, self.model.org_id)
+        return launch_url(info.context.settings.control_hub_url, self.value.org_id)
 
     @strawberry.field(
         description="The partner's own subscriptions with their license lines (the plan "
@@ -98,7 +99,7 @@ class PartnerOrganization(Node):
         return [OrganizationSubscription.of(sub) for sub in subscriptions]
 
     @classmethod
-    def from_model(cls, org: OrganizationModel) -> PartnerOrganization:
+    def of(cls, org: OrganizationValue) -> PartnerOrganization:
         return cls(
             id=strawberry.ID(encode_global_id("PartnerOrganization", org.id)),
             name=org.name,
@@ -107,20 +108,20 @@ class PartnerOrganization(Node):
             planned_users=org.planned_users,
             setup_completed=org.setup_completed,
             terms_accepted_at=org.terms_accepted_at,
-            model=org,
+            value=org,
         )
 
 
 @node_loader("PartnerOrganization")
 async def load_organization(info: Info, pk: int) -> PartnerOrganization | None:
     org = await get_organization(info.context.viewer, pk)
-    return PartnerOrganization.from_model(org) if org else None
+    return PartnerOrganization.of(org) if org else None
 
 
 async def resolve_organization(info: Info) -> PartnerOrganization:
     org = await get_organization(info.context.viewer)
     assert org is not None  # the viewer's own organization always exists
-    return PartnerOrganization.from_model(org)
+    return PartnerOrganization.of(org)
 
 
 @strawberry.input(name="CompleteSetupInput")
@@ -142,5 +143,5 @@ async def resolve_complete_setup(info: Info, input: CompleteSetupInput) -> Organ
         lambda: complete_setup(
             info.context.viewer, input.accept_terms, input.industry, input.planned_users
         ),
-        lambda org: {"organization": PartnerOrganization.from_model(org)},
+        lambda org: {"organization": PartnerOrganization.of(org)},
     )

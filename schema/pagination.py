@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Generic, Self, TypeVar
 
 import strawberry
 
-from app.domain.lookups import customers_by_ids
-from app.domain.pagination import Page, offset_cursors, offset_window
+from app.domain.pagination import Page
 
 
 @strawberry.type(name="PageInfo")
@@ -64,43 +63,3 @@ class Connection(Generic[Node]):
     @classmethod
     def _edge_type(cls) -> type:
         return Edge
-
-
-def connection_parts(page: Page, node: Callable[[Any], Any], edge: type) -> dict[str, Any]:
-    """edges, nodes, pageInfo and totalCount of a Relay connection over `page`."""
-    nodes = [node(item) for item in page.items]
-    return {
-        "edges": [edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
-        "nodes": nodes,
-        "page_info": PageInfo.of(page),
-        "total_count": page.total_count,
-    }
-
-
-async def customer_rows(
-    connection: type,
-    kind: str,
-    first: int | None,
-    after: str | None,
-    fetch: Callable[[int, int], Awaitable[tuple[int, list]]],
-    customer_id: Callable[[Any], int],
-    node: Callable[[Any, Any], Any],
-) -> Any:
-    """A connection of analytics rows with offset cursors: `fetch(offset, size)`
-    gives (total, rows); the rows' customers load in one query, so each section
-    costs the same whatever the timing of the others."""
-    offset, size = offset_window(first, after, kind)
-    total, rows = await fetch(offset, size)
-    customers = await customers_by_ids([customer_id(r) for r in rows])
-    page = Page(
-        items=rows,
-        cursors=offset_cursors(kind, offset, len(rows)),
-        has_next_page=offset + len(rows) < total,
-        has_previous_page=offset > 0,
-        total_count=total,
-    )
-    return connection(
-        nodes=[node(r, customers[customer_id(r)]) for r in rows],
-        page_info=PageInfo.of(page),
-        total_count=total,
-    )

@@ -1,5 +1,7 @@
 """Reports: templates, reports with their download handles, schedules, the
-mutations, and the `reportUpdated` subscription."""
+mutations, and the `reportUpdated` subscription: Strawberry types over the
+domain's values (app/domain/reports.py, report_templates.py, report_schedules.py,
+report_emails.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +15,13 @@ from app.domain.access import SCHEDULE_ROLES
 from app.domain.customers import CustomerFilter as CustomerFilterValue
 from app.domain.errors import InvalidArgument
 from app.domain.ids import decode_id_of, encode_global_id
-from app.domain.pagination import Page
 from app.domain.report_columns import Column
+from app.domain.report_emails import EmailDeliveryValue
+from app.domain.report_schedules import ReportScheduleValue
+from app.domain.report_templates import ReportTemplateValue
+from app.domain.reports import ReportValue
 from app.domain.webhooks import schedule_secret
 from app.models.enums import ReportStatus as ReportStatusValue
-from app.models.reports import EmailDelivery as EmailDeliveryModel
-from app.models.reports import Report as ReportModel
-from app.models.reports import ReportSchedule as ReportScheduleModel
-from app.models.reports import ReportTemplate as ReportTemplateModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.customers import CustomerFilter
@@ -33,7 +34,7 @@ from schema.enums import (
     ReportType,
 )
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 from schema.payloads import DeleteInput, DeletePayload, UserError, mutate
 
 # ---------------------------------------------------------------- templates
@@ -52,7 +53,6 @@ class ReportColumn:
 
 @strawberry.type(name="ReportTemplate")
 class ReportTemplate(Node):
-    model: strawberry.Private[ReportTemplateModel]
     name: str
     kind: ReportTemplateKind
     report_type: ReportType
@@ -72,18 +72,16 @@ class ReportTemplate(Node):
     )
 
     @classmethod
-    def of(cls, template: ReportTemplateModel) -> ReportTemplate:
-        definition = report_templates.definition_of(template)
+    def of(cls, template: ReportTemplateValue) -> ReportTemplate:
         return cls(
             id=strawberry.ID(encode_global_id("ReportTemplate", template.id)),
-            model=template,
             name=template.name,
             kind=template.kind,
             report_type=template.report_type,
-            description=report_templates.description_of(template),
-            columns=[ReportColumn.of(c) for c in report_templates.columns_of(template)],
-            supports_date_range=definition.supports_date_range,
-            requires_date_range=definition.requires_date_range,
+            description=template.description,
+            columns=[ReportColumn.of(c) for c in template.columns],
+            supports_date_range=template.supports_date_range,
+            requires_date_range=template.requires_date_range,
             deleted_at=template.deleted_at,
         )
 
@@ -115,7 +113,7 @@ class DownloadHandle:
 
 @strawberry.type(name="Report")
 class Report(Node):
-    model: strawberry.Private[ReportModel]
+    value: strawberry.Private[ReportValue]
     status: ReportStatus
     region: Region | None
     start_date: date | None
@@ -129,10 +127,10 @@ class Report(Node):
     error: str | None
 
     @classmethod
-    def of(cls, report: ReportModel) -> Report:
+    def of(cls, report: ReportValue) -> Report:
         return cls(
             id=strawberry.ID(encode_global_id("Report", report.id)),
-            model=report,
+            value=report,
             status=report.status,
             region=report.region,
             start_date=report.start_date,
@@ -146,33 +144,33 @@ class Report(Node):
 
     @strawberry.field
     async def template(self, info: Info) -> ReportTemplate:
-        return await _template(info, self.model.template_id)
+        return await _template(info, self.value.template_id)
 
     @strawberry.field(
         description="The columns of the report's file: its template's when it was requested "
         "(a later change of the template does not change them)."
     )
     async def columns(self, info: Info) -> list[ReportColumn]:
-        template = await info.context.loaders.report_templates.load(self.model.template_id)
-        columns = report_templates.columns_of(template, self.model.column_keys)
+        template = await info.context.loaders.report_templates.load(self.value.template_id)
+        columns = report_templates.columns_of(template, self.value.column_keys)
         return [ReportColumn.of(c) for c in columns]
 
     @strawberry.field
     async def requested_by(self, info: Info) -> Admin | None:
-        return await Admin.by_id(info, self.model.requested_by_id)
+        return await Admin.by_id(info, self.value.requested_by_id)
 
     @strawberry.field
     async def schedule(self, info: Info) -> ReportSchedule | None:
-        if self.model.schedule_id is None:
+        if self.value.schedule_id is None:
             return None
-        schedule = await info.context.loaders.report_schedules.load(self.model.schedule_id)
+        schedule = await info.context.loaders.report_schedules.load(self.value.schedule_id)
         return ReportSchedule.of(schedule) if schedule else None
 
     @strawberry.field(description="Null until SUCCEEDED; a fresh handle on every read.")
     def download(self, info: Info) -> DownloadHandle | None:
         settings = info.context.settings
         handle = reports.download_handle(
-            self.model,
+            self.value,
             settings.signing_key(),
             info.context.public_base_url,
             info.context.clock.now,
@@ -195,22 +193,7 @@ async def load_report(info: Info, pk: int) -> Report | None:
     return Report.of(report) if report else None
 
 
-@strawberry.type(name="ReportEdge")
-class ReportEdge:
-    cursor: str
-    node: Report
-
-
-@strawberry.type(name="ReportConnection")
-class ReportConnection:
-    edges: list[ReportEdge]
-    nodes: list[Report]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[ReportModel]) -> ReportConnection:
-        return cls(**connection_parts(page, Report.of, ReportEdge))
+ReportConnection = Connection[Report]
 
 
 @strawberry.input(name="ReportFilter")
@@ -240,7 +223,7 @@ class EmailDelivery:
     report: Report
 
     @classmethod
-    def of(cls, delivery: EmailDeliveryModel) -> EmailDelivery:
+    def of(cls, delivery: EmailDeliveryValue) -> EmailDelivery:
         return cls(
             recipient=delivery.recipient,
             status=delivery.status,
@@ -252,27 +235,12 @@ class EmailDelivery:
         )
 
 
-@strawberry.type(name="EmailDeliveryEdge")
-class EmailDeliveryEdge:
-    cursor: str
-    node: EmailDelivery
-
-
-@strawberry.type(name="EmailDeliveryConnection")
-class EmailDeliveryConnection:
-    edges: list[EmailDeliveryEdge]
-    nodes: list[EmailDelivery]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[EmailDeliveryModel]) -> EmailDeliveryConnection:
-        return cls(**connection_parts(page, EmailDelivery.of, EmailDeliveryEdge))
+EmailDeliveryConnection = Connection[EmailDelivery]
 
 
 @strawberry.type(name="ReportSchedule")
 class ReportSchedule(Node):
-    model: strawberry.Private[ReportScheduleModel]
+    value: strawberry.Private[ReportScheduleValue]
     frequency: ReportFrequency
     day_of_week: int | None = strawberry.field(description="1 = Monday .. 7 = Sunday, for WEEKLY.")
     day_of_month: int | None = strawberry.field(description="1..28, for MONTHLY.")
@@ -289,10 +257,10 @@ class ReportSchedule(Node):
     )
 
     @classmethod
-    def of(cls, schedule: ReportScheduleModel) -> ReportSchedule:
+    def of(cls, schedule: ReportScheduleValue) -> ReportSchedule:
         return cls(
             id=strawberry.ID(encode_global_id("ReportSchedule", schedule.id)),
-            model=schedule,
+            value=schedule,
             frequency=schedule.frequency,
             day_of_week=schedule.day_of_week,
             day_of_month=schedule.day_of_month,
@@ -302,12 +270,12 @@ class ReportSchedule(Node):
             next_run_at=schedule.next_run_at,
             last_run_at=schedule.last_run_at,
             webhook_url=schedule.webhook_url,
-            recipients=report_emails.recipients_of(schedule),
+            recipients=list(schedule.recipients),
         )
 
     @strawberry.field
     async def template(self, info: Info) -> ReportTemplate:
-        return await _template(info, self.model.template_id)
+        return await _template(info, self.value.template_id)
 
     @strawberry.field(
         description="The e-mails of its succeeded runs to its recipients, newest first."
@@ -316,18 +284,18 @@ class ReportSchedule(Node):
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> EmailDeliveryConnection:
         page = await report_emails.list_deliveries(
-            info.context.viewer, self.model, first=first, after=after
+            info.context.viewer, self.value.id, first=first, after=after
         )
-        return EmailDeliveryConnection.of(page)
+        return EmailDeliveryConnection.of(page, EmailDelivery.of)
 
     @strawberry.field
     async def last_report(self, info: Info) -> Report | None:
-        report = await info.context.loaders.last_reports.load(self.model.id)
+        report = await info.context.loaders.last_reports.load(self.value.id)
         return Report.of(report) if report else None
 
     @strawberry.field
     async def created_by(self, info: Info) -> Admin | None:
-        return await Admin.by_id(info, self.model.created_by_id)
+        return await Admin.by_id(info, self.value.created_by_id)
 
     @strawberry.field(
         description="Key of the webhook's X-PartnerHub-Signature header: HMAC-SHA256 of "
@@ -336,7 +304,7 @@ class ReportSchedule(Node):
     def webhook_signing_secret(self, info: Info) -> str | None:
         if info.context.viewer.role not in SCHEDULE_ROLES:
             return None
-        return schedule_secret(info.context.settings.signing_key(), self.model.id)
+        return schedule_secret(info.context.settings.signing_key(), self.value.id)
 
 
 @node_loader("ReportSchedule")
@@ -345,22 +313,7 @@ async def load_schedule(info: Info, pk: int) -> ReportSchedule | None:
     return ReportSchedule.of(schedule) if schedule else None
 
 
-@strawberry.type(name="ReportScheduleEdge")
-class ReportScheduleEdge:
-    cursor: str
-    node: ReportSchedule
-
-
-@strawberry.type(name="ReportScheduleConnection")
-class ReportScheduleConnection:
-    edges: list[ReportScheduleEdge]
-    nodes: list[ReportSchedule]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[ReportScheduleModel]) -> ReportScheduleConnection:
-        return cls(**connection_parts(page, ReportSchedule.of, ReportScheduleEdge))
+ReportScheduleConnection = Connection[ReportSchedule]
 
 
 # ---------------------------------------------------------------- queries
@@ -386,7 +339,7 @@ async def resolve_reports(
         template_id=_filter_id(f.template_id, "ReportTemplate"),
         schedule_id=_filter_id(f.schedule_id, "ReportSchedule"),
     )
-    return ReportConnection.of(page)
+    return ReportConnection.of(page, Report.of)
 
 
 def _filter_id(global_id: strawberry.ID | None, type_name: str) -> int | None:
@@ -405,7 +358,7 @@ async def resolve_report_schedules(
     info: Info, first: int | None = None, after: str | None = None
 ) -> ReportScheduleConnection:
     page = await report_schedules.list_schedules(info.context.viewer, first=first, after=after)
-    return ReportScheduleConnection.of(page)
+    return ReportScheduleConnection.of(page, ReportSchedule.of)
 
 
 # ---------------------------------------------------------------- mutations

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.domain.resources import list_resources
-from app.models.resources import Resource as ResourceModel
+from app.domain.resources import ResourceValue, list_resources
 
 
 @strawberry.type(name="Resource")
@@ -19,11 +18,11 @@ class Resource:
     description: str | None
 
     @classmethod
-    def of(cls, row: ResourceModel) -> Resource:
+    def of(cls, row: ResourceValue) -> Resource:
         return cls(
             title=row.title,
             url=row.url,
-            section=str(row.section),
+            section=row.section.value,
             category=row.category,
             description=row.description,
         )

@@ -2,29 +2,48 @@
 
 The root resolver reads what the query selects (sections, page arguments,
 trend lengths) and has the domain load all of it at once (`Plan`); the
-fields below then answer from what was loaded.
+fields below then answer from what was loaded. Each section's rows are a
+`Connection` of the domain's typed rows, paged by the section's keyset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
+from typing import Any, Protocol, TypeVar
 
 import strawberry
 from strawberry.types.nodes import SelectedField, Selection
 
 from app.domain import subscription_analytics as analytics
 from app.domain.errors import InvalidArgument
-from app.domain.pagination import offset_window
-from app.models.customers import Customer as CustomerModel
+from app.domain.lookups import customers_by_ids
+from app.domain.pagination import Page
 from app.models.enums import ProductFamily as ProductFamilyValue
 from app.models.enums import Region as RegionValue
 from schema.context import Info
 from schema.customers import Customer
 from schema.enums import ProductFamily
-from schema.pagination import PageInfo, customer_rows
+from schema.pagination import Connection
 
-pct = analytics.pct
+
+class OfCustomer(Protocol):
+    customer_id: int
+
+
+Node = TypeVar("Node")
+Item = TypeVar("Item", bound=OfCustomer)
+
+
+async def rows_with_customers(
+    connection: type[Connection[Node]],
+    page: Page[Item],
+    node: Callable[[Item, Customer], Node],
+) -> Connection[Node]:
+    """The connection of a page of analytics rows, each with its customer (the
+    page's customers read in one query, whatever the page's size)."""
+    customers = await customers_by_ids([r.customer_id for r in page.items])
+    return connection.of(page, lambda r: node(r, Customer.of(customers[r.customer_id])))
 
 
 @strawberry.type(
@@ -64,7 +83,7 @@ class RecentlyAddedKpis:
 
 @strawberry.type(name="RecentlyAddedRow")
 class RecentlyAddedRow:
-    customer_model: strawberry.Private[CustomerModel]
+    customer: Customer
     subscription_id: str
     days_since_added: int
     total_licenses: int
@@ -73,17 +92,6 @@ class RecentlyAddedRow:
     available: int
     weekly_assignment_change: int
     weekly_usage_change: int
-
-    @strawberry.field
-    def customer(self) -> Customer:
-        return Customer.of(self.customer_model)
-
-
-@strawberry.type(name="RecentlyAddedRowConnection")
-class RecentlyAddedRowConnection:
-    nodes: list[RecentlyAddedRow]
-    page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type(name="RecentlyAddedSection")
@@ -98,14 +106,12 @@ class RecentlyAddedSection:
     @strawberry.field
     async def rows(
         self, first: int | None = None, after: str | None = None
-    ) -> RecentlyAddedRowConnection:
-        today = self.view.today
-
-        def node(r: analytics.Row, customer: CustomerModel) -> RecentlyAddedRow:
+    ) -> Connection[RecentlyAddedRow]:
+        def node(r: analytics.Row, customer: Customer) -> RecentlyAddedRow:
             return RecentlyAddedRow(
-                customer_model=customer,
+                customer=customer,
                 subscription_id=r.subscription_id,
-                days_since_added=(today - r.added_at.date()).days,
+                days_since_added=r.days_since_added,
                 total_licenses=r.total,
                 used=r.used,
                 assigned=r.assigned,
@@ -114,15 +120,8 @@ class RecentlyAddedSection:
                 weekly_usage_change=r.usage_change,
             )
 
-        return await customer_rows(
-            RecentlyAddedRowConnection,
-            "recently_added",
-            first,
-            after,
-            lambda offset, size: self.view.section_page("recently_added", offset, size),
-            lambda r: r.customer_id,
-            node,
-        )
+        page = await self.view.section_page("recently_added", first, after)
+        return await rows_with_customers(Connection[RecentlyAddedRow], page, node)
 
 
 # ------------------------------------------------------- expiring, renewing ----
@@ -142,7 +141,7 @@ class PeriodKpis:
 
 @strawberry.type(name="PeriodRow")
 class PeriodRow:
-    customer_model: strawberry.Private[CustomerModel]
+    customer: Customer
     subscription_id: str
     days_remaining: int = strawberry.field(
         description="Days until expiry (expiring section) or until renewal (renewing section)."
@@ -152,17 +151,6 @@ class PeriodRow:
     assigned: int
     available: int
     usage_last3_months: int = strawberry.field(name="usageLast3Months")
-
-    @strawberry.field
-    def customer(self) -> Customer:
-        return Customer.of(self.customer_model)
-
-
-@strawberry.type(name="PeriodRowConnection")
-class PeriodRowConnection:
-    nodes: list[PeriodRow]
-    page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type(name="PeriodSection")
@@ -175,19 +163,19 @@ class PeriodSection:
         t = await self.view.section_totals(self.section)
         return PeriodKpis(
             customers=t.customers,
-            license_assignment_pct=pct(t.assigned, t.total),
-            license_usage_pct=pct(t.used, t.total),
+            license_assignment_pct=t.assignment_pct,
+            license_usage_pct=t.usage_pct,
         )
 
     @strawberry.field
-    async def rows(self, first: int | None = None, after: str | None = None) -> PeriodRowConnection:
-        today = self.view.today
-
-        def node(r: analytics.Row, customer: CustomerModel) -> PeriodRow:
+    async def rows(
+        self, first: int | None = None, after: str | None = None
+    ) -> Connection[PeriodRow]:
+        def node(r: analytics.Row, customer: Customer) -> PeriodRow:
             return PeriodRow(
-                customer_model=customer,
+                customer=customer,
                 subscription_id=r.subscription_id,
-                days_remaining=(r.end_date - today).days if r.end_date else 0,
+                days_remaining=r.days_remaining,
                 total_licenses=r.total,
                 used=r.used,
                 assigned=r.assigned,
@@ -195,15 +183,8 @@ class PeriodSection:
                 usage_last3_months=r.used_90d,
             )
 
-        return await customer_rows(
-            PeriodRowConnection,
-            self.section,
-            first,
-            after,
-            lambda offset, size: self.view.section_page(self.section, offset, size),
-            lambda r: r.customer_id,
-            node,
-        )
+        page = await self.view.section_page(self.section, first, after)
+        return await rows_with_customers(Connection[PeriodRow], page, node)
 
 
 # ------------------------------------------------------------ low assignment ----
@@ -221,7 +202,7 @@ class LowAssignmentKpis:
 
 @strawberry.type(name="LowAssignmentRow")
 class LowAssignmentRow:
-    customer_model: strawberry.Private[CustomerModel]
+    customer: Customer
     subscription_id: str
     months_since_added: int
     assigned: int
@@ -230,17 +211,6 @@ class LowAssignmentRow:
     used: int
     available: int
     weekly_assignment_change: int
-
-    @strawberry.field
-    def customer(self) -> Customer:
-        return Customer.of(self.customer_model)
-
-
-@strawberry.type(name="LowAssignmentRowConnection")
-class LowAssignmentRowConnection:
-    nodes: list[LowAssignmentRow]
-    page_info: PageInfo
-    total_count: int
 
 
 @strawberry.type(name="LowAssignmentSection")
@@ -252,39 +222,30 @@ class LowAssignmentSection:
         t = await self.view.section_totals("low_assignment")
         return LowAssignmentKpis(
             customers=t.customers,
-            license_assignment_pct=pct(t.assigned, t.total),
-            usage_on_assignment_pct=pct(t.used, t.total),
+            license_assignment_pct=t.assignment_pct,
+            usage_on_assignment_pct=t.usage_pct,
             total_unassigned_licenses=t.available,
         )
 
     @strawberry.field
     async def rows(
         self, first: int | None = None, after: str | None = None
-    ) -> LowAssignmentRowConnection:
-        today = self.view.today
-
-        def node(r: analytics.Row, customer: CustomerModel) -> LowAssignmentRow:
+    ) -> Connection[LowAssignmentRow]:
+        def node(r: analytics.Row, customer: Customer) -> LowAssignmentRow:
             return LowAssignmentRow(
-                customer_model=customer,
+                customer=customer,
                 subscription_id=r.subscription_id,
-                months_since_added=analytics.months_between(r.added_at.date(), today),
+                months_since_added=r.months_since_added,
                 assigned=r.assigned,
-                assigned_pct=pct(r.assigned, r.total),
+                assigned_pct=r.assigned_pct,
                 total_licenses=r.total,
                 used=r.used,
                 available=r.available,
                 weekly_assignment_change=r.assignment_change,
             )
 
-        return await customer_rows(
-            LowAssignmentRowConnection,
-            "low_assignment",
-            first,
-            after,
-            lambda offset, size: self.view.section_page("low_assignment", offset, size),
-            lambda r: r.customer_id,
-            node,
-        )
+        page = await self.view.section_page("low_assignment", first, after)
+        return await rows_with_customers(Connection[LowAssignmentRow], page, node)
 
 
 # ----------------------------------------------------------- over the limit ----
@@ -299,7 +260,7 @@ class OverageKpis:
 
 @strawberry.type(name="OverageRow")
 class OverageRow:
-    customer_model: strawberry.Private[CustomerModel]
+    customer: Customer
     subscription_id: str
     months_remaining: int | None
     auto_renew: bool
@@ -314,17 +275,6 @@ class OverageRow:
         "under its quantity offsets nothing). The KPIs' totalOverageLicenses adds these up."
     )
 
-    @strawberry.field
-    def customer(self) -> Customer:
-        return Customer.of(self.customer_model)
-
-
-@strawberry.type(name="OverageRowConnection")
-class OverageRowConnection:
-    nodes: list[OverageRow]
-    page_info: PageInfo
-    total_count: int
-
 
 @strawberry.type(name="OverageSection")
 class OverageSection:
@@ -333,42 +283,32 @@ class OverageSection:
     @strawberry.field
     async def kpis(self) -> OverageKpis:
         t = await self.view.section_totals("over_limit")
-        average = round(t.overage / t.customers, 1) if t.customers else 0.0
         return OverageKpis(
-            customers=t.customers, total_overage_licenses=t.overage, average_overage=average
+            customers=t.customers,
+            total_overage_licenses=t.overage,
+            average_overage=t.average_overage,
         )
 
     @strawberry.field
     async def rows(
         self, first: int | None = None, after: str | None = None
-    ) -> OverageRowConnection:
-        today = self.view.today
-
-        def node(r: analytics.Row, customer: CustomerModel) -> OverageRow:
+    ) -> Connection[OverageRow]:
+        def node(r: analytics.Row, customer: Customer) -> OverageRow:
             return OverageRow(
-                customer_model=customer,
+                customer=customer,
                 subscription_id=r.subscription_id,
-                months_remaining=analytics.months_between(today, r.end_date)
-                if r.end_date
-                else None,
+                months_remaining=r.months_remaining,
                 auto_renew=r.auto_renew,
                 total_licenses=r.total,
                 assigned=r.assigned,
-                assigned_pct=pct(r.assigned, r.total),
+                assigned_pct=r.assigned_pct,
                 used=r.used,
-                used_pct=pct(r.used, r.total),
+                used_pct=r.used_pct,
                 overage_licenses=r.overage,
             )
 
-        return await customer_rows(
-            OverageRowConnection,
-            "over_limit",
-            first,
-            after,
-            lambda offset, size: self.view.section_page("over_limit", offset, size),
-            lambda r: r.customer_id,
-            node,
-        )
+        page = await self.view.section_page("over_limit", first, after)
+        return await rows_with_customers(Connection[OverageRow], page, node)
 
 
 # ---------------------------------------------------------------- the tree ----
@@ -421,7 +361,7 @@ class SubscriptionAnalytics:
         return OverageSection(view=self.view)
 
 
-# Section fields of the tree -> the domain's section (also the kind of its cursors).
+# Section fields of the tree -> the domain's section.
 SECTION_FIELDS = {
     "recentlyAdded": "recently_added",
     "expiringSoon": "expiring",
@@ -473,13 +413,11 @@ def plan_of(info: Info) -> analytics.Plan:
 
 def _page(section: str, rows: SelectedField) -> analytics.PageKey | None:
     """The page a section's `rows(first, after)` asks for; None for arguments it refuses."""
+    after: Any = rows.arguments.get("after")
     try:
-        offset, size = offset_window(
-            _int(rows.arguments.get("first")), rows.arguments.get("after"), section
-        )
+        return analytics.page_key(section, _int(rows.arguments.get("first")), after)
     except InvalidArgument:
         return None
-    return analytics.PageKey(section, offset, size)
 
 
 async def resolve_subscription_analytics(

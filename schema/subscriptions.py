@@ -4,23 +4,27 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from app.domain import licenses
-from app.domain.customer_pages import SubscriptionRow
+from app.domain.customer_pages import (
+    InvoiceRow,
+    LicenseLineRow,
+    OrderRow,
+    SubscriptionRow,
+    subscription_page,
+)
 from app.domain.ids import encode_global_id
 from app.domain.lookups import subscription_by_id
-from app.domain.pagination import Page
 from app.models.enums import LICENSE_PRODUCT
 from app.models.enums import LicenseType as LicenseTypeValue
-from app.models.subscriptions import LicenseLine as LicenseLineModel
 from schema.context import Info
 from schema.enums import LicenseType, Product, SubscriptionKind, SubscriptionStatus
 from schema.loaders import reached_customer
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection, Edge
 
 if TYPE_CHECKING:
     from schema.customers import Customer
@@ -58,7 +62,7 @@ class LicenseLine:
     overage: int
 
     @classmethod
-    def of(cls, line: Any) -> LicenseLine:
+    def of(cls, line: LicenseLineRow) -> LicenseLine:
         counts = licenses.line_counts(line)
         license_type = LicenseTypeValue(line.license_type)
         return cls(
@@ -81,7 +85,7 @@ class Invoice:
     paid: bool
 
     @classmethod
-    def of(cls, invoice: Any) -> Invoice:
+    def of(cls, invoice: InvoiceRow) -> Invoice:
         return cls(
             number=invoice.number,
             issued_on=invoice.issued_on,
@@ -99,7 +103,7 @@ class Order:
     description: str | None
 
     @classmethod
-    def of(cls, order: Any) -> Order:
+    def of(cls, order: OrderRow) -> Order:
         return cls(
             order_number=order.order_number,
             placed_at=order.placed_at,
@@ -110,11 +114,10 @@ class Order:
 
 @strawberry.type(name="CustomerSubscription")
 class CustomerSubscription(Node):
-    # A subscription row (the page reader's, or a model).
-    row: strawberry.Private[Any]
-    # The page reader's row, with what it loaded (None: reached another way, so
-    # every relation is read through the request's DataLoaders).
-    loaded: strawberry.Private[SubscriptionRow | None]
+    # The subscription, with what was loaded of it (the page reader's or the
+    # DataLoader's: its lines, invoice, orders); what was not is read through
+    # the request's DataLoaders.
+    row: strawberry.Private[SubscriptionRow]
     # The customer it was reached from, when there is one.
     reached_from: strawberry.Private[Customer | None]
     subscription_id: str = strawberry.field(
@@ -130,13 +133,12 @@ class CustomerSubscription(Node):
     added_at: datetime
 
     @classmethod
-    def of(cls, sub: Any, customer: Customer | None = None) -> CustomerSubscription:
-        """`sub`: a SubscriptionRow of the page reader or a model; `customer`: the
-        Customer it was reached from, when there is one."""
+    def of(cls, sub: SubscriptionRow, customer: Customer | None = None) -> CustomerSubscription:
+        """`sub`: a subscription in the viewer's scope; `customer`: the Customer it
+        was reached from, when there is one."""
         return cls(
             id=strawberry.ID(encode_global_id("CustomerSubscription", sub.id)),
             row=sub,
-            loaded=sub if isinstance(sub, SubscriptionRow) else None,
             reached_from=customer,
             subscription_id=sub.subscription_id,
             kind=sub.kind,
@@ -169,7 +171,7 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     def licenses(self, info: Info) -> list[LicenseLine]:
-        lines = self.loaded.lines if self.loaded is not None else None
+        lines = self.row.lines
         if lines is not None:
             return [LicenseLine.of(line) for line in lines]
         return self._licenses_later(info)  # type: ignore[return-value]
@@ -179,7 +181,7 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     def products(self, info: Info) -> list[Product]:
-        lines = self.loaded.lines if self.loaded is not None else None
+        lines = self.row.lines
         if lines is not None:
             return licenses.products_of_lines(lines)  # type: ignore[return-value]
         return self._products_later(info)  # type: ignore[return-value]
@@ -189,7 +191,7 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     def totals(self, info: Info) -> LicenseCounts:
-        lines = self.loaded.lines if self.loaded is not None else None
+        lines = self.row.lines
         if lines is not None:
             return LicenseCounts.of(licenses.sum_counts(lines))
         return self._totals_later(info)  # type: ignore[return-value]
@@ -199,8 +201,8 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     def invoice(self, info: Info) -> Invoice | None:
-        if self.loaded is not None and self.loaded.invoice_loaded:
-            invoice = self.loaded.invoice
+        if self.row.invoice_loaded:
+            invoice = self.row.invoice
             return Invoice.of(invoice) if invoice else None
         return self._invoice_later(info)  # type: ignore[return-value]
 
@@ -210,7 +212,7 @@ class CustomerSubscription(Node):
 
     @strawberry.field
     def orders(self, info: Info) -> list[Order]:
-        orders = self.loaded.orders if self.loaded is not None else None
+        orders = self.row.orders
         if orders is not None:
             return [Order.of(o) for o in orders]
         return self._orders_later(info)  # type: ignore[return-value]
@@ -218,29 +220,39 @@ class CustomerSubscription(Node):
     async def _orders_later(self, info: Info) -> list[Order]:
         return [Order.of(o) for o in await info.context.loaders.orders.load(self.row.id)]
 
-    async def _lines(self, info: Info) -> list[LicenseLineModel]:
+    async def _lines(self, info: Info) -> list[LicenseLineRow]:
         return await info.context.loaders.license_lines.load(self.row.id)
 
 
 @strawberry.type(name="SubscriptionEdge")
-class SubscriptionEdge:
-    cursor: str
-    node: CustomerSubscription
+class SubscriptionEdge(Edge[CustomerSubscription]):
+    pass
 
 
 @strawberry.type(name="SubscriptionConnection")
-class SubscriptionConnection:
+class SubscriptionConnection(Connection[CustomerSubscription]):
+    """A page of a customer's subscriptions (the contract names it after the
+    list, not after its node type)."""
+
     edges: list[SubscriptionEdge]
-    nodes: list[CustomerSubscription]
-    page_info: PageInfo
-    total_count: int
 
     @classmethod
-    def of(cls, page: Page[Any], customer: Customer | None) -> SubscriptionConnection:
-        return cls(
-            **connection_parts(
-                page, lambda sub: CustomerSubscription.of(sub, customer), SubscriptionEdge
-            )
+    def _edge_type(cls) -> type:
+        return SubscriptionEdge
+
+    @classmethod
+    def page(
+        cls,
+        subscriptions: list[SubscriptionRow],
+        first: int | None,
+        after: str | None,
+        customer: Customer | None,
+    ) -> SubscriptionConnection:
+        """The page of `subscriptions` (all of a customer's, newest first) that
+        `first` and `after` ask for, each reached from `customer`."""
+        return cls.of(
+            subscription_page(subscriptions, first, after),
+            lambda sub: CustomerSubscription.of(sub, customer),
         )
 
 

@@ -1,4 +1,6 @@
-"""Tag (read side): custom tags of the viewer's partner."""
+"""Tag: custom tags of the viewer's partner, over the domain's values
+(app/domain/tags.py `TagValue`, or a customers page's `TagRow`), and the tag
+mutations."""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ import strawberry
 from app.domain import tags
 from app.domain.customer_pages import TagRow
 from app.domain.ids import decode_id_of, encode_global_id
-from app.domain.lookups import tag_by_id
-from app.models.tags import Tag as TagModel
+from app.domain.tags import TagValue
 from schema.admins import Admin
 from schema.context import Info
 from schema.node import Node, node_loader
@@ -19,7 +20,8 @@ from schema.payloads import DeleteInput, DeletePayload, UserError, mutate
 
 @strawberry.type(name="Tag")
 class Tag(Node):
-    model: strawberry.Private[TagModel]
+    pk: strawberry.Private[int]
+    created_by_id: strawberry.Private[int | None]
     name: str
     description: str | None
     created_at: datetime
@@ -27,11 +29,13 @@ class Tag(Node):
     read: strawberry.Private[TagRow | None] = None
 
     @classmethod
-    def of(cls, tag: TagModel | TagRow) -> Tag:
-        """`tag`: a tag of the viewer's partner (a model, or a row the page reader read)."""
+    def of(cls, tag: TagValue | TagRow) -> Tag:
+        """`tag`: a tag of the viewer's partner (a value of app/domain/tags.py, or a
+        row the customers page reader read, with what it loaded)."""
         return cls(
             id=strawberry.ID(encode_global_id("Tag", tag.id)),
-            model=tag,  # type: ignore[arg-type]
+            pk=tag.id,
+            created_by_id=tag.created_by_id,
             name=tag.name,
             description=tag.description,
             created_at=tag.created_at,
@@ -46,19 +50,19 @@ class Tag(Node):
         read = self.read
         if read is not None and read.customer_count is not None:
             return read.customer_count
-        return info.context.loaders.tag_customer_counts.load(self.model.id)  # type: ignore[return-value]
+        return info.context.loaders.tag_customer_counts.load(self.pk)  # type: ignore[return-value]
 
     @strawberry.field
     def created_by(self, info: Info) -> Admin | None:
         read = self.read
         if read is not None and read.created_by_loaded:
-            return Admin.from_model(read.created_by) if read.created_by is not None else None
-        return Admin.by_id(info, self.model.created_by_id)  # type: ignore[return-value]
+            return Admin.of(read.created_by) if read.created_by is not None else None
+        return Admin.by_id(info, self.created_by_id)  # type: ignore[return-value]
 
 
 @node_loader("Tag")
 async def load_tag(info: Info, pk: int) -> Tag | None:
-    tag = await tag_by_id(info.context.viewer, pk)
+    tag = await tags.get_tag(info.context.viewer, pk)
     return Tag.of(tag) if tag else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -11,15 +11,13 @@ from app.domain import trials
 from app.domain.customer_pages import TrialRow
 from app.domain.ids import decode_id_of, encode_global_id
 from app.domain.lookups import trial_by_id
-from app.domain.pagination import Page
 from app.models.enums import TrialStatus as TrialStatusValue
-from app.models.trials import Trial as TrialModel
 from schema.admins import Admin
 from schema.context import Info
 from schema.enums import Product, Region, TrialStatus
 from schema.loaders import reached_customer
 from schema.node import Node, node_loader
-from schema.pagination import PageInfo, connection_parts
+from schema.pagination import Connection
 from schema.payloads import UserError, mutate
 
 if TYPE_CHECKING:
@@ -34,10 +32,9 @@ class TrialLicense:
 
 @strawberry.type(name="Trial")
 class Trial(Node):
-    # A trial row (the page reader's, or a model).
-    row: strawberry.Private[Any]
-    # The page reader's row, with what it loaded (None: reached another way).
-    loaded: strawberry.Private[TrialRow | None]
+    # The trial, with what the page reader loaded of it (its products; None:
+    # not loaded, so read through the request's DataLoaders).
+    row: strawberry.Private[TrialRow]
     # The customer it was reached from, when there is one.
     reached_from: strawberry.Private[Customer | None]
     trial_id: str = strawberry.field(description="Enterprise Trial id.")
@@ -46,13 +43,12 @@ class Trial(Node):
     end_date: date
 
     @classmethod
-    def of(cls, trial: Any, customer: Customer | None = None) -> Trial:
-        """`trial`: a TrialRow of the page reader or a model; `customer`: the
-        Customer it was reached from, when there is one."""
+    def of(cls, trial: TrialRow, customer: Customer | None = None) -> Trial:
+        """`trial`: a trial in the viewer's scope; `customer`: the Customer it was
+        reached from, when there is one."""
         return cls(
             id=strawberry.ID(encode_global_id("Trial", trial.id)),
             row=trial,
-            loaded=trial if isinstance(trial, TrialRow) else None,
             reached_from=customer,
             trial_id=trial.trial_id,
             status=trial.status,
@@ -72,7 +68,7 @@ class Trial(Node):
 
     @strawberry.field
     def products(self, info: Info) -> list[TrialLicense]:
-        products = self.loaded.products if self.loaded is not None else None
+        products = self.row.products
         if products is not None:
             return [TrialLicense(product=p.product, licenses=p.licenses) for p in products]
         return self._products_later(info)  # type: ignore[return-value]
@@ -97,7 +93,7 @@ class Trial(Node):
         if self.row.started_by_id is None:
             return None
         admin = await info.context.loaders.admins.load(self.row.started_by_id)
-        return Admin.from_model(admin) if admin else None
+        return Admin.of(admin) if admin else None
 
 
 @node_loader("Trial")
@@ -106,22 +102,7 @@ async def load_trial(info: Info, pk: int) -> Trial | None:
     return Trial.of(trial) if trial else None
 
 
-@strawberry.type(name="TrialEdge")
-class TrialEdge:
-    cursor: str
-    node: Trial
-
-
-@strawberry.type(name="TrialConnection")
-class TrialConnection:
-    edges: list[TrialEdge]
-    nodes: list[Trial]
-    page_info: PageInfo
-    total_count: int
-
-    @classmethod
-    def of(cls, page: Page[TrialModel]) -> TrialConnection:
-        return cls(**connection_parts(page, Trial.of, TrialEdge))
+TrialConnection = Connection[Trial]
 
 
 @strawberry.input(name="TrialFilter")
@@ -174,7 +155,7 @@ class TrialPayload:
     user_errors: list[UserError]
 
 
-def _trial_payload(trial: TrialModel) -> dict:
+def _trial_payload(trial: TrialRow) -> dict:
     return {"trial": Trial.of(trial)}
 
 
@@ -196,7 +177,7 @@ async def resolve_trials(
         ending_within_days=flt.ending_within_days,
         today=info.context.clock.today,
     )
-    return TrialConnection.of(page)
+    return TrialConnection.of(page, Trial.of)
 
 
 async def resolve_start_trial(info: Info, input: StartTrialInput) -> TrialPayload:

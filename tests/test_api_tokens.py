@@ -23,7 +23,9 @@ import websockets
 from app.auth import hash_token
 from app.config import Settings
 from app.demo import demo_admins
+from app.domain.ids import decode_id_of
 from app.domain.ids import encode_global_id as gid
+from app.domain.mutations import audit_target
 from app.domain.reports import ReportRequest, create_report
 from app.models.admins import ApiToken
 from app.models.audit import AuditEvent
@@ -123,9 +125,10 @@ async def test_create_list_revoke_and_the_secret_is_shown_once(client: httpx.Asy
 
     # Exactly one audit event per mutation, with its own action, never the secret.
     events = await _new_events(before)
+    stored = audit_target("ApiToken", decode_id_of(token["id"], "ApiToken"))
     assert [(e.action, e.target_id, e.actor_id) for e in events] == [
-        ("api_token.create", token["id"], full.admin.id),
-        ("api_token.revoke", token["id"], full.admin.id),
+        ("api_token.create", stored, full.admin.id),
+        ("api_token.revoke", stored, full.admin.id),
     ]
     assert events[0].summary.startswith("Created API token 'CI pipeline' of full_admin")
     assert all(secret not in e.summary for e in events)

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from app.domain.ids import decode_global_id
 from app.domain.ids import encode_global_id as gid
+from app.domain.mutations import audit_target
 from app.models.admins import Admin, ApiToken, ExternalAdminGrant
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
@@ -381,8 +383,14 @@ async def test_a_successful_mutation_writes_exactly_one_event_of_its_own_action(
     assert event.action == case.action
     assert event.actor_id == viewer.admin.id
     assert event.partner_id == w.northwind.id
-    assert event.target_id == case.target(w, payload)
+    # Stored in domain terms; the audit log shows the target's global id.
+    target = case.target(w, payload)
+    decoded = decode_global_id(target)
+    assert decoded is not None
+    assert event.target_id == audit_target(*decoded)
     assert event.summary
+    log = await data(client, w.team[FULL].token, "{ auditLog(first: 1) { nodes { targetId } } }")
+    assert log["auditLog"]["nodes"] == [{"targetId": target}]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.mutation for case in CASES])
@@ -431,4 +439,5 @@ async def test_a_role_change_to_the_same_role_changes_nothing_and_writes_no_even
     variables = _in(adminId=gid("Admin", w.spare_admin.id), role="SALES_ADMIN")
     await data(client, w.team[FULL].token, query, variables)
     [event] = await _events_after(last)
-    assert event.action == "admin.role" and event.target_id == gid("Admin", w.spare_admin.id)
+    assert event.action == "admin.role"
+    assert event.target_id == audit_target("Admin", w.spare_admin.id)

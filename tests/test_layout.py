@@ -6,6 +6,7 @@ runs every mutation."""
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,85 @@ def test_the_query_check_finds_each_way_of_running_one() -> None:
     }
     for source, expected in snippets.items():
         assert len(queries_run_by(source)) == expected, source
+
+
+def test_no_table_row_crosses_into_the_graphql_layer() -> None:
+    """schema/ builds its types over the domain's typed values (issue 15 item 1):
+    it imports no model of app/models but the enums, so no Tortoise instance can
+    reach a resolver."""
+    offenders = []
+    for path in sorted((ROOT / "schema").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+                if node.module == "app.models":
+                    modules = [f"app.models.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT).as_posix()}:{node.lineno}: {module}"
+                for module in modules
+                if module.startswith("app.models") and module != "app.models.enums"
+            ]
+    assert offenders == []
+
+
+def _is_camel_case(text: object) -> bool:
+    return isinstance(text, str) and any(
+        a.islower() and b.isupper() for a, b in itertools.pairwise(text)
+    )
+
+
+def _camel_case_field_paths(source: str) -> list[str]:
+    """Field paths of refusals written with the schema's camelCase names: any
+    tuple starting with "input", and the first argument of every `reject(...)`
+    or `UserError(...)` (e.g. `(*FIELD, "tagIds", str(n))`)."""
+    paths: list[ast.Tuple] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Tuple) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and first.value == "input":
+                paths.append(node)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Tuple):
+            if _called_name(node) in {"reject", "UserError"}:
+                paths.append(node.args[0])
+    return sorted(
+        {
+            f"{path.lineno}: {part.value!r}"
+            for path in paths
+            for part in path.elts
+            if isinstance(part, ast.Constant) and _is_camel_case(part.value)
+        }
+    )
+
+
+def test_the_domain_names_fields_in_its_own_terms() -> None:
+    """GraphQL naming lives in schema/ only (issue 15 item 4): the domain refuses
+    `("input", "customer_ids", "2")`; schema/payloads.py turns it into the
+    client's `["input", "customerIds", "2"]`. The domain makes no global ids
+    either, except in what leaves the service for clients that use them: a
+    report webhook's payload and a schedule's label in a template's message."""
+    offenders = [
+        f"{path.relative_to(ROOT).as_posix()}:{where}"
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        for where in _camel_case_field_paths(path.read_text())
+    ]
+    assert offenders == []
+    assert _camel_case_field_paths('raise reject(("input", "tagIds", "0"), "x", c)')
+    assert _camel_case_field_paths('UserError((*FIELD, "tagIds", str(n)), "x", c)')
+    assert not _camel_case_field_paths('raise reject(("input", "tag_ids", "0"), "x", c)')
+    makes_global_ids = {
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        if "encode_global_id" in path.read_text()
+    }
+    assert makes_global_ids == {
+        "app/domain/ids.py",
+        "app/domain/webhooks.py",
+        "app/domain/report_templates.py",
+    }
 
 
 # ------------------------------------------------ the one frame of every mutation

@@ -3,6 +3,7 @@ and the service refuses an unmigrated database."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -259,5 +260,147 @@ async def test_kept_customer_columns_are_filled_in_for_existing_customers(
             "customer_name_overage",
             "customer_name_expired",
         } <= names
+    finally:
+        await close_database()
+
+
+async def test_audit_targets_become_domain_references_and_read_the_same(
+    fresh_database_url: str, engine: str, redis_url: str
+) -> None:
+    """Migration 0012 on a trail written with global ids (more rows than one batch):
+    each becomes "Kind:key", NULLs stay, a value that is no global id of ours is
+    left as it was; `auditLog` answers every targetId as before, and going back
+    restores the global ids."""
+    from datetime import UTC, datetime, timedelta
+
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from app.db import APP_LABEL, connection
+    from app.domain.ids import encode_global_id
+    from app.models import MODEL_MODULES
+    from app.models.audit import AuditEvent
+    from app.models.enums import AdminRole
+    from tests import factories
+    from tests.graphql_client import app_client, data
+
+    def executor() -> MigrationExecutor:
+        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        return MigrationExecutor(connection(), apps)
+
+    settings = Settings(DATABASE_URL=fresh_database_url)
+    await open_database(settings, check_migrated=False)
+    try:
+        await executor().migrate([MigrationTarget(APP_LABEL, "0011_customer_kept_columns")])
+        assert (await pending_migrations())[0] == "0012_audit_target_ref"
+        org = await factories.partner("Northwind Partners", "northwind.example")
+        full = await factories.admin(org, AdminRole.FULL_ADMIN)
+        kinds = ("Admin", "Tag", "Customer", "ReportSchedule", "PartnerOrganization")
+        # Not global ids of ours: left as they are (and read as no target).
+        odd = {5: "legacy-note", 9: "QWRtaW46NQ=", 13: encode_global_id("Admin", 5) + "x"}
+        old: list[str | None] = []
+        for n in range(2100):
+            if n in odd:
+                old.append(odd[n])
+            elif n % 7 == 3:
+                old.append(None)
+            else:
+                key = full.admin.id if n % 5 == 0 else 2**31 - 1 - n if n % 11 == 0 else n + 1
+                old.append(encode_global_id(kinds[n % 5], key))
+        start = datetime(2026, 11, 1, tzinfo=UTC)
+        await AuditEvent.bulk_create(
+            [
+                AuditEvent(
+                    partner_id=org.id,
+                    at=start + timedelta(minutes=n),
+                    actor_id=full.admin.id,
+                    action="tag.create",
+                    target_id=target,
+                    summary=f"event {n}",
+                )
+                for n, target in enumerate(old)
+            ]
+        )
+
+        await executor().migrate()
+
+        assert await pending_migrations() == []
+        rows = await fetch_all("SELECT target_id FROM audit_event ORDER BY id")
+        stored = [row["target_id"] for row in rows]
+        expected: list[str | None] = []
+        for n, target in enumerate(old):
+            if target is None or n in odd:
+                expected.append(target)
+            else:
+                text = base64.urlsafe_b64decode(target + "=" * (-len(target) % 4)).decode()
+                expected.append(text)
+        assert stored == expected
+        assert stored[0] == f"Admin:{full.admin.id}" and stored[1] == "Tag:2"
+        assert stored[3] is None
+
+        # The API answers what it answered before the migration.
+        query = """query($after: String) { auditLog(first: 100, after: $after) {
+          pageInfo { hasNextPage endCursor } nodes { targetId summary } } }"""
+        seen: dict[str, str | None] = {}
+        after = None
+        async with app_client(settings, redis_url) as http:
+            while True:
+                page = (await data(http, full.token, query, {"after": after}))["auditLog"]
+                seen.update({node["summary"]: node["targetId"] for node in page["nodes"]})
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+        assert len(seen) == len(old)
+        assert seen == {f"event {n}": None if n in odd else target for n, target in enumerate(old)}
+
+        # Going back writes the global ids again.
+        await executor().migrate([MigrationTarget(APP_LABEL, "0011_customer_kept_columns")])
+        rows = await fetch_all("SELECT target_id FROM audit_event ORDER BY id")
+        assert [row["target_id"] for row in rows] == old
+    finally:
+        await close_database()
+
+
+async def test_the_expired_status_index_covers_the_trial_end_date_on_postgresql(
+    fresh_database_url: str, engine: str
+) -> None:
+    """Migration 0013: on PostgreSQL the EXPIRED filter's partial index carries
+    trial_end_date, so its count needs no row (the planner used a scan of every
+    customer without it); SQLite keeps the plain index; going back restores it."""
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from app.db import APP_LABEL, connection, is_postgres
+    from app.models import MODEL_MODULES
+
+    def executor() -> MigrationExecutor:
+        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+        return MigrationExecutor(connection(), apps)
+
+    async def definition() -> str:
+        if is_postgres():
+            rows = await fetch_all(
+                "SELECT indexdef AS sql FROM pg_indexes WHERE indexname = 'customer_name_expired'"
+            )
+        else:
+            rows = await fetch_all(
+                "SELECT sql FROM sqlite_master WHERE name = 'customer_name_expired'"
+            )
+        assert len(rows) == 1
+        return " ".join(rows[0]["sql"].split())
+
+    settings = Settings(DATABASE_URL=fresh_database_url)
+    await apply_migrations(settings)
+    await open_database(settings, check_migrated=False)
+    try:
+        now = await definition()
+        assert "WHERE" in now and "holds_licenses" in now
+        assert ("INCLUDE (trial_end_date)" in now) == (engine == "postgres")
+        await executor().migrate([MigrationTarget(APP_LABEL, "0012_audit_target_ref")])
+        assert "INCLUDE" not in await definition()
+    finally:
+        await close_database()
+    await apply_migrations(settings)
+    await open_database(settings)
+    try:
+        assert (await definition()) == now
     finally:
         await close_database()

@@ -278,16 +278,16 @@ async def test_the_tick_claims_each_occurrence_once_and_catches_up_once(
             r.status == ReportStatus.QUEUED and r.requested_by_id == viewer.admin.id
             for r in reports
         )
-        await daily.refresh_from_db()
-        assert daily.next_run_at == at("2030-03-05 06:00:00")
-        assert daily.last_run_at == at("2030-03-04 06:00:00")
+        stored = await ReportSchedule.get(id=daily.id)
+        assert stored.next_run_at == at("2030-03-05 06:00:00")
+        assert stored.last_run_at == at("2030-03-04 06:00:00")
 
         # The workers were down for three days: one run, for the day before the latest occurrence.
         assert await report_tick(ctx, "2030-03-08T07:30:00+00:00") == 1
         latest = await Report.filter(schedule_id=daily.id).order_by("-id").first()
         assert (latest.start_date, latest.end_date) == (date(2030, 3, 7), date(2030, 3, 7))
-        await daily.refresh_from_db()
-        assert daily.next_run_at == at("2030-03-09 06:00:00")
+        stored = await ReportSchedule.get(id=daily.id)
+        assert stored.next_run_at == at("2030-03-09 06:00:00")
         assert await Report.filter(schedule_id=weekly.id).count() == 1
         # A month later: the monthly schedule reports on the month that ended.
         await ReportSchedule.filter(id__in=[daily.id, weekly.id]).update(enabled=False)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import httpx
 
 from app.config import Settings
+from app.domain.ids import decode_id_of
 from app.domain.ids import encode_global_id as gid
+from app.domain.mutations import audit_target
 from app.models.audit import AuditEvent
 from app.models.enums import AdminRole, ReportFrequency, ReportTemplateKind, ReportType
 from app.models.reports import ReportSchedule, ReportTemplate
@@ -94,9 +96,10 @@ async def test_an_update_renames_and_rechooses_columns_while_past_reports_keep_t
         "location_name",
     ]
     [event] = await AuditEvent.filter(action="report_template.update")
-    assert event.target_id == template and "renamed 'Phones by site' to 'Firmware watch'" in (
-        event.summary
+    assert event.target_id == audit_target(
+        "ReportTemplate", decode_id_of(template, "ReportTemplate")
     )
+    assert "renamed 'Phones by site' to 'Firmware watch'" in event.summary
 
     after = (await generate(client, token, templateId=template))["report"]["id"]
     await run_jobs(redis_url, http_settings)

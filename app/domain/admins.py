@@ -4,7 +4,8 @@ admins, and assigning admins to customers (FULL_ADMIN only)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from tortoise.expressions import Q
 
@@ -33,16 +34,57 @@ from app.models.reports import ReportSchedule
 MAX_DISPLAY_NAME = 200
 
 
-async def get_admin(viewer: Viewer, admin_id: int) -> Admin | None:
-    """An admin of the viewer's partner; an admin of another partner, or a removed
-    one, reads as not found."""
+@dataclass(frozen=True, slots=True)
+class AdminValue:
+    """An admin as the GraphQL layer reads it."""
+
+    id: int
+    email: str
+    display_name: str
+    role: AdminRole
+    last_login_at: datetime | None
+    created_at: datetime
+    removed_at: datetime | None
+
+    @classmethod
+    def of(cls, admin: Admin) -> AdminValue:
+        return cls(
+            id=admin.id,
+            email=admin.email,
+            display_name=admin.display_name,
+            role=AdminRole(admin.role),
+            last_login_at=admin.last_login_at,
+            created_at=admin.created_at,
+            removed_at=admin.removed_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentValue:
+    """An admin's assignment to a customer (assignAdminToCustomer's answer)."""
+
+    id: int
+    admin: AdminValue
+    customer_id: int
+    assigned_at: datetime
+
+
+async def _get_admin(viewer: Viewer, admin_id: int) -> Admin | None:
+    """An admin of the viewer's partner that a mutation may name; an admin of
+    another partner, or a removed one, reads as not found."""
     return await visible_admins(viewer).get_or_none(id=admin_id)
 
 
-async def get_referenced_admin(viewer: Viewer, admin_id: int) -> Admin | None:
+async def get_referenced_admin(viewer: Viewer, admin_id: int) -> AdminValue | None:
     """An admin of the viewer's partner, removed ones too (`node(id:)`: an id read
     from an audit event or a report still resolves); another partner's is not found."""
-    return await referenced_admins(viewer).get_or_none(id=admin_id)
+    admin = await referenced_admins(viewer).get_or_none(id=admin_id)
+    return AdminValue.of(admin) if admin else None
+
+
+def viewer_admin(viewer: Viewer) -> AdminValue:
+    """The signed-in admin (`viewer`)."""
+    return AdminValue.of(viewer.admin)
 
 
 async def list_admins(
@@ -52,7 +94,7 @@ async def list_admins(
     after: str | None,
     roles: Sequence[AdminRole] | None = None,
     search: str | None = None,
-) -> Page[Admin]:
+) -> Page[AdminValue]:
     """The Admins list of the viewer's partner, by email."""
     query = visible_admins(viewer)
     if roles is not None:
@@ -63,18 +105,23 @@ async def list_admins(
             raise InvalidArgument(f"`search` is at most {MAX_SEARCH_LENGTH} characters")
         if text:
             query = query.filter(Q(email__icontains=text) | Q(display_name__icontains=text))
-    return await keyset_page(query, ("email",), first, after, "admins")
+    page = await keyset_page(query, ("email",), first, after, "admins")
+    return replace(page, items=[AdminValue.of(admin) for admin in page.items])
 
 
 async def _own_admin(viewer: Viewer, admin_id: int | None) -> Admin:
-    admin = await get_admin(viewer, admin_id) if admin_id else None
+    admin = await _get_admin(viewer, admin_id) if admin_id else None
     if admin is None:
-        raise reject(("input", "adminId"), "No such admin.", UserErrorCode.NOT_FOUND)
+        raise reject(("input", "admin_id"), "No such admin.", UserErrorCode.NOT_FOUND)
     return admin
 
 
-async def create_admin(viewer: Viewer, email: str, display_name: str, role: AdminRole) -> Admin:
-    async def work() -> Audited[Admin]:
+async def create_admin(
+    viewer: Viewer, email: str, display_name: str, role: AdminRole
+) -> AdminValue:
+    """A new admin of the viewer's partner (FULL_ADMIN); its email must be free."""
+
+    async def work() -> Audited[AdminValue]:
         clean_email = email.strip().lower()
         clean_name = " ".join(display_name.split())
         errors: list[UserError] = []
@@ -85,7 +132,7 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
         if not 1 <= len(clean_name) <= MAX_DISPLAY_NAME:
             errors.append(
                 UserError(
-                    ("input", "displayName"),
+                    ("input", "display_name"),
                     f"A display name is 1 to {MAX_DISPLAY_NAME} characters.",
                     UserErrorCode.INVALID,
                 )
@@ -109,7 +156,7 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
             partner_id=viewer.partner_id, email=clean_email, display_name=clean_name, role=role
         )
         return Audited(
-            admin,
+            AdminValue.of(admin),
             audit_target("Admin", admin.id),
             f"Created admin {clean_email} as {role.value}",
         )
@@ -117,14 +164,17 @@ async def create_admin(viewer: Viewer, email: str, display_name: str, role: Admi
     return await run_mutation(viewer, CREATE_ADMIN, "admin.create", work)
 
 
-async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRole) -> Admin:
-    async def work() -> Audited[Admin] | Unaudited[Admin]:
+async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRole) -> AdminValue:
+    """Give an admin of the partner another role (FULL_ADMIN); never demote the last
+    FULL_ADMIN. The same role again changes nothing and writes no event."""
+
+    async def work() -> Audited[AdminValue] | Unaudited[AdminValue]:
         # Lock the partner: two demotions at once must not leave it without a FULL_ADMIN.
         await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         admin = await _own_admin(viewer, admin_id)
         old = AdminRole(admin.role)
         if old == role:
-            return Unaudited(admin)  # nothing changes, so nothing to audit
+            return Unaudited(AdminValue.of(admin))  # nothing changes, so nothing to audit
         if old is AdminRole.FULL_ADMIN and role is not AdminRole.FULL_ADMIN:
             if await _full_admin_count(viewer) <= 1:
                 raise reject(
@@ -136,7 +186,7 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
         admin.role = role
         await admin.save(update_fields=["role"])
         return Audited(
-            admin,
+            AdminValue.of(admin),
             audit_target("Admin", admin.id),
             f"Changed the role of {admin.email} from {old.value} to {role.value}",
         )
@@ -151,16 +201,18 @@ async def _full_admin_count(viewer: Viewer) -> int:
 
 @dataclass(frozen=True)
 class RemovedAdmin:
-    admin: Admin
+    """removeAdmin's answer: the admin as removed and what went with it."""
+
+    admin: AdminValue
     revoked_tokens: int
     removed_assignments: int
     transferred_schedules: int
-    schedules_owner: Admin | None  # the FULL_ADMIN its schedules moved to, when named
+    schedules_owner: AdminValue | None  # the FULL_ADMIN its schedules moved to, when named
 
 
 async def _schedules_heir(viewer: Viewer, removed: Admin, heir_id: int | None) -> Admin:
-    field = ("input", "transferSchedulesTo")
-    heir = await get_admin(viewer, heir_id) if heir_id else None
+    field = ("input", "transfer_schedules_to")
+    heir = await _get_admin(viewer, heir_id) if heir_id else None
     if heir is None:
         raise reject(field, "No such admin.", UserErrorCode.NOT_FOUND)
     if heir.id == removed.id:
@@ -197,7 +249,7 @@ async def remove_admin(
         heir = await _schedules_heir(viewer, admin, heir_id) if heir_named else None
         if AdminRole(admin.role) is AdminRole.FULL_ADMIN and await _full_admin_count(viewer) <= 1:
             raise reject(
-                ("input", "adminId"),
+                ("input", "admin_id"),
                 "The last FULL_ADMIN of the organization cannot be removed: "
                 "make another admin FULL_ADMIN first.",
                 UserErrorCode.CONFLICT,
@@ -206,7 +258,7 @@ async def remove_admin(
         owned = await schedules.count()
         if owned and heir is None:
             raise reject(
-                ("input", "transferSchedulesTo"),
+                ("input", "transfer_schedules_to"),
                 f"{admin.email} owns {owned} report schedule{'s' if owned != 1 else ''}: "
                 "name a FULL_ADMIN in transferSchedulesTo to keep them running, or delete "
                 "them first.",
@@ -231,7 +283,13 @@ async def remove_admin(
         if heir is not None:
             summary += f", {moved} report schedule(s) moved to {heir.email}"
         return Audited(
-            RemovedAdmin(admin, revoked, unassigned, moved, heir),
+            RemovedAdmin(
+                AdminValue.of(admin),
+                revoked,
+                unassigned,
+                moved,
+                AdminValue.of(heir) if heir is not None else None,
+            ),
             audit_target("Admin", admin.id),
             summary,
         )
@@ -245,36 +303,37 @@ async def _assignment_parties(
     admin = await _own_admin(viewer, admin_id)
     customer = await get_managed_customer(viewer, customer_id)
     if customer is None:
-        raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
+        raise reject(("input", "customer_id"), "No such customer.", UserErrorCode.NOT_FOUND)
     return admin, customer
 
 
 async def assign_admin(
     viewer: Viewer, admin_id: int | None, customer_id: int | None
-) -> CustomerAssignment:
+) -> AssignmentValue:
     """Assign an admin who sees only assigned customers to a customer."""
 
-    async def work() -> Audited[CustomerAssignment]:
+    async def work() -> Audited[AssignmentValue]:
         admin, customer = await _assignment_parties(viewer, admin_id, customer_id)
         if AdminRole(admin.role) not in ASSIGNABLE_ROLES:
             raise reject(
-                ("input", "adminId"),
+                ("input", "admin_id"),
                 f"{admin.email} is {admin.role} and sees every customer already: admins "
                 "with access to every customer are managed in the Admins list.",
                 UserErrorCode.INVALID,
             )
         if await CustomerAssignment.filter(admin_id=admin.id, customer_id=customer.id).exists():
             raise reject(
-                ("input", "adminId"),
+                ("input", "admin_id"),
                 f"{admin.email} is already assigned to {customer.name}.",
                 UserErrorCode.CONFLICT,
             )
         assignment = await CustomerAssignment.create(
             admin_id=admin.id, customer_id=customer.id, assigned_by_id=viewer.admin.id
         )
-        assignment.admin = admin
         return Audited(
-            assignment,
+            AssignmentValue(
+                assignment.id, AdminValue.of(admin), customer.id, assignment.assigned_at
+            ),
             audit_target("Customer", customer.id),
             f"Assigned {admin.email} to {customer.name}",
         )
@@ -292,7 +351,7 @@ async def unassign_admin(viewer: Viewer, admin_id: int | None, customer_id: int 
         )
         if assignment is None:
             raise reject(
-                ("input", "adminId"),
+                ("input", "admin_id"),
                 f"{admin.email} is not assigned to {customer.name}.",
                 UserErrorCode.NOT_FOUND,
             )

@@ -10,7 +10,7 @@ operator of the service, by admin email or token id) share the rules here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from app.auth import UnknownAdminError, hash_token, new_token
@@ -34,6 +34,31 @@ MIN_LIFETIME_DAYS = 1
 MAX_LIFETIME_DAYS = 3650
 
 
+@dataclass(frozen=True, slots=True)
+class ApiTokenValue:
+    """A token as the GraphQL layer reads it (never its secret or hash)."""
+
+    id: int
+    admin_id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> ApiTokenValue:
+        return cls(
+            id=token.id,
+            admin_id=token.admin_id,
+            label=token.label,
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+        )
+
+
 @dataclass(frozen=True)
 class CreatedToken:
     """A new token's row and its secret, which is shown this once and never stored."""
@@ -42,7 +67,15 @@ class CreatedToken:
     secret: str
 
 
-def is_active(token: ApiToken, now: datetime) -> bool:
+@dataclass(frozen=True, slots=True)
+class CreatedTokenValue:
+    """createApiToken's answer: the token and its secret, shown this once."""
+
+    token: ApiTokenValue
+    secret: str
+
+
+def is_active(token: ApiToken | ApiTokenValue, now: datetime) -> bool:
     """Neither revoked nor expired at `now`."""
     return token.revoked_at is None and (token.expires_at is None or token.expires_at > now)
 
@@ -100,20 +133,22 @@ def _describe(token: ApiToken, email: str) -> str:
 
 async def list_api_tokens(
     viewer: Viewer, *, first: int | None, after: str | None
-) -> Page[ApiToken]:
+) -> Page[ApiTokenValue]:
     """The tokens of every admin of the viewer's partner, newest first (FULL_ADMIN)."""
     if viewer.role not in API_TOKEN_ROLES:
         raise Forbidden("API tokens are visible to FULL_ADMIN only.")
-    return await keyset_page(
+    page = await keyset_page(
         visible_api_tokens(viewer), ("id",), first, after, "api_tokens", descending=True
     )
+    return replace(page, items=[ApiTokenValue.of(token) for token in page.items])
 
 
-async def get_api_token(viewer: Viewer, token_id: int) -> ApiToken | None:
+async def get_api_token(viewer: Viewer, token_id: int) -> ApiTokenValue | None:
     """A token of the viewer's partner for a FULL_ADMIN; None otherwise (node(id:))."""
     if viewer.role not in API_TOKEN_ROLES:
         return None
-    return await visible_api_tokens(viewer).get_or_none(id=token_id)
+    token = await visible_api_tokens(viewer).get_or_none(id=token_id)
+    return ApiTokenValue.of(token) if token else None
 
 
 async def create_api_token(
@@ -124,11 +159,11 @@ async def create_api_token(
     *,
     default_days: int,
     for_viewer: bool,
-) -> CreatedToken:
+) -> CreatedTokenValue:
     """A new token for the viewer (`for_viewer`) or for the admin `admin_id` of its
     partner; another partner's or a malformed admin id reads as not found."""
 
-    async def work() -> Audited[CreatedToken]:
+    async def work() -> Audited[CreatedTokenValue]:
         errors: list[UserError] = []
         clean = days = None
         try:
@@ -136,7 +171,7 @@ async def create_api_token(
         except MutationRejected as rejected:
             errors += rejected.errors
         try:
-            days = lifetime(expires_in_days, default_days, ("input", "expiresInDays"))
+            days = lifetime(expires_in_days, default_days, ("input", "expires_in_days"))
         except MutationRejected as rejected:
             errors += rejected.errors
         admin = viewer.admin if for_viewer else None
@@ -144,14 +179,14 @@ async def create_api_token(
             admin = await visible_admins(viewer).get_or_none(id=admin_id) if admin_id else None
             if admin is None:
                 errors.append(
-                    UserError(("input", "adminId"), "No such admin.", UserErrorCode.NOT_FOUND)
+                    UserError(("input", "admin_id"), "No such admin.", UserErrorCode.NOT_FOUND)
                 )
         if errors or clean is None or days is None or admin is None:
             raise MutationRejected(errors)
         expires_at = utcnow() + days
         created = await _issue(admin, clean, expires_at)
         return Audited(
-            created,
+            CreatedTokenValue(ApiTokenValue.of(created.record), created.secret),
             audit_target("ApiToken", created.record.id),
             f"Created {_describe(created.record, admin.email)}, "
             f"expiring {expires_at.date().isoformat()}",
@@ -160,11 +195,11 @@ async def create_api_token(
     return await run_mutation(viewer, CREATE_API_TOKEN, "api_token.create", work)
 
 
-async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
+async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiTokenValue:
     """Revoke a token of the viewer's partner: it stops working at once."""
     field = ("input", "id")
 
-    async def work() -> Audited[ApiToken]:
+    async def work() -> Audited[ApiTokenValue]:
         token = (
             await visible_api_tokens(viewer).select_related("admin").get_or_none(id=token_id)
             if token_id
@@ -175,7 +210,7 @@ async def revoke_api_token(viewer: Viewer, token_id: int | None) -> ApiToken:
         if not await _mark_revoked(token):
             raise reject(field, "The token is already revoked.", UserErrorCode.INVALID)
         return Audited(
-            token,
+            ApiTokenValue.of(token),
             audit_target("ApiToken", token.id),
             f"Revoked {_describe(token, token.admin.email)}",
         )

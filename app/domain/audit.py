@@ -1,6 +1,12 @@
-"""The audit trail: every successful mutation writes one event."""
+"""The audit trail: every successful mutation writes one event, naming what it
+changed in domain terms (`target_ref`: "Kind:key", e.g. "Admin:5"); the trail
+is read as `AuditEventValue`s."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from app.clock import utcnow
 from app.domain.access import Viewer, reads_audit_log, visible_audit_events
@@ -8,10 +14,55 @@ from app.domain.errors import Forbidden
 from app.domain.pagination import Page, keyset_page
 from app.models.audit import AuditEvent
 
+_REF = re.compile(r"([A-Z][A-Za-z0-9]*):([1-9][0-9]{0,18})")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTarget:
+    """What an event names: an object's kind (e.g. "Admin") and key."""
+
+    kind: str
+    key: int
+
+
+def target_ref(kind: str, key: int) -> str:
+    """How an event stores its target: "Kind:key"."""
+    if not _REF.fullmatch(f"{kind}:{key}"):
+        raise ValueError(f"not an audit target: {kind!r}, {key!r}")
+    return f"{kind}:{key}"
+
+
+def parse_target_ref(ref: str | None) -> AuditTarget | None:
+    """The target a stored "Kind:key" names; None for none (or text that is not one)."""
+    match = _REF.fullmatch(ref) if ref else None
+    return AuditTarget(match[1], int(match[2])) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEventValue:
+    id: int
+    at: datetime
+    actor_id: int | None
+    action: str
+    target: AuditTarget | None
+    summary: str
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventValue:
+        return cls(
+            id=event.id,
+            at=event.at,
+            actor_id=event.actor_id,
+            action=event.action,
+            target=parse_target_ref(event.target_id),
+            summary=event.summary,
+        )
+
 
 async def record(viewer: Viewer, action: str, target_id: str | None, summary: str) -> AuditEvent:
-    """Write one audit event. Only the mutation frame (app/domain/mutations.py) calls
-    it, inside the mutation's transaction (tests/test_layout.py checks)."""
+    """Write one audit event (`target_id` a `target_ref`). Only the mutation frame
+    (app/domain/mutations.py) calls it, inside the mutation's transaction
+    (tests/test_layout.py checks)."""
     return await AuditEvent.create(
         partner_id=viewer.partner_id,
         at=utcnow(),
@@ -22,15 +73,19 @@ async def record(viewer: Viewer, action: str, target_id: str | None, summary: st
     )
 
 
-async def list_events(viewer: Viewer, *, first: int | None, after: str | None) -> Page[AuditEvent]:
+async def list_events(
+    viewer: Viewer, *, first: int | None, after: str | None
+) -> Page[AuditEventValue]:
     """The audit trail of the viewer's partner, newest first (FULL_ADMIN, READ_ONLY_ADMIN)."""
     if not reads_audit_log(viewer):
         raise Forbidden("The audit log is visible to FULL_ADMIN and READ_ONLY_ADMIN only.")
     query = visible_audit_events(viewer)
-    return await keyset_page(query, ("id",), first, after, "audit", descending=True)
+    page = await keyset_page(query, ("id",), first, after, "audit", descending=True)
+    return replace(page, items=[AuditEventValue.of(event) for event in page.items])
 
 
-async def get_event(viewer: Viewer, event_id: int) -> AuditEvent | None:
+async def get_event(viewer: Viewer, event_id: int) -> AuditEventValue | None:
     """One event of the viewer's audit trail; None when it is another partner's,
     missing, or the viewer's role does not read the audit trail."""
-    return await visible_audit_events(viewer).get_or_none(id=event_id)
+    event = await visible_audit_events(viewer).get_or_none(id=event_id)
+    return AuditEventValue.of(event) if event else None

@@ -13,6 +13,7 @@ from app.db import fetch_all
 from app.domain import customer_pages as pages
 from app.domain.access import Viewer, customer_scope, managed_by, referenced_admins
 from app.domain.customer_pages import (
+    AdminRow,
     AssignmentRow,
     InvoiceRow,
     LicenseLineRow,
@@ -24,7 +25,6 @@ from app.domain.customer_pages import (
     TrialRow,
 )
 from app.domain.sql import one_of
-from app.models.admins import Admin
 from app.models.customers import Customer
 from app.models.enums import ManagedBy, Product
 
@@ -90,10 +90,10 @@ async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[LocationRo
     return await pages.locations_of(customer_ids)
 
 
-async def admins_of_partner(viewer: Viewer) -> dict[int, Admin]:
+async def admins_of_partner(viewer: Viewer) -> dict[int, AdminRow]:
     """Every admin of the viewer's partner, by id, removed ones too (what a tag, a
     trial, a report or an audit event names still resolves)."""
-    return {row.id: row for row in await referenced_admins(viewer)}
+    return {row.id: pages.admin_row(row) for row in await referenced_admins(viewer)}
 
 
 async def tag_customer_counts(viewer: Viewer, tag_ids: Sequence[int]) -> dict[int, int]:

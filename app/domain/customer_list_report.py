@@ -32,20 +32,20 @@ from app.domain.customers import (
 )
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.report_columns import CUSTOMER_LIST, LIST_SEPARATOR
+from app.domain.report_templates import AnyTemplate
 from app.domain.sql import Sql
 from app.domain.statuses import StatusClock, statuses_of
 from app.models.customers import Customer
 from app.models.enums import Region, ReportType
-from app.models.reports import ReportTemplate
 from app.models.tags import Tag
 
 # Customers read together after the cursor gave their ids (bounds the IN lists).
 BATCH = 1000
-FIELD = ("input", "customerFilter")
+FIELD = ("input", "customer_filter")
 
 
 async def check_customer_filter(
-    viewer: Viewer, template: ReportTemplate, flt: CustomerFilter | None, today: date
+    viewer: Viewer, template: AnyTemplate, flt: CustomerFilter | None, today: date
 ) -> dict[str, Any] | None:
     """The filter as a report or schedule stores it (None: every customer), or user
     errors naming the field at fault: a filter with another report type than
@@ -77,7 +77,7 @@ async def check_customer_filter(
         if unknown:
             raise MutationRejected(
                 [
-                    UserError((*FIELD, "tagIds", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
+                    UserError((*FIELD, "tag_ids", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
                     for n in unknown
                 ]
             )

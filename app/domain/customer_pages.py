@@ -8,14 +8,17 @@ What to load is a `CustomerNeeds`: which relations of a customer, and of its
 subscriptions and trials. The GraphQL layer derives it from a selection; the
 reader knows nothing of GraphQL. Its batch readers also serve, one relation at
 a time, the DataLoaders of objects reached another way (through
-app/domain/customer_detail.py), so both paths answer the same values.
+app/domain/customer_detail.py), so both paths answer the same values; the
+lookups by id (app/domain/lookups.py) and the trial mutations hand out these
+rows too (`subscription_row`, `trial_row`, `admin_row` of a model). A
+customer's subscriptions page by keyset, newest first (`subscription_page`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,7 +26,9 @@ from uuid import UUID
 from app.db import as_date, as_datetime, fetch_all
 from app.domain import external_admins
 from app.domain.access import Viewer, managed_by
+from app.domain.customers import CustomerRow
 from app.domain.licenses import HOLDING_STATUSES, LicenseCounts, sum_counts
+from app.domain.pagination import DATETIME, ID, Keyset, Page
 from app.domain.sql import one_of
 from app.domain.statuses import StatusClock, statuses_of
 from app.models.enums import (
@@ -33,7 +38,6 @@ from app.models.enums import (
     ManagedBy,
     OrderAction,
     Product,
-    Region,
     SubscriptionKind,
     SubscriptionStatus,
     TrialStatus,
@@ -71,19 +75,6 @@ class CustomerNeeds:
     partner_admins: bool = False
     external_admins: bool = False
     locations: bool = False
-
-
-@dataclass(slots=True)
-class CustomerRow:
-    id: int
-    partner_id: int
-    name: str
-    org_id: UUID
-    external_id: str | None
-    region: Region
-    location: str | None
-    created_at: datetime
-    last_admin_activity_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -164,7 +155,7 @@ class TagRow:
     # Read when the page asked (None / False otherwise); the same values as the
     # `tag_customer_counts` and `admins` DataLoaders answer.
     customer_count: int | None = None
-    created_by: Any = None  # the creator (an admin row of the partner), None when gone
+    created_by: AdminRow | None = None  # the creator (an admin of the partner), None when gone
     created_by_loaded: bool = False
 
 
@@ -209,29 +200,73 @@ class CustomerRead:
     locations: list[LocationRow] | None = None
 
 
-def customer_row(customer: Any) -> CustomerRow:
-    """The plain row of a customer read by a scoped list or lookup."""
-    return CustomerRow(
-        id=customer.id,
-        partner_id=customer.partner_id,
-        name=customer.name,
-        org_id=customer.org_id,
-        external_id=customer.external_id,
-        region=customer.region,
-        location=customer.location,
-        created_at=customer.created_at,
-        last_admin_activity_at=customer.last_admin_activity_at,
+def subscription_row(sub: Any) -> SubscriptionRow:
+    """The row of a subscription model read in the viewer's scope (a lookup's)."""
+    return SubscriptionRow(
+        id=sub.id,
+        customer_id=sub.customer_id,
+        subscription_id=sub.subscription_id,
+        kind=SubscriptionKind(sub.kind),
+        status=SubscriptionStatus(sub.status),
+        start_date=sub.start_date,
+        end_date=sub.end_date,
+        auto_renew=sub.auto_renew,
+        added_at=sub.added_at,
     )
 
 
+def trial_row(trial: Any) -> TrialRow:
+    """The row of a trial model read in the viewer's scope (a lookup's, a list's,
+    a mutation's)."""
+    return TrialRow(
+        id=trial.id,
+        customer_id=trial.customer_id,
+        trial_id=trial.trial_id,
+        status=TrialStatus(trial.status),
+        start_date=trial.start_date,
+        end_date=trial.end_date,
+        started_by_id=trial.started_by_id,
+    )
+
+
+def admin_row(admin: Any) -> AdminRow:
+    """The row of an admin model of the viewer's partner."""
+    return AdminRow(
+        id=admin.id,
+        email=admin.email,
+        display_name=admin.display_name,
+        role=AdminRole(admin.role),
+        last_login_at=admin.last_login_at,
+        created_at=admin.created_at,
+        removed_at=admin.removed_at,
+    )
+
+
+# A customer's subscriptions page as they are shown: newest first (by the time
+# each was added, then by id).
+SUBSCRIPTIONS = Keyset("subscriptions", (DATETIME, ID), descending=True)
+
+
+def subscription_page(
+    subscriptions: Sequence[SubscriptionRow], first: int | None, after: str | None
+) -> Page[SubscriptionRow]:
+    """A page of a customer's subscriptions (all of them read, newest first)."""
+    return SUBSCRIPTIONS.slice(subscriptions, first, after, lambda s: (_aware(s.added_at), s.id))
+
+
+def _aware(moment: datetime) -> datetime:
+    """A time as a cursor holds it (in UTC when the database gave no offset)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 async def read_customer_page(
-    viewer: Viewer, clock: StatusClock, customers: Sequence[Any], needs: CustomerNeeds
+    viewer: Viewer, clock: StatusClock, customers: Sequence[CustomerRow], needs: CustomerNeeds
 ) -> list[CustomerRead]:
     """The customers (already in the viewer's scope, in page order) with what
     `needs` asks for: one statement per relation and level, whatever their number."""
     reads = [
         CustomerRead(customer=row, managed_by=managed_by(viewer, row.partner_id))
-        for row in (c if isinstance(c, CustomerRow) else customer_row(c) for c in customers)
+        for row in customers
     ]
     ids = [r.customer.id for r in reads]
     if not ids:

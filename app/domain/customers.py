@@ -1,18 +1,22 @@
-"""The customer list: scope, filters, ordering and keyset pagination, in SQL.
+"""The customer list: scope, filters, ordering and keyset pagination, in SQL,
+and the `CustomerRow` values the list and the lookups hand out.
 
 A page costs three statements whatever its size: the count, the page of ids
-(with the sort key), and the customer rows.
+(with the sort key), and the customer rows. Its cursors are those of the one
+keyset mechanism (app/domain/pagination.py `Keyset`), naming the ordering.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
-from app.db import fetch_all, is_postgres
+from app.db import as_datetime, fetch_all, is_postgres
 from app.domain.access import (
     Viewer,
     customer_scope,
@@ -22,16 +26,15 @@ from app.domain.access import (
     visible_customers,
 )
 from app.domain.errors import InvalidArgument
-from app.domain.ids import MAX_PK
 from app.domain.pagination import (
-    NOT_A_CURSOR,
+    DATE,
+    DATETIME,
+    ID,
+    TEXT,
+    KeyPart,
+    Keyset,
     Page,
-    cursor_date,
-    cursor_datetime,
     cursor_int,
-    cursor_text,
-    decode_cursor,
-    encode_cursor,
     page_size,
 )
 from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern, one_of
@@ -150,40 +153,37 @@ NEXT_END_KEYS = {
 }
 
 
-def _sort_key(order: CustomerOrder, clock: StatusClock) -> Sql:
+def _sort_key(order: CustomerOrder) -> str:
+    """The SQL of the list's sort key in `order`, without parameters (literals
+    only, so that the customer indexes serve it)."""
     if order.field is CustomerOrderField.NAME:
-        return Sql("LOWER(c.name)")
+        return "LOWER(c.name)"
     if order.field is CustomerOrderField.CREATED_AT:
-        return Sql("c.created_at")
+        return "c.created_at"
     if order.field is CustomerOrderField.NEXT_END_DATE:
-        return Sql(NEXT_END_KEYS[is_postgres(), order.descending])
-    return Sql("c.total_licenses")
+        return NEXT_END_KEYS[is_postgres(), order.descending]
+    return "c.total_licenses"
 
 
-def _key_from_cursor(order: CustomerOrder, value: Any) -> Any:
-    if order.field is CustomerOrderField.NAME:
-        return cursor_text(value)
-    if order.field is CustomerOrderField.CREATED_AT:
-        return cursor_datetime(value)
-    if order.field is CustomerOrderField.NEXT_END_DATE:
-        return cursor_date(value)
-    return cursor_int(value)
+# How a customer's cursor writes each ordering's value (the last part, its id,
+# makes the order unique). The values are those `_sort_key` gives: a name
+# lowered, a time of creation, a next end date, a sum of licenses (never below 0).
+SORT_PARTS: dict[CustomerOrderField, KeyPart] = {
+    CustomerOrderField.NAME: TEXT,
+    CustomerOrderField.CREATED_AT: DATETIME,
+    CustomerOrderField.NEXT_END_DATE: DATE,
+    CustomerOrderField.TOTAL_LICENSES: KeyPart(int, lambda v: cursor_int(v)),
+}
 
 
-def _cursor_condition(order: CustomerOrder, key: Sql, after: str) -> Sql:
-    payload = decode_cursor(after, "customers")
-    if len(payload) != 4:
-        raise InvalidArgument(NOT_A_CURSOR)
-    if payload[1] != order.name:
-        raise InvalidArgument(
-            "`after` belongs to another ordering: start again without `after` "
-            "when you change `orderBy`"
-        )
-    value, last_id = _key_from_cursor(order, payload[2]), cursor_int(payload[3], 1, MAX_PK)
-    op = "<" if order.descending else ">"
-    return Sql(
-        f"({key.text}) {op} ? OR (({key.text}) = ? AND c.id {op} ?)",
-        (*key.params, value, *key.params, value, last_id),
+def customer_keyset(order: CustomerOrder) -> Keyset:
+    """The keyset of the customer list in `order`: its cursors name the ordering,
+    so a cursor of another ordering is refused (ORDERING_CHANGED)."""
+    return Keyset(
+        "customers",
+        (SORT_PARTS[order.field], ID),
+        descending=order.descending,
+        variant=(order.name,),
     )
 
 
@@ -280,6 +280,65 @@ def filter_condition(viewer: Viewer, flt: CustomerFilter, clock: StatusClock) ->
     return all_of(parts)
 
 
+@dataclass(slots=True)
+class CustomerRow:
+    """A customer as the API reads it (what a list, a lookup or a page hands out)."""
+
+    id: int
+    partner_id: int
+    name: str
+    org_id: UUID
+    external_id: str | None
+    region: Region
+    location: str | None
+    created_at: datetime
+    last_admin_activity_at: datetime | None
+
+
+def customer_row(customer: Customer) -> CustomerRow:
+    """The row of a customer model (a mutation's, read in the viewer's scope)."""
+    return CustomerRow(
+        id=customer.id,
+        partner_id=customer.partner_id,  # type: ignore[attr-defined]
+        name=customer.name,
+        org_id=customer.org_id,
+        external_id=customer.external_id,
+        region=Region(customer.region),
+        location=customer.location,
+        created_at=customer.created_at,
+        last_admin_activity_at=customer.last_admin_activity_at,
+    )
+
+
+async def customer_rows(ids: Sequence[int]) -> dict[int, CustomerRow]:
+    """The customers of `ids` (read in the viewer's scope by the caller), by id,
+    in one statement whatever their number."""
+    if not ids:
+        return {}
+    where = one_of("id", list(dict.fromkeys(ids)))
+    rows = await fetch_all(
+        "SELECT id, partner_id, name, org_id, external_id, region, location, created_at,"
+        f" last_admin_activity_at FROM customer WHERE {where.text}",
+        where.params,
+    )
+    return {
+        row["id"]: CustomerRow(
+            id=row["id"],
+            partner_id=row["partner_id"],
+            name=row["name"],
+            org_id=row["org_id"] if isinstance(row["org_id"], UUID) else UUID(str(row["org_id"])),
+            external_id=row["external_id"],
+            region=Region(row["region"]),
+            location=row["location"],
+            created_at=as_datetime(row["created_at"]),
+            last_admin_activity_at=as_datetime(row["last_admin_activity_at"])
+            if row["last_admin_activity_at"] is not None
+            else None,
+        )
+        for row in rows
+    }
+
+
 async def list_customers(
     viewer: Viewer,
     clock: StatusClock,
@@ -288,14 +347,15 @@ async def list_customers(
     after: str | None = None,
     flt: CustomerFilter | None = None,
     order: CustomerOrder | None = None,
-) -> Page[Customer]:
+) -> Page[CustomerRow]:
     """One page of the customers the viewer sees, filtered and ordered, with the total."""
     size = page_size(first)
     order = order or CustomerOrder()
+    keyset = customer_keyset(order)
+    past = keyset.after(after)
     condition = filter_condition(viewer, flt or CustomerFilter(), clock)
-    key = _sort_key(order, clock)
-    cursor = _cursor_condition(order, key, after) if after is not None else TRUE
-    direction = "DESC" if order.descending else "ASC"
+    key = _sort_key(order)
+    cursor = keyset.sql_after([f"({key})", "c.id"], past)
     # Each disjoint part of the scope counted and paged on its own (an index
     # serves `partner_id = ? ORDER BY LOWER(name), id`; an OR of the parts would
     # read every row), then added up: one statement for the total, one for the page.
@@ -306,12 +366,12 @@ async def list_customers(
         + " AS n",
         [v for p in parts for v in p.params],
     )
-    ordering = f"ORDER BY sort_key {direction}, id {direction} LIMIT ?"
+    ordering = f"ORDER BY {keyset.sql_order(['sort_key', 'id'])} LIMIT ?"
     pages = [
         Sql(
-            f"SELECT * FROM (SELECT c.id, {key.text} AS sort_key FROM customer c"
+            f"SELECT * FROM (SELECT c.id, {key} AS sort_key FROM customer c"
             f" WHERE ({p.text}) AND ({cursor.text}) {ordering}) part",
-            (*key.params, *p.params, *cursor.params, size + 1),
+            (*p.params, *cursor.params, size + 1),
         )
         for p in parts
     ]
@@ -319,40 +379,18 @@ async def list_customers(
         f"SELECT id, sort_key FROM ({' UNION ALL '.join(p.text for p in pages)}) page {ordering}",
         [*(v for p in pages for v in p.params), size + 1],
     )
-    has_next = len(rows) > size
-    rows = rows[:size]
-    ids = [r["id"] for r in rows]
-    by_id = {c.id: c for c in await Customer.filter(id__in=ids)} if ids else {}
-    return Page(
-        items=[by_id[r["id"]] for r in rows],
-        cursors=[
-            encode_cursor(["customers", order.name, _cursor_value(order, r["sort_key"]), r["id"]])
-            for r in rows
-        ],
-        has_next_page=has_next,
-        has_previous_page=after is not None,
-        total_count=int(total[0]["n"]),
+    page = keyset.page_of(
+        rows, size, lambda r: (r["sort_key"], r["id"]), total=int(total[0]["n"]), after=past
     )
+    by_id = await customer_rows([r["id"] for r in page.items])
+    return replace(page, items=[by_id[r["id"]] for r in page.items])
 
 
-def _cursor_value(order: CustomerOrder, value: Any) -> Any:
-    """The sort key as a cursor holds it: the form `_key_from_cursor` accepts,
-    whichever database gave it (SQLite gives dates and times as text)."""
-    if order.field is CustomerOrderField.CREATED_AT:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
-    if order.field is CustomerOrderField.NEXT_END_DATE:
-        day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-        return day.isoformat()
-    if order.field is CustomerOrderField.TOTAL_LICENSES:
-        return int(value)  # Decimal sums on PostgreSQL
-    return value
-
-
-async def get_customer(viewer: Viewer, customer_id: int) -> Customer | None:
+async def get_customer(viewer: Viewer, customer_id: int) -> CustomerRow | None:
     """A customer the viewer sees (a granted one too, read-only); anything else
     reads as not found."""
-    return await visible_customers(viewer).get_or_none(id=customer_id)
+    customer = await visible_customers(viewer).get_or_none(id=customer_id)
+    return customer_row(customer) if customer else None
 
 
 async def get_managed_customer(viewer: Viewer, customer_id: int | None) -> Customer | None:
@@ -366,11 +404,12 @@ async def get_managed_customer(viewer: Viewer, customer_id: int | None) -> Custo
 
 async def assigned_customer_pages(
     viewer: Viewer, admin_ids: list[int], first: int | None
-) -> dict[int, Page[Customer]]:
+) -> dict[int, Page[CustomerRow]]:
     """The first page (by name) of each admin's assigned customers the viewer sees,
     for a whole page of admins in three statements. Cursors are those of
     `list_customers` ordered by name, so `after` continues there."""
     size = page_size(first)
+    keyset = customer_keyset(CustomerOrder())
     scope = customer_scope(viewer)
     admins = one_of("a.admin_id", admin_ids)
     base = (
@@ -386,24 +425,20 @@ async def assigned_customer_pages(
     }
     rows = await fetch_all(
         "SELECT admin_id, customer_id, sort_key, rn FROM ("
-        " SELECT a.admin_id, c.id AS customer_id, LOWER(c.name) AS sort_key,"
+        f" SELECT a.admin_id, c.id AS customer_id, {_sort_key(CustomerOrder())} AS sort_key,"
         " ROW_NUMBER() OVER (PARTITION BY a.admin_id ORDER BY LOWER(c.name), c.id) AS rn"
         f" {base}) ranked WHERE rn <= ? ORDER BY admin_id, rn",
-        [*params, size],
+        [*params, size + 1],
     )
-    ids = list({r["customer_id"] for r in rows})
-    by_id = {c.id: c for c in await Customer.filter(id__in=ids)} if ids else {}
-    order = CustomerOrder().name
+    by_id = await customer_rows([r["customer_id"] for r in rows])
     pages = {}
     for admin_id in admin_ids:
-        mine = [r for r in rows if r["admin_id"] == admin_id]
-        pages[admin_id] = Page(
-            items=[by_id[r["customer_id"]] for r in mine],
-            cursors=[
-                encode_cursor(["customers", order, r["sort_key"], r["customer_id"]]) for r in mine
-            ],
-            has_next_page=totals.get(admin_id, 0) > len(mine),
-            has_previous_page=False,
-            total_count=totals.get(admin_id, 0),
+        page = keyset.page_of(
+            [r for r in rows if r["admin_id"] == admin_id],
+            size,
+            lambda r: (r["sort_key"], r["customer_id"]),
+            total=totals.get(admin_id, 0),
+            after=None,
         )
+        pages[admin_id] = replace(page, items=[by_id[r["customer_id"]] for r in page.items])
     return pages

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.clock import utcnow
 from app.domain.access import (
@@ -23,20 +24,30 @@ from app.domain.access import (
     external_admin_candidates,
     visible_external_admin_grants,
 )
-from app.domain.customers import EMAIL, get_managed_customer
+from app.domain.customers import EMAIL, CustomerRow, customer_row, get_managed_customer
 from app.domain.errors import UserErrorCode, reject
 from app.domain.mutations import Audited, audit_target, run_mutation
 from app.models.admins import ExternalAdminGrant
 from app.models.customers import Customer
 
-CUSTOMER_FIELD = ("input", "customerId")
-EMAIL_FIELD = ("input", "adminEmail")
+CUSTOMER_FIELD = ("input", "customer_id")
+EMAIL_FIELD = ("input", "admin_email")
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAdmin:
+    """What the managing side reads of a grant: the e-mail it typed, when, by whom.
+    Nothing else of the other partner (not its name, the admin's role or name)."""
+
+    email: str
+    granted_at: datetime
+    granted_by_id: int | None
 
 
 @dataclass(frozen=True)
 class ExternalAdminChange:
-    customer: Customer
-    grant: ExternalAdminGrant  # the grant made, or the one revoked (no longer stored)
+    customer: CustomerRow
+    grant: ExternalAdmin  # the grant made, or the one revoked (no longer stored)
     email: str
 
 
@@ -91,7 +102,11 @@ async def grant_external_admin(
             granted_at=utcnow(),
         )
         return Audited(
-            ExternalAdminChange(customer, grant, clean),
+            ExternalAdminChange(
+                customer_row(customer),
+                ExternalAdmin(clean, grant.granted_at, grant.granted_by_id),
+                clean,
+            ),
             audit_target("Customer", customer.id),
             f"Made {clean} an external admin of {customer.name}",
         )
@@ -120,22 +135,16 @@ async def revoke_external_admin(
             )
         await ExternalAdminGrant.filter(id=grant.id).delete()
         return Audited(
-            ExternalAdminChange(customer, grant, clean),
+            ExternalAdminChange(
+                customer_row(customer),
+                ExternalAdmin(clean, grant.granted_at, grant.granted_by_id),
+                clean,
+            ),
             audit_target("Customer", customer.id),
             f"Ended {clean} as an external admin of {customer.name}",
         )
 
     return await run_mutation(viewer, REVOKE_EXTERNAL_ADMIN, "customer.external_admin.revoke", work)
-
-
-@dataclass(frozen=True)
-class ExternalAdmin:
-    """What the managing side reads of a grant: the e-mail it typed, when, by whom.
-    Nothing else of the other partner (not its name, the admin's role or name)."""
-
-    email: str
-    granted_at: object
-    granted_by_id: int | None
 
 
 async def external_admins_of(

@@ -5,9 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from app.models.enums import LICENSE_PRODUCT, LicenseType, Product, SubscriptionStatus
-from app.models.subscriptions import LicenseCountsFields, Subscription
+from app.models.subscriptions import LicenseCountsFields
+
+
+class HasStatus(Protocol):
+    """A subscription or a trial's subscription row (a model or a typed value)."""
+
+    @property
+    def status(self) -> SubscriptionStatus | str: ...
+
+
+S = TypeVar("S", bound=HasStatus)
 
 # Subscriptions (and trials) in these states hold their licenses.
 HOLDING_STATUSES = frozenset(
@@ -50,6 +61,6 @@ def sum_counts(lines: Iterable[LicenseCountsFields]) -> LicenseCounts:
     )
 
 
-def holding(subscriptions: Iterable[Subscription]) -> list[Subscription]:
+def holding(subscriptions: Iterable[S]) -> list[S]:
     """The subscriptions and trials whose licenses count (a customer's license totals)."""
     return [s for s in subscriptions if SubscriptionStatus(s.status) in HOLDING_STATUSES]

@@ -28,20 +28,22 @@ from tortoise.transactions import in_transaction
 
 from app.domain import audit
 from app.domain.access import MutationRule, Viewer
-from app.domain.ids import encode_global_id
 
 T = TypeVar("T")
 P = TypeVar("P")
 
 
 def audit_target(kind: str, key: int) -> str:
-    """How an audit event names what a mutation changed: its kind and key."""
-    return encode_global_id(kind, key)
+    """How an audit event names what a mutation changed, in domain terms: its kind
+    and key, "Kind:key" (e.g. "Admin:5"; `audit.parse_target_ref` reads it back).
+    The GraphQL layer makes the client's global id of it (`AuditEvent.targetId`)."""
+    return audit.target_ref(kind, key)
 
 
 @dataclass(frozen=True)
 class Audited(Generic[T]):
-    """What the mutation did: its result, and the audit event's target and summary."""
+    """What the mutation did: its result, and the audit event's target (an
+    `audit_target(kind, key)`, or None when it names nothing) and summary."""
 
     result: T
     target_id: str | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -21,7 +21,7 @@ from tortoise.fields import CharField, DateField, DatetimeField, Field, IntField
 from tortoise.queryset import QuerySet
 
 from app.domain.errors import InvalidArgument
-from app.domain.ids import decode_base64url, encode_base64url
+from app.domain.ids import MAX_PK, decode_base64url, encode_base64url
 from app.domain.sql import TRUE, Sql, all_of, any_of
 
 DEFAULT_PAGE_SIZE = 50
@@ -126,9 +126,19 @@ def _iso_date(value: Any) -> str:
 
 
 def _iso_datetime(value: Any) -> str:
-    """A time as a cursor holds it, in UTC when the database gave no offset."""
+    """A time as a cursor holds it: in UTC (a time the database gave without
+    offset is one)."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return (moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def _cursor_utc_datetime(value: Any) -> datetime:
+    """A time of a cursor in UTC, as `_iso_datetime` writes them: another offset
+    is no cursor of ours (SQLite compares times as text)."""
+    moment = cursor_datetime(value)
+    if moment.utcoffset() != timedelta(0):
+        raise InvalidArgument(NOT_A_CURSOR)
+    return moment
 
 
 @dataclass(frozen=True)
@@ -141,11 +151,13 @@ class KeyPart:
     from_json: Callable[[Any], Any]
 
 
-ID = KeyPart(int, lambda v: cursor_int(v, 1))
+# A row's id: a positive INTEGER key (a larger value is no parameter of such a column).
+ID = KeyPart(int, lambda v: cursor_int(v, 1, MAX_PK))
+BIG_ID = KeyPart(int, lambda v: cursor_int(v, 1))  # a BIGINT key
 INTEGER = KeyPart(int, lambda v: cursor_int(v, -MAX_SQL_INTEGER - 1))  # Decimal sums too
 NUMBER = KeyPart(float, lambda v: _cursor_number(v))
 DATE = KeyPart(_iso_date, cursor_date)
-DATETIME = KeyPart(_iso_datetime, cursor_datetime)
+DATETIME = KeyPart(_iso_datetime, _cursor_utc_datetime)
 
 
 def text(max_length: int | None = None) -> KeyPart:
@@ -245,7 +257,12 @@ class Keyset:
         past = self.after(after)
         start = 0
         if past is not None:
-            keys = [tuple(key(item)) for item in items]
+            # Each key as a cursor would carry it and read back, so it compares
+            # with the cursor's (e.g. a time without offset is a UTC one).
+            keys = [
+                tuple(p.from_json(p.to_json(v)) for p, v in zip(self.parts, key(item), strict=True))
+                for item in items
+            ]
             # The first item past the cursor's edge (items may have gone since).
             start = next(
                 (n for n, k in enumerate(keys) if (k < past if self.descending else k > past)),
@@ -300,35 +317,4 @@ async def keyset_page(
     rows = await page.order_by(*[f"-{f}" if descending else f for f in order]).limit(size + 1)
     return keyset.page_of(
         rows, size, lambda r: [getattr(r, f) for f in order], total=total, after=past
-    )
-
-
-# Transitional: the offset cursors of the lists not yet on `Keyset` (removed
-# when the last of them moves).
-def _offset_after(after: str, kind: str) -> int:
-    payload = decode_cursor(after, kind)
-    if len(payload) != 2:
-        raise InvalidArgument(NOT_A_CURSOR)
-    return cursor_int(payload[1], 0, MAX_SQL_INTEGER - 1) + 1
-
-
-def offset_window(first: int | None, after: str | None, kind: str) -> tuple[int, int]:
-    size = page_size(first)
-    return (0 if after is None else _offset_after(after, kind)), size
-
-
-def offset_cursors(kind: str, offset: int, count: int) -> list[str]:
-    return [encode_cursor([kind, offset + n]) for n in range(count)]
-
-
-def offset_page(items: list[T], first: int | None, after: str | None, kind: str) -> Page[T]:
-    size = page_size(first)
-    start = 0 if after is None else _offset_after(after, kind)
-    chunk = items[start : start + size]
-    return Page(
-        items=chunk,
-        cursors=[encode_cursor([kind, start + n]) for n in range(len(chunk))],
-        has_next_page=start + size < len(items),
-        has_previous_page=start > 0,
-        total_count=len(items),
     )

@@ -21,13 +21,15 @@ again after PARTNERHUB_EMAIL_RETRY_BASE_SECONDS, doubling, at most MAX_ATTEMPTS
 tries. With no SMTP host (the embedded default) the message is written as a
 .eml file under <var_dir>/mail and one line is logged. The link's signature is
 never logged.
+
+The API reads a schedule's deliveries as `EmailDeliveryValue`s (plain values).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -48,7 +50,7 @@ from app.domain.customers import EMAIL
 from app.domain.downloads import sign_download
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.pagination import Page, keyset_page
-from app.domain.reports import download_file_name
+from app.domain.reports import ReportValue, download_file_name
 from app.models.admins import Admin
 from app.models.enums import EmailDeliveryStatus, ReportStatus
 from app.models.organization import PartnerOrganization
@@ -169,19 +171,47 @@ async def waiting_deliveries(before: datetime, limit: int = 1000) -> list[int]:
     )  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, slots=True)
+class EmailDeliveryValue:
+    """One delivery as the API shows it, with its report."""
+
+    id: int
+    recipient: str
+    status: EmailDeliveryStatus
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime
+    report: ReportValue
+
+    @classmethod
+    def of(cls, delivery: EmailDelivery) -> EmailDeliveryValue:
+        """`delivery` with its report fetched."""
+        return cls(
+            id=delivery.id,
+            recipient=delivery.recipient,
+            status=EmailDeliveryStatus(delivery.status),
+            attempts=delivery.attempts,
+            last_error=delivery.last_error,
+            sent_at=delivery.sent_at,
+            created_at=delivery.created_at,
+            report=ReportValue.of(delivery.report),
+        )
+
+
 async def list_deliveries(
-    viewer: Viewer, schedule: ReportSchedule, *, first: int | None, after: str | None
-) -> Page[EmailDelivery]:
-    """The e-mail deliveries of a schedule the viewer sees, newest first, of the
-    reports the viewer sees."""
+    viewer: Viewer, schedule_id: int, *, first: int | None, after: str | None
+) -> Page[EmailDeliveryValue]:
+    """The e-mail deliveries of a schedule the viewer sees (`schedule_id` from a
+    scoped read), newest first, of the reports the viewer sees."""
     deliveries = EmailDelivery.filter(
-        schedule_id=schedule.id,
+        schedule_id=schedule_id,
         report_id__in=Subquery(visible_reports(viewer).values("id")),
     )
     page = await keyset_page(deliveries, ("id",), first, after, "emailDeliveries", descending=True)
     # Their reports in one statement (EmailDelivery.report on the page).
     await EmailDelivery.fetch_for_list(page.items, "report")
-    return page
+    return replace(page, items=[EmailDeliveryValue.of(d) for d in page.items])
 
 
 # ------------------------------------------------------------------ sending

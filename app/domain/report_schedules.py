@@ -7,12 +7,15 @@ compare-and-set UPDATE (only one worker's UPDATE matches the old value), so two
 workers never run one occurrence, and a worker that was down runs a schedule
 once for everything it missed, for the period that ended at its latest
 occurrence.
+
+Readers and mutations hand the API `ReportScheduleValue`s (plain values).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -32,11 +35,11 @@ from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
 from app.domain.mutations import Audited, audit_target, run_mutation, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
 from app.domain.report_emails import check_recipients, describe_recipients, recipients_of
-from app.domain.report_templates import definition_of, get_template
+from app.domain.report_templates import ReportTemplateValue, definition_of, get_template
 from app.domain.reports import ReportRequest, check_region, create_report
 from app.domain.webhook_targets import TargetRefused, check_target
 from app.models.enums import Region, ReportFrequency
-from app.models.reports import Report, ReportSchedule, ReportTemplate
+from app.models.reports import Report, ReportSchedule
 from app.queue import JobQueue, QueueError
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,43 @@ def period_before(frequency: ReportFrequency, occurrence: datetime) -> tuple[dat
     return last_of_previous.replace(day=1), last_of_previous
 
 
+@dataclass(frozen=True, slots=True)
+class ReportScheduleValue:
+    """A schedule as the API shows it."""
+
+    id: int
+    template_id: int
+    frequency: ReportFrequency
+    day_of_week: int | None
+    day_of_month: int | None
+    hour_utc: int
+    region: Region | None
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    webhook_url: str | None
+    recipients: tuple[str, ...]
+    created_by_id: int | None
+
+    @classmethod
+    def of(cls, schedule: ReportSchedule) -> ReportScheduleValue:
+        return cls(
+            id=schedule.id,
+            template_id=schedule.template_id,  # type: ignore[attr-defined]
+            frequency=ReportFrequency(schedule.frequency),
+            day_of_week=schedule.day_of_week,
+            day_of_month=schedule.day_of_month,
+            hour_utc=schedule.hour_utc,
+            region=Region(schedule.region) if schedule.region else None,
+            enabled=schedule.enabled,
+            next_run_at=schedule.next_run_at,
+            last_run_at=schedule.last_run_at,
+            webhook_url=schedule.webhook_url,
+            recipients=tuple(recipients_of(schedule)),
+            created_by_id=schedule.created_by_id,  # type: ignore[attr-defined]
+        )
+
+
 def timing_of(schedule: ReportSchedule) -> Timing:
     return Timing(
         ReportFrequency(schedule.frequency),
@@ -150,21 +190,21 @@ def check_timing(
         errors.append(UserError(("input", field), message, UserErrorCode.INVALID))
 
     if not 0 <= hour_utc <= 23:
-        bad("hourUtc", "hourUtc is 0 to 23.")
+        bad("hour_utc", "hourUtc is 0 to 23.")
     if frequency is ReportFrequency.WEEKLY:
         if day_of_week is None:
-            bad("dayOfWeek", "A WEEKLY schedule needs dayOfWeek (1 = Monday .. 7 = Sunday).")
+            bad("day_of_week", "A WEEKLY schedule needs dayOfWeek (1 = Monday .. 7 = Sunday).")
         elif not 1 <= day_of_week <= 7:
-            bad("dayOfWeek", "dayOfWeek is 1 (Monday) to 7 (Sunday).")
+            bad("day_of_week", "dayOfWeek is 1 (Monday) to 7 (Sunday).")
     elif day_of_week is not None:
-        bad("dayOfWeek", f"dayOfWeek is for WEEKLY schedules, not {frequency.value}.")
+        bad("day_of_week", f"dayOfWeek is for WEEKLY schedules, not {frequency.value}.")
     if frequency is ReportFrequency.MONTHLY:
         if day_of_month is None:
-            bad("dayOfMonth", "A MONTHLY schedule needs dayOfMonth (1 to 28).")
+            bad("day_of_month", "A MONTHLY schedule needs dayOfMonth (1 to 28).")
         elif not 1 <= day_of_month <= 28:
-            bad("dayOfMonth", "dayOfMonth is 1 to 28 (so every month has it).")
+            bad("day_of_month", "dayOfMonth is 1 to 28 (so every month has it).")
     elif day_of_month is not None:
-        bad("dayOfMonth", f"dayOfMonth is for MONTHLY schedules, not {frequency.value}.")
+        bad("day_of_month", f"dayOfMonth is for MONTHLY schedules, not {frequency.value}.")
     if errors:
         raise MutationRejected(errors)
     return Timing(frequency, day_of_week, day_of_month, hour_utc)
@@ -174,7 +214,7 @@ def check_timing(
 class _CheckedSchedule:
     """createReportSchedule's input once checked (before its transaction)."""
 
-    template: ReportTemplate
+    template: ReportTemplateValue
     timing: Timing
     url: str | None
     customer_filter: dict[str, Any] | None
@@ -207,7 +247,7 @@ async def create_schedule(
     allowed_webhook_hosts: frozenset[str] = frozenset(),
     customer_filter: CustomerFilter | None = None,
     recipients: list[str] | None = None,
-) -> ReportSchedule:
+) -> ReportScheduleValue:
     """A schedule; `customer_filter` (CUSTOMER_LIST only) is stored with it and each
     run applies it in the scope of the schedule's owner; `recipients` get an e-mail
     when a run succeeds (app.domain.report_emails)."""
@@ -216,16 +256,16 @@ async def create_schedule(
         template = await get_template(viewer, template_id)
         if template is None:
             raise reject(
-                ("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND
+                ("input", "template_id"), "No such report template.", UserErrorCode.NOT_FOUND
             )
         timing = check_timing(frequency, day_of_week, day_of_month, hour_utc)
-        url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
+        url = await check_webhook_url(webhook_url, ("input", "webhook_url"), allowed_webhook_hosts)
         await check_region(viewer, region)
         stored_filter = await check_customer_filter(viewer, template, customer_filter, now.date())
         emails = await check_recipients(viewer, recipients)
         return _CheckedSchedule(template, timing, url, stored_filter, emails)
 
-    async def work(checked: _CheckedSchedule) -> Audited[ReportSchedule]:
+    async def work(checked: _CheckedSchedule) -> Audited[ReportScheduleValue]:
         timing = checked.timing
         schedule = await ReportSchedule.create(
             partner_id=viewer.partner_id,
@@ -243,7 +283,7 @@ async def create_schedule(
             recipients=checked.emails or None,
         )
         return Audited(
-            schedule,
+            ReportScheduleValue.of(schedule),
             audit_target("ReportSchedule", schedule.id),
             f"Scheduled {checked.template.name!r} {_describe(schedule)}"
             f"{describe_recipients(recipients_of(schedule))}",
@@ -278,16 +318,18 @@ async def update_schedule(
     now: datetime,
     allowed_webhook_hosts: frozenset[str] = frozenset(),
     recipients: list[str] | None = None,
-) -> ReportSchedule:
+) -> ReportScheduleValue:
     """Change what is given. A new frequency drops the day fields it does not use
     unless they are given (and then they must fit it). `recipients` replaces the
     list ([] removes them all)."""
 
     async def prepare() -> tuple[str | None, list[str] | None]:
-        url = await check_webhook_url(webhook_url, ("input", "webhookUrl"), allowed_webhook_hosts)
+        url = await check_webhook_url(webhook_url, ("input", "webhook_url"), allowed_webhook_hosts)
         return url, await check_recipients(viewer, recipients)
 
-    async def work(checked: tuple[str | None, list[str] | None]) -> Audited[ReportSchedule]:
+    async def work(
+        checked: tuple[str | None, list[str] | None],
+    ) -> Audited[ReportScheduleValue]:
         url, emails = checked
         schedule = await _own_schedule(viewer, schedule_id)
         new_frequency = frequency or ReportFrequency(schedule.frequency)
@@ -319,7 +361,7 @@ async def update_schedule(
         template = await schedule.template
         state = "" if schedule.enabled else " (disabled)"
         return Audited(
-            schedule,
+            ReportScheduleValue.of(schedule),
             audit_target("ReportSchedule", schedule.id),
             f"Schedule of {template.name!r} now runs {_describe(schedule)}{state}"
             f"{describe_recipients(recipients_of(schedule))}",
@@ -349,16 +391,26 @@ async def delete_schedule(viewer: Viewer, schedule_id: int | None) -> int:
 # ------------------------------------------------------------------ reading
 
 
-async def get_schedule(viewer: Viewer, schedule_id: int | None) -> ReportSchedule | None:
+async def get_schedule(viewer: Viewer, schedule_id: int | None) -> ReportScheduleValue | None:
+    """A schedule the viewer sees."""
     if schedule_id is None:
         return None
-    return await visible_schedules(viewer).get_or_none(id=schedule_id)
+    schedule = await visible_schedules(viewer).get_or_none(id=schedule_id)
+    return ReportScheduleValue.of(schedule) if schedule else None
+
+
+async def schedules_by_ids(viewer: Viewer, ids: Sequence[int]) -> dict[int, ReportScheduleValue]:
+    """Schedules the viewer sees, in one statement."""
+    found = await visible_schedules(viewer).filter(id__in=list(ids))
+    return {s.id: ReportScheduleValue.of(s) for s in found}
 
 
 async def list_schedules(
     viewer: Viewer, *, first: int | None, after: str | None
-) -> Page[ReportSchedule]:
-    return await keyset_page(visible_schedules(viewer), ("id",), first, after, "schedules")
+) -> Page[ReportScheduleValue]:
+    """The schedules the viewer sees, oldest first."""
+    page = await keyset_page(visible_schedules(viewer), ("id",), first, after, "schedules")
+    return replace(page, items=[ReportScheduleValue.of(s) for s in page.items])
 
 
 # ------------------------------------------------------------------ the tick

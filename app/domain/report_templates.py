@@ -2,11 +2,16 @@
 and each partner's CUSTOM ones (a name plus a subset and order of a default
 template's columns), which can be renamed, given other columns or deleted.
 A report stores the column keys it was requested with, and a deleted template
-stays stored (marked deleted) for its past reports."""
+stays stored (marked deleted) for its past reports.
+
+Readers and mutations hand the API `ReportTemplateValue`s: plain values with
+the description, columns and date-range rules already worked out."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -56,11 +61,47 @@ async def ensure_default_templates() -> None:
                 await template.save(update_fields=["column_keys", "name", "name_key"])
 
 
-def definition_of(template: ReportTemplate) -> ReportDefinition:
+@dataclass(frozen=True, slots=True)
+class ReportTemplateValue:
+    """A template as the API shows it, its figures worked out."""
+
+    id: int
+    name: str
+    kind: ReportTemplateKind
+    report_type: ReportType
+    column_keys: tuple[str, ...]
+    description: str
+    columns: tuple[Column, ...]
+    supports_date_range: bool
+    requires_date_range: bool
+    deleted_at: datetime | None
+
+    @classmethod
+    def of(cls, template: ReportTemplate) -> ReportTemplateValue:
+        definition = definition_of(template)
+        return cls(
+            id=template.id,
+            name=template.name,
+            kind=ReportTemplateKind(template.kind),
+            report_type=ReportType(template.report_type),
+            column_keys=tuple(template.column_keys),
+            description=description_of(template),
+            columns=tuple(columns_of(template)),
+            supports_date_range=definition.supports_date_range,
+            requires_date_range=definition.requires_date_range,
+            deleted_at=template.deleted_at,
+        )
+
+
+# A stored template or its value: what the helpers below read of either.
+AnyTemplate = ReportTemplate | ReportTemplateValue
+
+
+def definition_of(template: AnyTemplate) -> ReportDefinition:
     return DEFINITIONS[ReportType(template.report_type)]
 
 
-def columns_of(template: ReportTemplate, keys: Sequence[str] | None = None) -> list[Column]:
+def columns_of(template: AnyTemplate, keys: Sequence[str] | None = None) -> list[Column]:
     """The template's columns in output order; with `keys` (those a report stored
     when it was requested), those columns of the template's report type instead."""
     definition = definition_of(template)
@@ -68,7 +109,7 @@ def columns_of(template: ReportTemplate, keys: Sequence[str] | None = None) -> l
     return [definition.column(k) for k in chosen if k in definition.column_keys]
 
 
-def description_of(template: ReportTemplate) -> str:
+def description_of(template: AnyTemplate) -> str:
     definition = definition_of(template)
     if template.kind == ReportTemplateKind.DEFAULT:
         return definition.description
@@ -81,11 +122,11 @@ def live_templates(viewer: Viewer) -> QuerySet[ReportTemplate]:
     return visible_templates(viewer).filter(deleted_at=None)
 
 
-async def list_templates(viewer: Viewer) -> list[ReportTemplate]:
+async def list_templates(viewer: Viewer) -> list[ReportTemplateValue]:
     """DEFAULT templates first (in the order of SPEC.md), then the partner's CUSTOM ones by name."""
     templates = await live_templates(viewer)
     order = list(DEFINITIONS)
-    return sorted(
+    ordered = sorted(
         templates,
         key=lambda t: (
             t.kind != ReportTemplateKind.DEFAULT,
@@ -94,18 +135,29 @@ async def list_templates(viewer: Viewer) -> list[ReportTemplate]:
             t.id,
         ),
     )
+    return [ReportTemplateValue.of(t) for t in ordered]
 
 
-async def get_template(viewer: Viewer, template_id: int | None) -> ReportTemplate | None:
+async def get_template(viewer: Viewer, template_id: int | None) -> ReportTemplateValue | None:
+    """A template the viewer may use (not a deleted one)."""
     if template_id is None:
         return None
-    return await live_templates(viewer).get_or_none(id=template_id)
+    template = await live_templates(viewer).get_or_none(id=template_id)
+    return ReportTemplateValue.of(template) if template else None
 
 
-async def find_template(viewer: Viewer, name: str) -> ReportTemplate | None:
+async def templates_by_ids(viewer: Viewer, ids: Sequence[int]) -> dict[int, ReportTemplateValue]:
+    """Templates the viewer sees, deleted ones too (a past report still shows
+    its template), in one statement."""
+    found = await visible_templates(viewer).filter(id__in=list(ids))
+    return {t.id: ReportTemplateValue.of(t) for t in found}
+
+
+async def find_template(viewer: Viewer, name: str) -> ReportTemplateValue | None:
     """A template the viewer sees, by name in any case (the CLI's --template)."""
     key = " ".join(name.split()).lower()
-    return await live_templates(viewer).filter(name_key=key).first()
+    template = await live_templates(viewer).filter(name_key=key).first()
+    return ReportTemplateValue.of(template) if template else None
 
 
 def _clean_name(name: str) -> str:
@@ -128,11 +180,11 @@ def _clean_name(name: str) -> str:
 
 def _check_columns(definition: ReportDefinition, keys: Sequence[str]) -> list[str]:
     if not keys:
-        raise reject(("input", "columnKeys"), "Choose at least one column.", UserErrorCode.INVALID)
+        raise reject(("input", "column_keys"), "Choose at least one column.", UserErrorCode.INVALID)
     errors: list[UserError] = []
     seen: set[str] = set()
     for i, key in enumerate(keys):
-        field = ("input", "columnKeys", str(i))
+        field = ("input", "column_keys", str(i))
         if key not in definition.column_keys:
             errors.append(
                 UserError(
@@ -171,10 +223,10 @@ async def _own_custom_template(viewer: Viewer, template_id: int | None) -> Repor
         else None
     )
     if template is None:
-        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
+        raise reject(("input", "template_id"), "No such report template.", UserErrorCode.NOT_FOUND)
     if template.kind == ReportTemplateKind.DEFAULT:
         raise reject(
-            ("input", "templateId"),
+            ("input", "template_id"),
             f"{template.name!r} is a DEFAULT template: it cannot be changed or deleted "
             "(create a CUSTOM template from it instead).",
             UserErrorCode.FORBIDDEN,
@@ -184,8 +236,8 @@ async def _own_custom_template(viewer: Viewer, template_id: int | None) -> Repor
 
 async def create_template(
     viewer: Viewer, name: str, report_type: ReportType, column_keys: Sequence[str]
-) -> ReportTemplate:
-    async def work() -> Audited[ReportTemplate]:
+) -> ReportTemplateValue:
+    async def work() -> Audited[ReportTemplateValue]:
         clean = _clean_name(name)
         definition = DEFINITIONS[report_type]
         keys = _check_columns(definition, column_keys)
@@ -200,7 +252,7 @@ async def create_template(
             created_by_id=viewer.admin.id,
         )
         return Audited(
-            template,
+            ReportTemplateValue.of(template),
             audit_target("ReportTemplate", template.id),
             f"Created report template {clean!r} on {definition.name} ({len(keys)} columns)",
         )
@@ -213,11 +265,11 @@ async def update_template(
     template_id: int | None,
     name: str | None,
     column_keys: Sequence[str] | None,
-) -> ReportTemplate:
+) -> ReportTemplateValue:
     """Rename a CUSTOM template and/or choose its columns again (from the same
     DEFAULT template). Reports already requested keep the columns they had."""
 
-    async def work() -> Audited[ReportTemplate]:
+    async def work() -> Audited[ReportTemplateValue]:
         clean = _clean_name(name) if name is not None else None
         template = await _own_custom_template(viewer, template_id)
         definition = definition_of(template)
@@ -232,7 +284,7 @@ async def update_template(
             template.column_keys = keys
         await template.save(update_fields=["name", "name_key", "column_keys"])
         return Audited(
-            template,
+            ReportTemplateValue.of(template),
             audit_target("ReportTemplate", template.id),
             f"Report template {template.name!r}: " + ("; ".join(changes) or "no change"),
         )
@@ -252,7 +304,7 @@ async def delete_template(viewer: Viewer, template_id: int | None) -> int:
         ).order_by("id")
         if schedules:
             raise reject(
-                ("input", "templateId"),
+                ("input", "template_id"),
                 f"{template.name!r} is used by {len(schedules)} report schedule(s): "
                 + ", ".join(_schedule_label(s) for s in schedules)
                 + ". Delete those schedules first.",

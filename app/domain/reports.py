@@ -1,14 +1,19 @@
 """Reports: `generateReport` (validate, store QUEUED, queue the job), the
-reports list, and download handles. The worker side is report_generation.py."""
+reports list, and download handles. The worker side is report_generation.py.
+
+Readers and `generate_report` hand the API `ReportValue`s (plain values, no
+table row); the loaders' batch readers of templates, schedules and last
+reports answer values too."""
 
 from __future__ import annotations
 
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise.functions import Max
 
@@ -20,8 +25,6 @@ from app.domain.access import (
     customer_scope,
     granted_customer_scope,
     visible_reports,
-    visible_schedules,
-    visible_templates,
 )
 from app.domain.customer_list_report import check_customer_filter
 from app.domain.customers import CustomerFilter
@@ -29,11 +32,19 @@ from app.domain.downloads import sign_download
 from app.domain.errors import UserErrorCode, reject
 from app.domain.mutations import Audited, audit_target, run_prepared_mutation
 from app.domain.pagination import Page, keyset_page
-from app.domain.report_templates import definition_of, get_template
+from app.domain.report_templates import (
+    ReportTemplateValue,
+    definition_of,
+    get_template,
+)
+from app.domain.report_templates import templates_by_ids as templates_by_ids
 from app.domain.sql import Sql
 from app.models.enums import Region, ReportStatus
-from app.models.reports import Report, ReportSchedule, ReportTemplate
+from app.models.reports import Report, ReportTemplate
 from app.queue import JobQueue, QueueError
+
+if TYPE_CHECKING:
+    from app.domain.report_schedules import ReportScheduleValue
 
 MAX_RANGE_DAYS = 90
 TERMINAL_STATUSES = frozenset({ReportStatus.SUCCEEDED, ReportStatus.FAILED, ReportStatus.EXPIRED})
@@ -63,7 +74,53 @@ _DATED_FILE_NAME = re.compile(r"(?P<stem>.+)_\d{4}-\d{2}-\d{2}\.csv")
 FALLBACK_FILE_NAME = "report.csv"
 
 
-def download_file_name(report: Report, day: date) -> str:
+@dataclass(frozen=True, slots=True)
+class ReportValue:
+    """A report as the API shows it."""
+
+    id: int
+    status: ReportStatus
+    region: Region | None
+    start_date: date | None
+    end_date: date | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    row_count: int | None
+    error: str | None
+    template_id: int
+    # The columns it was requested with (None on reports older than that: the template's).
+    column_keys: tuple[str, ...] | None
+    requested_by_id: int | None
+    schedule_id: int | None
+    file_name: str | None
+    byte_size: int | None
+    checksum: str | None
+
+    @classmethod
+    def of(cls, report: Report) -> ReportValue:
+        return cls(
+            id=report.id,
+            status=ReportStatus(report.status),
+            region=Region(report.region) if report.region else None,
+            start_date=report.start_date,
+            end_date=report.end_date,
+            created_at=report.created_at,
+            started_at=report.started_at,
+            finished_at=report.finished_at,
+            row_count=report.row_count,
+            error=report.error,
+            template_id=report.template_id,  # type: ignore[attr-defined]
+            column_keys=tuple(report.column_keys) if report.column_keys is not None else None,
+            requested_by_id=report.requested_by_id,  # type: ignore[attr-defined]
+            schedule_id=report.schedule_id,  # type: ignore[attr-defined]
+            file_name=report.file_name,
+            byte_size=report.byte_size,
+            checksum=report.checksum,
+        )
+
+
+def download_file_name(report: Report | ReportValue, day: date) -> str:
     """The name a download of `report` on `day` (UTC) carries: the stored
     `<Template Name>_<token>_<date>.csv` with the download date in place of the
     day it was queued (the seeds: "Default Template Name_alphanumeric
@@ -78,7 +135,7 @@ def download_file_name(report: Report, day: date) -> str:
 
 @dataclass(frozen=True)
 class ReportRequest:
-    template: ReportTemplate
+    template: ReportTemplate | ReportTemplateValue
     start_date: date | None
     end_date: date | None
     region: Region | None
@@ -98,11 +155,11 @@ async def check_request(
     """Validate a report request; raise MutationRejected naming the field at fault."""
     template = await get_template(viewer, template_id)
     if template is None:
-        raise reject(("input", "templateId"), "No such report template.", UserErrorCode.NOT_FOUND)
+        raise reject(("input", "template_id"), "No such report template.", UserErrorCode.NOT_FOUND)
     definition = definition_of(template)
     if not definition.supports_date_range:
         if start_date is not None or end_date is not None:
-            field = "startDate" if start_date is not None else "endDate"
+            field = "start_date" if start_date is not None else "end_date"
             raise reject(
                 ("input", field),
                 f"{definition.name} is a point-in-time report: it takes no date range.",
@@ -110,7 +167,7 @@ async def check_request(
             )
     elif start_date is None or end_date is None:
         if definition.requires_date_range or (start_date, end_date) != (None, None):
-            field = "startDate" if start_date is None else "endDate"
+            field = "start_date" if start_date is None else "end_date"
             raise reject(
                 ("input", field),
                 f"{definition.name} needs a date range: give startDate and endDate.",
@@ -119,18 +176,18 @@ async def check_request(
     else:
         if end_date < start_date:
             raise reject(
-                ("input", "endDate"), "endDate is before startDate.", UserErrorCode.INVALID
+                ("input", "end_date"), "endDate is before startDate.", UserErrorCode.INVALID
             )
         if end_date > today:
             raise reject(
-                ("input", "endDate"),
+                ("input", "end_date"),
                 f"endDate {end_date} is in the future (today is {today} UTC).",
                 UserErrorCode.INVALID,
             )
         days = (end_date - start_date).days + 1
         if days > MAX_RANGE_DAYS:
             raise reject(
-                ("input", "endDate"),
+                ("input", "end_date"),
                 f"A report covers at most {MAX_RANGE_DAYS} days (this range has {days}).",
                 UserErrorCode.INVALID,
             )
@@ -211,7 +268,7 @@ async def generate_report(
     queue: JobQueue | None,
     today: date,
     customer_filter: CustomerFilter | None = None,
-) -> Report:
+) -> ReportValue:
     """generateReport: a QUEUED report whose job a worker runs, or user errors and
     nothing stored (also when the job queue is down). With no queue, the report
     is only stored, for the caller to run (`partnerhub report run`).
@@ -223,7 +280,7 @@ async def generate_report(
         )
         return request, await has_granted_customers(viewer, region)
 
-    async def work(checked: tuple[ReportRequest, bool]) -> Audited[Report]:
+    async def work(checked: tuple[ReportRequest, bool]) -> Audited[ReportValue]:
         request, granted = checked
         # The job is queued inside the transaction: if Redis cannot take it, the
         # report rolls back with the rest.
@@ -236,7 +293,7 @@ async def generate_report(
             with_granted_customers=granted,
         )
         return Audited(
-            report,
+            ReportValue.of(report),
             audit_target("Report", report.id),
             f"Generated a {request.template.name!r} report"
             + (f" for {request.start_date} to {request.end_date}" if request.start_date else "")
@@ -257,10 +314,12 @@ async def generate_report(
         ) from None
 
 
-async def get_report(viewer: Viewer, report_id: int | None) -> Report | None:
+async def get_report(viewer: Viewer, report_id: int | None) -> ReportValue | None:
+    """A report the viewer sees."""
     if report_id is None:
         return None
-    return await visible_reports(viewer).get_or_none(id=report_id)
+    report = await visible_reports(viewer).get_or_none(id=report_id)
+    return ReportValue.of(report) if report else None
 
 
 async def list_reports(
@@ -271,7 +330,7 @@ async def list_reports(
     statuses: list[ReportStatus] | None = None,
     template_id: int | None = None,
     schedule_id: int | None = None,
-) -> Page[Report]:
+) -> Page[ReportValue]:
     """Reports the viewer may see, newest first (None: no filter on that id)."""
     query = visible_reports(viewer)
     if statuses:
@@ -280,7 +339,8 @@ async def list_reports(
         query = query.filter(template_id=template_id)
     if schedule_id is not None:
         query = query.filter(schedule_id=schedule_id)
-    return await keyset_page(query, ("id",), first, after, "reports", descending=True)
+    page = await keyset_page(query, ("id",), first, after, "reports", descending=True)
+    return replace(page, items=[ReportValue.of(r) for r in page.items])
 
 
 @dataclass(frozen=True)
@@ -293,7 +353,7 @@ class DownloadHandle:
 
 
 def download_handle(
-    report: Report, key: str, base_url: str, now: datetime, ttl_seconds: int
+    report: ReportValue, key: str, base_url: str, now: datetime, ttl_seconds: int
 ) -> DownloadHandle | None:
     """A fresh signed URL for a SUCCEEDED report; None for any other status. Its
     file name carries today's date, the date a download started now gets."""
@@ -314,23 +374,23 @@ def report_channel(report_id: int) -> str:
     return f"partnerhub:report:{report_id}"
 
 
-async def templates_by_ids(viewer: Viewer, ids: list[int]) -> dict[int, ReportTemplate]:
-    return {t.id: t for t in await visible_templates(viewer).filter(id__in=ids)}
+async def schedules_by_ids(viewer: Viewer, ids: Sequence[int]) -> dict[int, ReportScheduleValue]:
+    """Schedules the viewer sees, in one statement (the loaders' batch reader,
+    kept here for them; report_schedules imports this module)."""
+    from app.domain.report_schedules import schedules_by_ids as read
+
+    return await read(viewer, ids)
 
 
-async def schedules_by_ids(viewer: Viewer, ids: list[int]) -> dict[int, ReportSchedule]:
-    return {s.id: s for s in await visible_schedules(viewer).filter(id__in=ids)}
-
-
-async def last_reports_of(viewer: Viewer, schedule_ids: list[int]) -> dict[int, Report]:
+async def last_reports_of(viewer: Viewer, schedule_ids: Sequence[int]) -> dict[int, ReportValue]:
     """The newest report of each schedule: the newest ids per schedule, then those
     reports (two queries for a page of schedules, however many runs each has)."""
     newest_ids = (
         await visible_reports(viewer)
-        .filter(schedule_id__in=schedule_ids)
+        .filter(schedule_id__in=list(schedule_ids))
         .annotate(newest=Max("id"))
         .group_by("schedule_id")
         .values_list("newest", flat=True)
     )
     reports = await Report.filter(id__in=list(newest_ids))
-    return {r.schedule_id: r for r in reports}  # type: ignore[misc]
+    return {r.schedule_id: ReportValue.of(r) for r in reports}  # type: ignore[attr-defined]

@@ -1,10 +1,12 @@
-"""Resources and help: quick links, featured resources, the searchable list.
+"""Resources and help: quick links, featured resources, the searchable list,
+read as `ResourceValue`s.
 
 The list itself is reference data: `partnerhub migrate` stores it on every
 install (`ensure_reference_resources`), the demo as well, one copy either way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from tortoise.expressions import Q
@@ -16,6 +18,27 @@ from app.models.resources import Resource
 
 MAX_SEARCH_LENGTH = 200
 MAX_CATEGORY_LENGTH = 100  # Resource.category's column
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceValue:
+    """A resource as the help page reads it."""
+
+    title: str
+    url: str
+    section: ResourceSection
+    category: str | None
+    description: str | None
+
+    @classmethod
+    def of(cls, row: Resource) -> ResourceValue:
+        return cls(
+            title=row.title,
+            url=row.url,
+            section=ResourceSection(row.section),
+            category=row.category,
+            description=row.description,
+        )
 
 
 class ReferenceResource(NamedTuple):
@@ -89,7 +112,7 @@ async def ensure_reference_resources() -> None:
 
 async def list_resources(
     search: str | None = None, section: str | None = None, category: str | None = None
-) -> list[Resource]:
+) -> list[ResourceValue]:
     """Resources in their sections' order; `search` matches title, description or
     category; `category` is one category, whatever its case."""
     query = Resource.all()
@@ -117,4 +140,5 @@ async def list_resources(
             )
     rows = await query
     order = {section: n for n, section in enumerate(ResourceSection)}
-    return sorted(rows, key=lambda r: (order[ResourceSection(r.section)], r.position, r.id))
+    rows.sort(key=lambda r: (order[ResourceSection(r.section)], r.position, r.id))
+    return [ResourceValue.of(row) for row in rows]

@@ -27,7 +27,7 @@ not name, costs a pass of its own (same answer, more work).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,6 +35,16 @@ from typing import Any
 from app.db import as_date, as_datetime, fetch_all
 from app.domain.access import Viewer, customer_scope
 from app.domain.errors import InvalidArgument
+from app.domain.pagination import (
+    DATE,
+    DATETIME,
+    ID,
+    INTEGER,
+    NUMBER,
+    Keyset,
+    Page,
+    page_size,
+)
 from app.domain.sql import Sql, in_list
 from app.domain.statuses import HOLDING, StatusClock
 from app.models.enums import FAMILY_LICENSE_TYPES, ProductFamily, Region
@@ -126,11 +136,28 @@ class SectionTotals:
     available: int
     overage: int
 
+    @property
+    def assignment_pct(self) -> float:
+        """assigned / total licenses, in percent."""
+        return pct(self.assigned, self.total)
 
-@dataclass(frozen=True)
+    @property
+    def usage_pct(self) -> float:
+        """used (last 7 days) / total licenses, in percent."""
+        return pct(self.used, self.total)
+
+    @property
+    def average_overage(self) -> float:
+        """Overage licenses per customer of the section, to one decimal."""
+        return round(self.overage / self.customers, 1) if self.customers else 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
-    """One subscription or trial of a section, with its family figures."""
+    """One subscription or trial of a section, with its family figures and the
+    figures of its row computed on the request's day."""
 
+    id: int  # the subscription's key: the last value of every section's order
     customer_id: int
     subscription_id: str
     kind: str
@@ -147,15 +174,23 @@ class Row:
     overage: int
     assignment_change: int
     usage_change: int
+    ratio: float  # assigned / total (0 without licenses): the low-assignment order
+    days_since_added: int
+    months_since_added: int
+    days_remaining: int  # to the end date (0 without one)
+    months_remaining: int | None  # None without an end date
+    assigned_pct: float
+    used_pct: float
 
 
 @dataclass(frozen=True)
 class PageKey:
-    """One page of a section's rows: `limit` rows from `offset`, in the section's order."""
+    """One page of a section's rows: `size` rows past `after` (the order values of
+    the edge a cursor names; None: from the start), in the section's order."""
 
     section: str
-    offset: int
-    limit: int
+    after: tuple[Any, ...] | None
+    size: int
 
 
 @dataclass(frozen=True)
@@ -188,7 +223,7 @@ PASS_COLUMNS = {
     "overage": "BIGINT",
     "assignment_change": "BIGINT",
     "usage_change": "BIGINT",
-    "ratio": "NUMERIC",
+    "ratio": "DOUBLE PRECISION",
     "subscriptions": "BIGINT",
     "customers": "BIGINT",
 }
@@ -209,25 +244,51 @@ def _select(values: dict[str, str]) -> str:
     )
 
 
-# Each section's order: a total order (sub_id breaks ties), in SQL and in Python.
+@dataclass(frozen=True)
+class SectionOrder:
+    """A section's order as a keyset: its SQL expressions over `facts` and the
+    same values of a Row (the subscription's id last: a total order). A mixed
+    order (most overage first, then by id) negates the value that goes the other
+    way, so one direction serves the whole key."""
+
+    keyset: Keyset
+    columns: tuple[str, ...]
+    key: Callable[[Row], tuple[Any, ...]]
+
+    def in_order(self, rows: Iterable[Row]) -> list[Row]:
+        return sorted(rows, key=self.key, reverse=self.keyset.descending)
+
+
+# The sections' orders (also the kinds of their cursors: a cursor of one section is
+# refused by every other).
 ORDERS = {
-    "recently_added": "added_at DESC, sub_id DESC",
-    "expiring": "end_date ASC, sub_id ASC",
-    "renewing": "end_date ASC, sub_id ASC",
-    "low_assignment": "ratio ASC, sub_id ASC",
-    "over_limit": "overage DESC, sub_id ASC",
+    "recently_added": SectionOrder(
+        Keyset("recently_added", (DATETIME, ID), descending=True),
+        ("added_at", "sub_id"),
+        lambda r: (r.added_at, r.id),
+    ),
+    "expiring": SectionOrder(
+        Keyset("expiring", (DATE, ID)), ("end_date", "sub_id"), lambda r: (r.end_date, r.id)
+    ),
+    "renewing": SectionOrder(
+        Keyset("renewing", (DATE, ID)), ("end_date", "sub_id"), lambda r: (r.end_date, r.id)
+    ),
+    "low_assignment": SectionOrder(
+        Keyset("low_assignment", (NUMBER, ID)), ("ratio", "sub_id"), lambda r: (r.ratio, r.id)
+    ),
+    "over_limit": SectionOrder(
+        Keyset("over_limit", (INTEGER, ID)),
+        ("-overage", "sub_id"),
+        lambda r: (-r.overage, r.id),
+    ),
 }
 
 
-def _in_order(section: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A page's rows in the section's order (the branches of a pass come unordered)."""
-    if section == "recently_added":
-        return sorted(rows, key=lambda r: (as_datetime(r["added_at"]), r["sub_id"]), reverse=True)
-    if section in ("expiring", "renewing"):
-        return sorted(rows, key=lambda r: (as_date(r["end_date"]), r["sub_id"]))
-    if section == "low_assignment":
-        return sorted(rows, key=lambda r: (r["ratio"], r["sub_id"]))
-    return sorted(rows, key=lambda r: (-int(r["overage"]), r["sub_id"]))
+def page_key(section: str, first: int | None, after: str | None) -> PageKey:
+    """The page of `section` that `rows(first, after)` asks for (InvalidArgument
+    for a page size out of range or a cursor that is not one of the section's)."""
+    size = page_size(first)
+    return PageKey(section, ORDERS[section].keyset.after(after), size)
 
 
 @dataclass
@@ -241,6 +302,7 @@ class SubscriptionAnalytics:
     # What this request has read: each figure once (the toggle's family only,
     # except the low-assignment customers, which the top KPI needs of both).
     _totals: dict[str, SectionTotals] = field(default_factory=dict)
+    # Each page read: at most size + 1 rows (the one more says a next page follows).
     _pages: dict[PageKey, list[Row]] = field(default_factory=dict)
     _low: dict[ProductFamily, frozenset[int]] = field(default_factory=dict)
     _kpis: Kpis | None = None
@@ -358,7 +420,8 @@ latest AS (
                 f"""
 facts AS MATERIALIZED (
   SELECT fam.*, {", ".join(figures)},
-         CASE WHEN fam.total > 0 THEN fam.assigned * 1.0 / fam.total ELSE 0 END AS ratio,
+         CASE WHEN fam.total > 0 THEN CAST(fam.assigned AS DOUBLE PRECISION) / fam.total
+              ELSE 0 END AS ratio,
          {"medians.median" if with_medians else "NULL"} AS median
   FROM fam
   {" ".join(joins)}
@@ -440,13 +503,16 @@ facts AS MATERIALIZED (
                 Sql(f"SELECT {_select(aggregates)} FROM facts WHERE {where.text}", where.params)
             )
         for n, page in enumerate(pages):
-            where = self._condition(page.section)
+            order = ORDERS[page.section]
+            where = self._condition(page.section) & order.keyset.sql_after(
+                order.columns, page.after
+            )
             columns = {"part": f"'P{n}'", **{name: name for name in ROW_COLUMNS}}
             branches.append(
                 Sql(
                     f"SELECT * FROM (SELECT {_select(columns)} FROM facts WHERE {where.text}"
-                    f" ORDER BY {ORDERS[page.section]} LIMIT ? OFFSET ?) AS page{n}",
-                    (*where.params, page.limit, page.offset),
+                    f" ORDER BY {order.keyset.sql_order(order.columns)} LIMIT ?) AS page{n}",
+                    (*where.params, page.size + 1),
                 )
             )
         if low:
@@ -473,8 +539,8 @@ facts AS MATERIALIZED (
                 overage=int(t["overage"]),
             )
         for n, page in enumerate(pages):
-            chosen = _in_order(page.section, found.get(f"P{n}", []))
-            self._pages[page] = [_row(r) for r in chosen]
+            rows_ = (_row(r, self.today) for r in found.get(f"P{n}", []))
+            self._pages[page] = ORDERS[page.section].in_order(rows_)
         if low:
             self._low[family] = frozenset(int(r["customer_id"]) for r in found.get("L", []))
 
@@ -525,21 +591,22 @@ WHERE ({customers.text}) AND p.added_at <= ?
             await self._pass(self.family, totals=[section])
         return self._totals[section]
 
-    async def section_rows(self, section: str, offset: int, limit: int) -> list[Row]:
-        key = PageKey(section, offset, limit)
-        if key not in self._pages:
-            await self._pass(self.family, pages=[key])
-        return self._pages[key]
-
-    async def section_page(self, section: str, offset: int, limit: int) -> tuple[int, list[Row]]:
-        """(rows in the section, one page of them), in one pass when neither is read yet."""
-        key = PageKey(section, offset, limit)
+    async def section_page(self, section: str, first: int | None, after: str | None) -> Page[Row]:
+        """One page of a section's rows (`first` of them past the cursor `after`),
+        with the section's row count: in one pass when neither is read yet."""
+        key = page_key(section, first, after)
         await self._pass(
             self.family,
             totals=[section] if section not in self._totals else [],
             pages=[key] if key not in self._pages else [],
         )
-        return self._totals[section].subscriptions, self._pages[key]
+        return ORDERS[section].keyset.page_of(
+            self._pages[key],
+            key.size,
+            ORDERS[section].key,
+            total=self._totals[section].subscriptions,
+            after=key.after,
+        )
 
     async def low_customers(self, family: ProductFamily) -> frozenset[int]:
         """Customers with a subscription in the low-assignment section of `family`."""
@@ -624,24 +691,36 @@ GROUP BY ls.week_start""",
         return points
 
 
-def _page_sort(page: PageKey) -> tuple[int, int, int]:
-    return SECTIONS.index(page.section), page.offset, page.limit
+def _page_sort(page: PageKey) -> tuple[int, bool, str, int]:
+    """Pages in a fixed order (so is the statement's text)."""
+    return SECTIONS.index(page.section), page.after is not None, repr(page.after), page.size
 
 
-def _row(r: dict[str, Any]) -> Row:
+def _row(r: dict[str, Any], today: date) -> Row:
+    added_at = as_datetime(r["added_at"])
+    end_date = as_date(r["end_date"]) if r["end_date"] is not None else None
+    total, assigned, used = int(r["total"]), int(r["assigned"]), int(r["used7"])
     return Row(
-        customer_id=r["customer_id"],
+        id=int(r["sub_id"]),
+        customer_id=int(r["customer_id"]),
         subscription_id=r["code"],
         kind=r["kind"],
-        added_at=as_datetime(r["added_at"]),
-        end_date=as_date(r["end_date"]) if r["end_date"] is not None else None,
+        added_at=added_at,
+        end_date=end_date,
         auto_renew=bool(r["auto_renew"]),
-        total=int(r["total"]),
-        assigned=int(r["assigned"]),
-        used=int(r["used7"]),
+        total=total,
+        assigned=assigned,
+        used=used,
         used_90d=int(r["used90"]),
         available=int(r["available"]),
         overage=int(r["overage"]),
         assignment_change=int(r["assignment_change"]),
         usage_change=int(r["usage_change"]),
+        ratio=float(r["ratio"]),
+        days_since_added=(today - added_at.date()).days,
+        months_since_added=months_between(added_at.date(), today),
+        days_remaining=(end_date - today).days if end_date else 0,
+        months_remaining=months_between(today, end_date) if end_date else None,
+        assigned_pct=pct(assigned, total),
+        used_pct=pct(used, total),
     )

@@ -1,10 +1,15 @@
 """Custom tags: create, rename, describe, delete, and set a customer's tags
-(replace semantics, like the Webex Partner Tags API)."""
+(replace semantics, like the Webex Partner Tags API).
+
+Readers and mutations hand the API `TagValue`s (plain values). A customers
+page reads its tags itself (app/domain/customer_pages.py `TagRow`, with the
+tags' customer counts and creators when the page asks)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.clock import utcnow
 from app.db import execute, fetch_all, is_postgres
@@ -16,7 +21,13 @@ from app.domain.access import (
     Viewer,
     managed_customer_scope,
 )
-from app.domain.customers import CustomerFilter, filter_condition, get_managed_customer
+from app.domain.customers import (
+    CustomerFilter,
+    CustomerRow,
+    customer_row,
+    filter_condition,
+    get_managed_customer,
+)
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.mutations import Audited, audit_target, run_mutation
 from app.domain.sql import one_of
@@ -32,9 +43,39 @@ MAX_BULK_CUSTOMERS = 10_000
 MAX_LISTED_ERRORS = 100
 
 
-async def list_tags(viewer: Viewer) -> list[Tag]:
+@dataclass(frozen=True, slots=True)
+class TagValue:
+    """A tag as the API shows it."""
+
+    id: int
+    name: str
+    description: str | None
+    created_at: datetime
+    created_by_id: int | None
+
+    @classmethod
+    def of(cls, tag: Tag) -> TagValue:
+        return cls(
+            id=tag.id,
+            name=tag.name,
+            description=tag.description,
+            created_at=tag.created_at,
+            created_by_id=tag.created_by_id,  # type: ignore[attr-defined]
+        )
+
+
+async def list_tags(viewer: Viewer) -> list[TagValue]:
     """Every tag of the viewer's partner (visible to all its admins), by name."""
-    return await Tag.filter(partner_id=viewer.partner_id).order_by("name_key", "id")
+    found = await Tag.filter(partner_id=viewer.partner_id).order_by("name_key", "id")
+    return [TagValue.of(t) for t in found]
+
+
+async def get_tag(viewer: Viewer, tag_id: int | None) -> TagValue | None:
+    """A tag of the viewer's partner."""
+    if tag_id is None:
+        return None
+    tag = await Tag.get_or_none(id=tag_id, partner_id=viewer.partner_id)
+    return TagValue.of(tag) if tag else None
 
 
 def _clean_name(name: str | None, field: tuple[str, ...]) -> str:
@@ -76,8 +117,8 @@ async def _own_tag(viewer: Viewer, tag_id: int | None, field: tuple[str, ...]) -
     return tag
 
 
-async def create_tag(viewer: Viewer, name: str, description: str | None) -> Tag:
-    async def work() -> Audited[Tag]:
+async def create_tag(viewer: Viewer, name: str, description: str | None) -> TagValue:
+    async def work() -> Audited[TagValue]:
         clean = _clean_name(name, ("input", "name"))
         text = _clean_description(description, ("input", "description"))
         await _ensure_name_free(viewer, clean)
@@ -88,15 +129,15 @@ async def create_tag(viewer: Viewer, name: str, description: str | None) -> Tag:
             description=text,
             created_by_id=viewer.admin.id,
         )
-        return Audited(tag, audit_target("Tag", tag.id), f"Created tag {clean!r}")
+        return Audited(TagValue.of(tag), audit_target("Tag", tag.id), f"Created tag {clean!r}")
 
     return await run_mutation(viewer, CREATE_TAG, "tag.create", work)
 
 
 async def update_tag(
     viewer: Viewer, tag_id: int | None, name: str | None, description: str | None
-) -> Tag:
-    async def work() -> Audited[Tag]:
+) -> TagValue:
+    async def work() -> Audited[TagValue]:
         clean = _clean_name(name, ("input", "name")) if name is not None else None
         text = _clean_description(description, ("input", "description"))
         tag = await _own_tag(viewer, tag_id, ("input", "id"))
@@ -110,7 +151,7 @@ async def update_tag(
             tag.description = text
         await tag.save(update_fields=["name", "name_key", "description"])
         summary = f"Tag {tag.name!r}: " + (", ".join(changes) or "no change")
-        return Audited(tag, audit_target("Tag", tag.id), summary)
+        return Audited(TagValue.of(tag), audit_target("Tag", tag.id), summary)
 
     return await run_mutation(viewer, UPDATE_TAG, "tag.update", work)
 
@@ -134,17 +175,17 @@ async def delete_tag(viewer: Viewer, tag_id: int | None) -> int:
 
 async def set_customer_tags(
     viewer: Viewer, customer_id: int | None, tag_ids: Sequence[int | None], max_tags: int
-) -> Customer:
+) -> CustomerRow:
     """Replace the customer's tags with exactly these (duplicates count once)."""
 
-    async def work() -> Audited[Customer]:
+    async def work() -> Audited[CustomerRow]:
         customer = await get_managed_customer(viewer, customer_id)
         if customer is None:
-            raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
+            raise reject(("input", "customer_id"), "No such customer.", UserErrorCode.NOT_FOUND)
         wanted = list(dict.fromkeys(tag_ids))
         if len(wanted) > max_tags:
             raise reject(
-                ("input", "tagIds"),
+                ("input", "tag_ids"),
                 f"A customer carries at most {max_tags} tags (got {len(wanted)}).",
                 UserErrorCode.LIMIT_EXCEEDED,
             )
@@ -155,7 +196,7 @@ async def set_customer_tags(
             )
         }
         errors = [
-            UserError(("input", "tagIds", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
+            UserError(("input", "tag_ids", str(n)), "No such tag.", UserErrorCode.NOT_FOUND)
             for n, tag_id in enumerate(tag_ids)
             if tag_id is None or tag_id not in found
         ]
@@ -172,7 +213,7 @@ async def set_customer_tags(
             await CustomerTag.create(customer_id=customer.id, tag_id=tag_id)
         names = sorted(found[t].name for t in target)
         return Audited(
-            customer,
+            customer_row(customer),
             audit_target("Customer", customer.id),
             f"Set the tags of {customer.name} to {', '.join(names) or 'none'}",
         )
@@ -185,13 +226,13 @@ async def set_customer_tags(
 
 @dataclass(frozen=True)
 class BulkTagResult:
-    tag: Tag
+    tag: TagValue
     customer_count: int  # distinct customers the call covered
     changed_count: int  # of them, those that gained (or lost) the tag
 
 
 def _by_index(
-    indexes: Sequence[int], message: str, code: UserErrorCode, field: str = "customerIds"
+    indexes: Sequence[int], message: str, code: UserErrorCode, field: str = "customer_ids"
 ) -> MutationRejected:
     """One user error per refused position of the list (the first MAX_LISTED_ERRORS)."""
     errors = [
@@ -222,11 +263,11 @@ async def _chosen_customers(
     if customer_ids is not None:
         if not customer_ids:
             raise reject(
-                ("input", "customerIds"), "Give at least one customer id.", UserErrorCode.INVALID
+                ("input", "customer_ids"), "Give at least one customer id.", UserErrorCode.INVALID
             )
         if len(customer_ids) > MAX_BULK_CUSTOMERS:
             raise reject(
-                ("input", "customerIds"),
+                ("input", "customer_ids"),
                 f"At most {MAX_BULK_CUSTOMERS} customers a call (got {len(customer_ids)}): "
                 "split the list.",
                 UserErrorCode.LIMIT_EXCEEDED,
@@ -270,7 +311,7 @@ async def add_tag_to_customers(
     A few statements whatever the number of customers."""
 
     async def work() -> Audited[BulkTagResult]:
-        tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
+        tag = await _own_tag(viewer, tag_id, ("input", "tag_id"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
         ids = one_of("ct.customer_id", chosen)
         has_tag = "SUM(CASE WHEN ct.tag_id = ? THEN 1 ELSE 0 END)"
@@ -294,7 +335,7 @@ async def add_tag_to_customers(
         )
         added = len(chosen) - len(carrying)
         return Audited(
-            BulkTagResult(tag, len(chosen), added),
+            BulkTagResult(TagValue.of(tag), len(chosen), added),
             audit_target("Tag", tag.id),
             f"Added tag {tag.name!r} to {added} customer(s)"
             + _covered(len(chosen), len(carrying), "already carried it", flt is not None),
@@ -313,7 +354,7 @@ async def remove_tag_from_customers(
     """Take the tag off every chosen customer (those without it stay as they are)."""
 
     async def work() -> Audited[BulkTagResult]:
-        tag = await _own_tag(viewer, tag_id, ("input", "tagId"))
+        tag = await _own_tag(viewer, tag_id, ("input", "tag_id"))
         chosen = await _chosen_customers(viewer, customer_ids, flt, clock)
         ids = one_of("customer_id", chosen)
         [count] = await fetch_all(
@@ -325,7 +366,7 @@ async def remove_tag_from_customers(
             f"DELETE FROM customer_tag WHERE tag_id = ? AND {ids.text}", [tag.id, *ids.params]
         )
         return Audited(
-            BulkTagResult(tag, len(chosen), removed),
+            BulkTagResult(TagValue.of(tag), len(chosen), removed),
             audit_target("Tag", tag.id),
             f"Removed tag {tag.name!r} from {removed} customer(s)"
             + _covered(len(chosen), len(chosen) - removed, "did not carry it", flt is not None),

@@ -1,11 +1,13 @@
-"""Trials: their lifecycle rules."""
+"""Trials: their lifecycle rules, and the trials list. What the API reads of a
+trial (the list, a mutation's answer) is a `TrialRow` of
+app/domain/customer_pages.py."""
 
 from __future__ import annotations
 
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from tortoise.expressions import Subquery
@@ -22,6 +24,7 @@ from app.domain.access import (
     visible_customers,
 )
 from app.domain.customer_columns import refresh_customer_columns
+from app.domain.customer_pages import TrialRow, trial_row
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.mutations import Audited, audit_target, run_mutation
@@ -151,7 +154,7 @@ def _validate_start(
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
         errors.append(
             UserError(
-                ("input", "durationDays"),
+                ("input", "duration_days"),
                 f"A trial lasts 1 to {MAX_DURATION_DAYS} days.",
                 UserErrorCode.INVALID,
             )
@@ -184,7 +187,7 @@ def _validate_start(
         if not 1 <= len(name) <= MAX_CUSTOMER_NAME:
             errors.append(
                 UserError(
-                    ("input", "newCustomer", "name"),
+                    ("input", "new_customer", "name"),
                     f"A customer name is 1 to {MAX_CUSTOMER_NAME} characters.",
                     UserErrorCode.INVALID,
                 )
@@ -192,7 +195,7 @@ def _validate_start(
         if not EMAIL.match(new_customer.admin_email.strip().lower()):
             errors.append(
                 UserError(
-                    ("input", "newCustomer", "adminEmail"),
+                    ("input", "new_customer", "admin_email"),
                     "The admin email is not an email address.",
                     UserErrorCode.INVALID,
                 )
@@ -212,12 +215,12 @@ async def start_trial(
     products: Sequence[TrialLicenseRequest],
     duration_days: int,
     today: date | None = None,
-) -> Trial:
+) -> TrialRow:
     """Start a trial for a customer without an ongoing one, or for a new customer."""
     now = utcnow()
     day = today or now.date()
 
-    async def work() -> Audited[Trial]:
+    async def work() -> Audited[TrialRow]:
         errors = _validate_start(customer_id, new_customer, products, duration_days)
         if errors:
             raise MutationRejected(errors)
@@ -226,14 +229,14 @@ async def start_trial(
         else:
             found = await get_managed_customer(viewer, customer_id)
             if found is None:
-                raise reject(("input", "customerId"), "No such customer.", UserErrorCode.NOT_FOUND)
+                raise reject(("input", "customer_id"), "No such customer.", UserErrorCode.NOT_FOUND)
             # Lock the customer so two starts at once cannot both pass the check.
             customer = await Customer.select_for_update().get(id=found.id)
             if await Trial.filter(
                 customer_id=customer.id, status=TrialStatus.ACTIVE, end_date__gte=day
             ).exists():
                 raise reject(
-                    ("input", "customerId"),
+                    ("input", "customer_id"),
                     f"{customer.name} already has an ongoing trial.",
                     UserErrorCode.CONFLICT,
                 )
@@ -272,7 +275,7 @@ async def start_trial(
         listed = ", ".join(f"{p.product.value} x{p.licenses}" for p in products)
         created = " (new customer)" if new_customer is not None else ""
         return Audited(
-            trial,
+            trial_row(trial),
             audit_target("Trial", trial.id),
             f"Started trial {trial.trial_id} for {customer.name}{created}: {listed}, "
             f"{duration_days} days",
@@ -320,20 +323,20 @@ async def _own_active_trial(viewer: Viewer, trial_id: int | None) -> Trial:
         .first()
     )
     if trial is None:
-        raise reject(("input", "trialId"), "No such trial.", UserErrorCode.NOT_FOUND)
+        raise reject(("input", "trial_id"), "No such trial.", UserErrorCode.NOT_FOUND)
     if trial.status != TrialStatus.ACTIVE:
         raise reject(
-            ("input", "trialId"),
+            ("input", "trial_id"),
             f"Trial {trial.trial_id} is {trial.status}, not ACTIVE.",
             UserErrorCode.CONFLICT,
         )
     return trial
 
 
-async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial:
+async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> TrialRow:
     """Add 1 to 30 days to an ACTIVE trial, up to 180 days in all."""
 
-    async def work() -> Audited[Trial]:
+    async def work() -> Audited[TrialRow]:
         if not 1 <= days <= MAX_EXTENSION_DAYS:
             raise reject(
                 ("input", "days"),
@@ -354,7 +357,7 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
         await Subscription.filter(trial_id=trial.id).update(end_date=end)
         await refresh_customer_columns([trial.customer_id], utcnow().date())
         return Audited(
-            trial,
+            trial_row(trial),
             audit_target("Trial", trial.id),
             f"Extended trial {trial.trial_id} by {days} days to {end.isoformat()}",
         )
@@ -362,15 +365,17 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
     return await run_mutation(viewer, EXTEND_TRIAL, "trial.extend", work)
 
 
-async def cancel_trial(viewer: Viewer, trial_id: int | None) -> Trial:
+async def cancel_trial(viewer: Viewer, trial_id: int | None) -> TrialRow:
     """End an ACTIVE trial now."""
 
-    async def work() -> Audited[Trial]:
+    async def work() -> Audited[TrialRow]:
         now = utcnow()
         trial = await _own_active_trial(viewer, trial_id)
         await set_trial_status([trial.id], TrialStatus.CANCELLED, now, now.date())
         trial.status, trial.ended_at = TrialStatus.CANCELLED, now
-        return Audited(trial, audit_target("Trial", trial.id), f"Cancelled trial {trial.trial_id}")
+        return Audited(
+            trial_row(trial), audit_target("Trial", trial.id), f"Cancelled trial {trial.trial_id}"
+        )
 
     return await run_mutation(viewer, CANCEL_TRIAL, "trial.cancel", work)
 
@@ -389,7 +394,7 @@ async def list_trials(
     customer_id: int | None = None,
     ending_within_days: int | None = None,
     today: date,
-) -> Page[Trial]:
+) -> Page[TrialRow]:
     """Trials of the customers the viewer sees, soonest end first."""
     query = Trial.filter(customer_id__in=Subquery(visible_customers(viewer).values("id")))
     if statuses is not None:
@@ -404,4 +409,5 @@ async def list_trials(
         query = query.filter(
             end_date__gte=today, end_date__lte=today + timedelta(days=ending_within_days)
         )
-    return await keyset_page(query, ("end_date", "id"), first, after, "trials")
+    page = await keyset_page(query, ("end_date", "id"), first, after, "trials")
+    return replace(page, items=[trial_row(t) for t in page.items])

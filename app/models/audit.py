@@ -16,7 +16,11 @@ class AuditEvent(Model):
         "models.Admin", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     action = fields.CharField(max_length=60, description="e.g. tag.create, trial.start")
-    target_id = fields.CharField(max_length=200, null=True, description="global id of the target")
+    target_id = fields.CharField(
+        max_length=200,
+        null=True,
+        description='what the event names: "Kind:key", e.g. "Admin:5" (NULL: nothing)',
+    )
     summary = fields.CharField(max_length=500)
 
     class Meta:
