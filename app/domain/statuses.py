@@ -87,9 +87,13 @@ def status_condition(status: CustomerStatus, clock: StatusClock) -> Sql:
         # (the daily job not yet run) is read from the rows meanwhile.
         soon = today + timedelta(days=clock.expiring_soon_days)
         fallback = _expiring_from_rows(clock)
+        # `IS NOT NULL` first: without it, `NULL < ?` leaves the fallback to be
+        # evaluated for every customer without such a date (its subqueries then
+        # read every row: at 100k, 11 ms a page instead of 1).
         return Sql(
             "(c.expiring_end_date >= ? AND c.expiring_end_date <= ?)"
-            f" OR (c.expiring_end_date < ? AND ({fallback.text}))",
+            " OR (c.expiring_end_date IS NOT NULL AND c.expiring_end_date < ?"
+            f" AND ({fallback.text}))",
             (today, soon, today, *fallback.params),
         )
     if status is CustomerStatus.LICENSE_OVERAGE:
