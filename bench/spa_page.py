@@ -27,6 +27,11 @@ another partner seen through an external-admin grant):
    the machine's other load or waiting on PostgreSQL leaves out) and the
    asyncio tasks one request of each page creates (a page whose fields
    resolve from memory creates as many for 5 rows as for 50).
+   Both pages are also timed with the product's page plan turned off
+   (schema/page_plan.py `enabled`: graphql-core completes every field, as
+   before the plan), in the same interleaved rounds; the SPA page without it
+   must give the same bytes too, and the run prints how many root fields the
+   plan completed and gave back while timing.
 2. Over HTTP: `partnerhub serve` (one uvicorn worker), the raw app under
    uvicorn, and PostGraphile 4.14 (npm-installed into --node-dir when node and
    npm are present; without them the HTTP lines are skipped, saying so), each
@@ -68,7 +73,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +90,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.customer_list import PAGE_QUERY
 from bench.demo_load import create_database, on_postgres
+from schema import page_plan
 
 # tests/test_boundary.py SPA_PAGE: the list view of the SPA.
 SPA_PAGE = """{ customers(first: 50) { totalCount pageInfo { hasNextPage endCursor }
@@ -735,6 +741,22 @@ def check_same(label: str, product: bytes, raw: bytes, *, bytes_too: bool) -> No
     print(f"  {label}: raw answer equals the product's ({kind}, {len(raw):,} bytes)")
 
 
+@contextlib.contextmanager
+def without_page_plan() -> Iterator[None]:
+    """The product completes every page through graphql-core's own executor."""
+    page_plan.enabled = False
+    try:
+        yield
+    finally:
+        page_plan.enabled = True
+
+
+async def unplanned(call: Callable[[], Awaitable[float]]) -> float:
+    """One call of the product without the page plan."""
+    with without_page_plan():
+        return await call()
+
+
 async def cpu_ms(call: Callable[[], Awaitable[Any]]) -> float:
     """This process's CPU time for one call, in ms (time waiting for PostgreSQL,
     and other processes' load on the machine, left out)."""
@@ -1144,15 +1166,33 @@ async def measure(
             await raw.call("GET", "/full", token),
             bytes_too=False,
         )
+        # The product's answers without the page plan (schema/page_plan.py): the
+        # same bytes, through graphql-core's own completion.
+        with without_page_plan():
+            check_same(
+                "SPA page without the plan",
+                await product.call("POST", "/graphql", token, spa_body),
+                await raw.call("GET", "/spa", token),
+                bytes_too=True,
+            )
+        planned_before = dict(page_plan.STATS)
         times = await interleaved_medians(
             {
                 "spa product": lambda: product.timed_ms("POST", "/graphql", token, spa_body),
                 "spa raw": lambda: raw.timed_ms("GET", "/spa", token, None),
+                "spa no plan": lambda: unplanned(
+                    lambda: product.timed_ms("POST", "/graphql", token, spa_body)
+                ),
                 "full product": lambda: product.timed_ms("POST", "/graphql", token, full_body),
                 "full raw": lambda: raw.timed_ms("GET", "/full", token, None),
+                "full no plan": lambda: unplanned(
+                    lambda: product.timed_ms("POST", "/graphql", token, full_body)
+                ),
             },
             args.repeat,
         )
+        planned = page_plan.STATS["planned"] - planned_before["planned"]
+        fallback = page_plan.STATS["fallback"] - planned_before["fallback"]
         # The answers again after timing: the product did not change under the run.
         check_same(
             "SPA page (after timing)",
@@ -1180,6 +1220,12 @@ async def measure(
                     lambda: product.call("POST", "/graphql", token, full_body)
                 ),
                 "full raw": lambda: cpu_ms(lambda: raw.call("GET", "/full", token)),
+                "spa no plan": lambda: unplanned(
+                    lambda: cpu_ms(lambda: product.call("POST", "/graphql", token, spa_body))
+                ),
+                "full no plan": lambda: unplanned(
+                    lambda: cpu_ms(lambda: product.call("POST", "/graphql", token, full_body))
+                ),
             },
             args.repeat,
         )
@@ -1190,8 +1236,14 @@ async def measure(
             ("SPA page of 50, raw asyncpg+orjson (Starlette)", "spa raw"),
             ("page of 100 every field, product", "full product"),
             ("page of 100 every field, raw asyncpg+orjson", "full raw"),
+            ("SPA page of 50, product without the page plan", "spa no plan"),
+            ("page of 100 every field, product without the plan", "full no plan"),
         ):
             print(f"  {label:<52}{times[key]:>9.1f} ms  (CPU {cpu[key]:>6.1f} ms)")
+        print(
+            f"  page plan: {planned} root fields completed by the plan, {fallback} given back "
+            "to graphql-core, while timing"
+        )
         if args.profile:
             report = await profile_in_loop(
                 lambda: product.call("POST", "/graphql", token, spa_body), args.profile
@@ -1227,9 +1279,21 @@ async def measure(
     print(f"ratio SPA page server time / raw asyncpg+orjson: {spa_ratio:.1f}x")
     print(f"ratio page of 100 / raw: {full_ratio:.1f}x")
     print(
+        "ratio without the page plan / raw: "
+        f"SPA page {times['spa no plan'] / times['spa raw']:.1f}x, "
+        f"page of 100 {times['full no plan'] / times['full raw']:.1f}x"
+    )
+    print(
+        "ratio server time with the page plan / without: "
+        f"SPA page {times['spa product'] / times['spa no plan']:.2f}x, "
+        f"page of 100 {times['full product'] / times['full no plan']:.2f}x"
+    )
+    print(
         "ratio CPU time of a request, product / raw: "
         f"SPA page {cpu['spa product'] / cpu['spa raw']:.1f}x, "
-        f"page of 100 {cpu['full product'] / cpu['full raw']:.1f}x"
+        f"page of 100 {cpu['full product'] / cpu['full raw']:.1f}x "
+        f"(without the page plan: {cpu['spa no plan'] / cpu['spa raw']:.1f}x, "
+        f"{cpu['full no plan'] / cpu['full raw']:.1f}x)"
     )
     if "product" in throughput and "raw" in throughput:
         print(

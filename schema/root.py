@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.types import ExecutionContext
 
@@ -53,6 +54,7 @@ from schema.organization import (
     resolve_complete_setup,
     resolve_organization,
 )
+from schema.page_plan import PagePlanExecutor
 from schema.payloads import DeletePayload
 from schema.resources import Resource, resolve_resources
 from schema.subscription_analytics import SubscriptionAnalytics, resolve_subscription_analytics
@@ -236,6 +238,11 @@ class CachedValidation(ValidationCache):
         yield from super().on_validate()
 
 
+LIMIT_RULES = [
+    query_depth_limiter.create_validator(MAX_QUERY_DEPTH, should_ignore=None),
+    max_aliases.create_validator(MAX_ALIASES),
+]
+
 # Distinct documents whose parse and validation each process keeps.
 DOCUMENT_CACHE_SIZE = 256
 
@@ -245,12 +252,16 @@ schema = PartnerHubSchema(
     subscription=report_schema.Subscription,
     # Types reached only through interfaces, so node(id:) can answer them.
     types=[CustomerSubscription, Trial, Tag],
+    # Customer pages completed by a compiled plan (schema/page_plan.py).
+    execution_context_class=PagePlanExecutor,
     extensions=[
         # Parsed and validated documents kept (bounded LRU, per process): an SPA
         # or an integration sends the same few documents again and again.
         functools.partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-        functools.partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
-        functools.partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        # The depth and alias rules made once: the validation cache's key holds
+        # the rule classes, and QueryDepthLimiter / MaxAliasesLimiter make new
+        # ones for each request, so no document was ever found in it.
+        functools.partial(AddValidationRules, LIMIT_RULES),
         functools.partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         OperationLimits,
         # After OperationLimits, which refuses an empty selection set first.

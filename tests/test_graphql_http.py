@@ -87,3 +87,43 @@ async def test_every_4xx_from_graphql_is_a_json_body_with_errors(client: httpx.A
         assert response.headers["content-type"].startswith("application/json"), response.text
         error = response.json()["errors"][0]
         assert error["message"] and error["extensions"]["code"], response.text
+
+
+async def test_a_document_is_validated_once_and_the_depth_and_alias_limits_still_hold(
+    client: httpx.AsyncClient,
+) -> None:
+    """The validation cache serves a document sent again (its key holds the
+    validation rules, which are made once), and the depth and alias limits still
+    refuse what they refused, each time it is sent."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    from schema.root import DOCUMENT_CACHE_SIZE, MAX_ALIASES, MAX_QUERY_DEPTH
+
+    org = await factories.partner("Northwind Partners", "northwind.example")
+    admin = await factories.admin(org, AdminRole.FULL_ADMIN)
+    cache = _get_validate_cache(DOCUMENT_CACHE_SIZE)
+    document = "query Once { viewer { email role } organization { name } }"
+    await gql(client, admin.token, document)
+    before = cache.cache_info()
+    for _ in range(3):
+        body = (await gql(client, admin.token, document)).json()
+        assert body["data"]["organization"] == {"name": "Northwind Partners"}
+    after = cache.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+    # Every field exists (customer -> its admins -> their customers -> ...):
+    # only the depth is at fault.
+    laps = MAX_QUERY_DEPTH // 4 + 1
+    deep = "query Deep { customers { nodes { " + (
+        "partnerAdmins { admin { assignedCustomers { nodes { " * laps
+    )
+    deep += "id" + " } } } }" * laps + " } } }"
+    aliased = (
+        "query Many { "
+        + " ".join(f"a{n}: viewer {{ email }}" for n in range(MAX_ALIASES + 1))
+        + " }"
+    )
+    for refused, words in ((deep, "depth"), (aliased, "aliases")):
+        for _ in range(2):
+            errors = (await gql(client, admin.token, refused)).json()["errors"]
+            assert any(words in e["message"].lower() for e in errors), errors
