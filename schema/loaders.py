@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from app.domain import customer_detail as detail
-from app.domain import external_admins, reports
+from app.domain import external_admins, report_emails, reports
 from app.domain.access import Viewer
 from app.domain.customer_pages import SubscriptionRow
 from app.domain.customers import CustomerRow, assigned_customer_pages
@@ -63,6 +63,7 @@ class Loaders:
         self.last_reports = batched(lambda ids: reports.last_reports_of(viewer, ids), None)
         self._viewer = viewer
         self._assigned: dict[int | None, DataLoader] = {}
+        self._deliveries: dict[int | None, DataLoader] = {}
 
     def assigned_customers(self, first: int | None) -> DataLoader:
         """First pages of admins' assigned customers, one loader per page size."""
@@ -72,6 +73,15 @@ class Loaders:
                 lambda ids: assigned_customer_pages(viewer, ids, first), None
             )
         return self._assigned[first]
+
+    def delivery_pages(self, first: int | None) -> DataLoader:
+        """First pages of schedules' e-mail deliveries, one loader per page size."""
+        if first not in self._deliveries:
+            viewer = self._viewer
+            self._deliveries[first] = batched(
+                lambda ids: report_emails.first_delivery_pages(viewer, ids, first), None
+            )
+        return self._deliveries[first]
 
     async def _subscriptions_with_lines(
         self, customer_ids: list[int]

@@ -283,9 +283,12 @@ class ReportSchedule(Node):
     async def email_deliveries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> EmailDeliveryConnection:
-        page = await report_emails.list_deliveries(
-            info.context.viewer, self.value.id, first=first, after=after
-        )
+        if after is None:  # a page of schedules reads their first pages together
+            page = await info.context.loaders.delivery_pages(first).load(self.value.id)
+        else:
+            page = await report_emails.list_deliveries(
+                info.context.viewer, self.value.id, first=first, after=after
+            )
         return EmailDeliveryConnection.of(page, EmailDelivery.of)
 
     @strawberry.field

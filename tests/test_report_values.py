@@ -17,10 +17,11 @@ from app.domain import report_emails, report_schedules, report_templates, report
 from app.domain.access import Viewer
 from app.domain.customers import CustomerFilter
 from app.domain.errors import MutationRejected
+from app.domain.ids import decode_global_id
 from app.domain.ids import encode_global_id as gid
 from app.domain.report_columns import DEFINITIONS
 from app.models.enums import AdminRole, ReportFrequency, ReportStatus, ReportType
-from app.models.reports import Report, ReportSchedule, ReportTemplate
+from app.models.reports import EmailDelivery, Report, ReportSchedule, ReportTemplate
 from app.models.tags import Tag
 from tests.graphql_client import data
 from tests.report_helpers import flush_queue, generate
@@ -261,7 +262,12 @@ async def test_a_schedules_page_costs_the_same_statements_for_3_and_12_schedules
     templates = await ReportTemplate.filter(partner_id=None).order_by("id")
     query = """{ reportSchedules(first: 50) { totalCount edges { cursor node { id frequency
                  recipients template { name columns { key } } lastReport { id status }
-                 createdBy { email } } } } }"""
+                 createdBy { email }
+                 emailDeliveries(first: 2) { totalCount pageInfo { hasNextPage endCursor }
+                   nodes { recipient status report { id } } } } } } }"""
+    deliveries_query = """query($id: ID!, $after: String) { node(id: $id) {
+        ... on ReportSchedule { emailDeliveries(first: 2, after: $after) {
+          totalCount nodes { recipient } } } } }"""
     await data(client, token, "{ viewer { email } }")  # the token's first use is noted once
     costs = []
     for total in (3, 12):
@@ -272,9 +278,14 @@ async def test_a_schedules_page_costs_the_same_statements_for_3_and_12_schedules
             )  # fmt: skip
             if n % 2:
                 request = reports.ReportRequest(templates[n % len(templates)], None, None, None)
-                await reports.create_report(
+                report = await reports.create_report(
                     w.northwind.id, request, None, None, w.today, schedule_id=schedule.id
                 )
+                for k in range(n % 4):  # 0 to 3 deliveries: pages of 2 full or not
+                    await EmailDelivery.create(
+                        report_id=report.id, schedule=schedule, recipient=f"r{k}@northwind.example",
+                        status="SENT",
+                    )  # fmt: skip
         with counting_statements() as statements:
             answer = await data(client, token, query)
         page = answer["reportSchedules"]
@@ -283,4 +294,75 @@ async def test_a_schedules_page_costs_the_same_statements_for_3_and_12_schedules
         assert {e["node"]["id"] for e in page["edges"] if e["node"]["lastReport"]} == with_runs
         assert all(e["node"]["createdBy"]["email"] for e in page["edges"])
         costs.append(len(statements))
+        # Each first page of deliveries, read for the page of schedules at once,
+        # is the one the schedule's own list gives, newest first, and its cursor
+        # continues there.
+        for edge in page["edges"]:
+            schedule_id = int(decode_global_id(edge["node"]["id"])[1])
+            stored = await EmailDelivery.filter(schedule_id=schedule_id).order_by("-id")
+            mine = edge["node"]["emailDeliveries"]
+            assert mine["totalCount"] == len(stored)
+            assert [n["recipient"] for n in mine["nodes"]] == [d.recipient for d in stored[:2]]
+            reports_of = [gid("Report", d.report_id) for d in stored[:2]]  # type: ignore[attr-defined]
+            assert [n["report"]["id"] for n in mine["nodes"]] == reports_of
+            assert mine["pageInfo"]["hasNextPage"] == (len(stored) > 2)
+            if mine["pageInfo"]["hasNextPage"]:
+                rest = await data(
+                    client, token, deliveries_query,
+                    {"id": edge["node"]["id"], "after": mine["pageInfo"]["endCursor"]},
+                )  # fmt: skip
+                nodes = rest["node"]["emailDeliveries"]["nodes"]
+                assert [n["recipient"] for n in nodes] == [d.recipient for d in stored[2:4]]
     assert costs[0] == costs[1], costs
+
+
+async def test_first_pages_of_deliveries_read_together_are_each_roles_own_lists(
+    db: Settings, redis_url: str
+) -> None:
+    """The batch reader of a schedules page answers, for every role, exactly the
+    first page `list_deliveries` gives that viewer: the same deliveries of the
+    same visible reports (a report asked for by another admin is not an ADMIN's),
+    the same total and cursors."""
+    await flush_queue(redis_url)
+    w = await build_report_world()
+    template = await ReportTemplate.get(partner_id=None, report_type="DEVICES")
+    schedules = []
+    for n, asker in enumerate((AdminRole.ADMIN, FULL, None)):
+        schedule = await ReportSchedule.create(
+            partner=w.northwind, template=template, frequency="DAILY", hour_utc=n,
+            created_by=w.team[FULL].admin,
+        )  # fmt: skip
+        schedules.append(schedule.id)
+        for k in range(n + 2):
+            request = reports.ReportRequest(template, None, None, None)
+            run = await reports.create_report(
+                w.northwind.id, request, w.team[asker].admin.id if asker else None, None,
+                w.today, schedule_id=schedule.id,
+            )  # fmt: skip
+            await EmailDelivery.create(
+                report_id=run.id, schedule_id=schedule.id, recipient=f"r{k}@northwind.example",
+                status="SENT",
+            )  # fmt: skip
+    for role in AdminRole:
+        viewer = await _viewer(w, role)
+        together = await report_emails.first_delivery_pages(viewer, schedules, 2)
+        for schedule_id in schedules:
+            alone = await report_emails.list_deliveries(viewer, schedule_id, first=2, after=None)
+            page = together[schedule_id]
+            assert page.items == alone.items, (role, schedule_id)
+            assert (page.total_count, page.has_next_page) == (
+                alone.total_count,
+                alone.has_next_page,
+            )
+            assert list(page.cursors) == list(alone.cursors)
+        totals = [together[s].total_count for s in schedules]
+        # An ADMIN sees the reports it asked for; a role that sees every customer, all.
+        sees_all = viewer.sees_all_customers
+        assert totals == (
+            [2, 3, 4] if sees_all else [2, 0, 0] if role is AdminRole.ADMIN else [0, 0, 0]
+        )
+    other = await _viewer(w, FULL, contoso=True)
+    assert all(
+        p.total_count == 0
+        for p in (await report_emails.first_delivery_pages(other, schedules, 2)).values()
+    )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -40,6 +41,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Subquery
 
 from app.config import Settings
+from app.db import fetch_all
 from app.domain.access import (
     Viewer,
     receives_scheduled_reports,
@@ -49,8 +51,9 @@ from app.domain.access import (
 from app.domain.customers import EMAIL
 from app.domain.downloads import sign_download
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
-from app.domain.pagination import Page, keyset_page
+from app.domain.pagination import ID, Keyset, Page, keyset_page, page_size
 from app.domain.reports import ReportValue, download_file_name
+from app.domain.sql import one_of
 from app.models.admins import Admin
 from app.models.enums import EmailDeliveryStatus, ReportStatus
 from app.models.organization import PartnerOrganization
@@ -212,6 +215,56 @@ async def list_deliveries(
     # Their reports in one statement (EmailDelivery.report on the page).
     await EmailDelivery.fetch_for_list(page.items, "report")
     return replace(page, items=[EmailDeliveryValue.of(d) for d in page.items])
+
+
+# A delivery's cursor: its id, newest first (what `keyset_page` makes in
+# `list_deliveries`, so `after` continues from a first page read in a batch).
+DELIVERY_KEYSET = Keyset("emailDeliveries", (ID,), descending=True)
+
+
+async def first_delivery_pages(
+    viewer: Viewer, schedule_ids: Sequence[int], first: int | None
+) -> dict[int, Page[EmailDeliveryValue]]:
+    """The first page of `list_deliveries` for each of the schedules (ids from a
+    scoped read), for a whole page of schedules in three statements: the
+    totals, the newest `first` of each (ROW_NUMBER per schedule), their rows
+    with their reports."""
+    size = page_size(first)
+    if not schedule_ids:
+        return {}
+    # The viewer's reports, as access.py defines them, inlined (ids and flags only).
+    reports = visible_reports(viewer).values_list("id", flat=True).sql(params_inline=True)
+    schedules = one_of("d.schedule_id", list(schedule_ids))
+    base = f"FROM email_delivery d WHERE {schedules.text} AND d.report_id IN ({reports})"
+    totals = {
+        r["schedule_id"]: int(r["n"])
+        for r in await fetch_all(
+            f"SELECT d.schedule_id, COUNT(*) AS n {base} GROUP BY d.schedule_id",
+            list(schedules.params),
+        )
+    }
+    newest = await fetch_all(
+        "SELECT id, schedule_id FROM (SELECT d.id, d.schedule_id, ROW_NUMBER() OVER"
+        f" (PARTITION BY d.schedule_id ORDER BY d.id DESC) AS rn {base}) ranked"
+        " WHERE rn <= ? ORDER BY schedule_id, id DESC",
+        [*schedules.params, size],
+    )
+    ids = [r["id"] for r in newest]
+    rows = await EmailDelivery.filter(id__in=ids) if ids else []
+    await EmailDelivery.fetch_for_list(rows, "report")
+    by_id = {d.id: EmailDeliveryValue.of(d) for d in rows}
+    pages = {}
+    for schedule_id in schedule_ids:
+        mine = [by_id[r["id"]] for r in newest if r["schedule_id"] == schedule_id]
+        total = totals.get(schedule_id, 0)
+        pages[schedule_id] = Page(
+            items=mine,
+            cursors=[DELIVERY_KEYSET.cursor([d.id]) for d in mine],
+            has_next_page=total > len(mine),
+            has_previous_page=False,
+            total_count=total,
+        )
+    return pages
 
 
 # ------------------------------------------------------------------ sending
