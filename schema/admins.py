@@ -9,7 +9,8 @@ import strawberry
 
 from app.domain import admins
 from app.domain.access import sees_all_customers
-from app.domain.admins import AdminValue, AssignmentValue, RemovedAdmin
+from app.domain.admins import AssignmentValue, RemovedAdmin
+from app.domain.customer_pages import AdminRow
 from app.domain.customers import CustomerFilter, list_customers
 from app.domain.ids import decode_id_of, encode_global_id
 from app.models.enums import AdminRole as AdminRoleValue
@@ -41,7 +42,7 @@ describe_values(
 
 @strawberry.type(name="Admin", description="An admin of the viewer's partner organization.")
 class Admin(Node):
-    value: strawberry.Private[AdminValue]
+    value: strawberry.Private[AdminRow]
     email: str
     display_name: str
     role: AdminRole
@@ -57,9 +58,8 @@ class Admin(Node):
     )
 
     @classmethod
-    def of(cls, admin: AdminValue) -> Admin:
-        """The Admin of an admin's typed value (`AdminValue`, or a value of the same
-        fields such as a customer page's `AdminRow`)."""
+    def of(cls, admin: AdminRow) -> Admin:
+        """The Admin of an admin's typed value."""
         role = AdminRoleValue(admin.role)
         return cls(
             id=strawberry.ID(encode_global_id("Admin", admin.id)),
@@ -202,7 +202,7 @@ async def resolve_admins(
     return AdminConnection.of(page, Admin.of)
 
 
-def _admin_payload(admin: AdminValue) -> dict:
+def _admin_payload(admin: AdminRow) -> dict:
     return {"admin": Admin.of(admin)}
 
 

@@ -22,6 +22,7 @@ from app.domain.access import (
     referenced_admins,
     visible_admins,
 )
+from app.domain.customer_pages import AdminRow, admin_row
 from app.domain.customers import EMAIL, MAX_SEARCH_LENGTH, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
 from app.domain.mutations import Audited, Unaudited, audit_target, run_mutation
@@ -35,36 +36,11 @@ MAX_DISPLAY_NAME = 200
 
 
 @dataclass(frozen=True, slots=True)
-class AdminValue:
-    """An admin as the GraphQL layer reads it."""
-
-    id: int
-    email: str
-    display_name: str
-    role: AdminRole
-    last_login_at: datetime | None
-    created_at: datetime
-    removed_at: datetime | None
-
-    @classmethod
-    def of(cls, admin: Admin) -> AdminValue:
-        return cls(
-            id=admin.id,
-            email=admin.email,
-            display_name=admin.display_name,
-            role=AdminRole(admin.role),
-            last_login_at=admin.last_login_at,
-            created_at=admin.created_at,
-            removed_at=admin.removed_at,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class AssignmentValue:
     """An admin's assignment to a customer (assignAdminToCustomer's answer)."""
 
     id: int
-    admin: AdminValue
+    admin: AdminRow
     customer_id: int
     assigned_at: datetime
 
@@ -75,16 +51,16 @@ async def _get_admin(viewer: Viewer, admin_id: int) -> Admin | None:
     return await visible_admins(viewer).get_or_none(id=admin_id)
 
 
-async def get_referenced_admin(viewer: Viewer, admin_id: int) -> AdminValue | None:
+async def get_referenced_admin(viewer: Viewer, admin_id: int) -> AdminRow | None:
     """An admin of the viewer's partner, removed ones too (`node(id:)`: an id read
     from an audit event or a report still resolves); another partner's is not found."""
     admin = await referenced_admins(viewer).get_or_none(id=admin_id)
-    return AdminValue.of(admin) if admin else None
+    return admin_row(admin) if admin else None
 
 
-def viewer_admin(viewer: Viewer) -> AdminValue:
+def viewer_admin(viewer: Viewer) -> AdminRow:
     """The signed-in admin (`viewer`)."""
-    return AdminValue.of(viewer.admin)
+    return admin_row(viewer.admin)
 
 
 async def list_admins(
@@ -94,7 +70,7 @@ async def list_admins(
     after: str | None,
     roles: Sequence[AdminRole] | None = None,
     search: str | None = None,
-) -> Page[AdminValue]:
+) -> Page[AdminRow]:
     """The Admins list of the viewer's partner, by email."""
     query = visible_admins(viewer)
     if roles is not None:
@@ -106,7 +82,7 @@ async def list_admins(
         if text:
             query = query.filter(Q(email__icontains=text) | Q(display_name__icontains=text))
     page = await keyset_page(query, ("email",), first, after, "admins")
-    return replace(page, items=[AdminValue.of(admin) for admin in page.items])
+    return replace(page, items=[admin_row(admin) for admin in page.items])
 
 
 async def _own_admin(viewer: Viewer, admin_id: int | None) -> Admin:
@@ -116,12 +92,10 @@ async def _own_admin(viewer: Viewer, admin_id: int | None) -> Admin:
     return admin
 
 
-async def create_admin(
-    viewer: Viewer, email: str, display_name: str, role: AdminRole
-) -> AdminValue:
+async def create_admin(viewer: Viewer, email: str, display_name: str, role: AdminRole) -> AdminRow:
     """A new admin of the viewer's partner (FULL_ADMIN); its email must be free."""
 
-    async def work() -> Audited[AdminValue]:
+    async def work() -> Audited[AdminRow]:
         clean_email = email.strip().lower()
         clean_name = " ".join(display_name.split())
         errors: list[UserError] = []
@@ -156,7 +130,7 @@ async def create_admin(
             partner_id=viewer.partner_id, email=clean_email, display_name=clean_name, role=role
         )
         return Audited(
-            AdminValue.of(admin),
+            admin_row(admin),
             audit_target("Admin", admin.id),
             f"Created admin {clean_email} as {role.value}",
         )
@@ -164,17 +138,17 @@ async def create_admin(
     return await run_mutation(viewer, CREATE_ADMIN, "admin.create", work)
 
 
-async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRole) -> AdminValue:
+async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRole) -> AdminRow:
     """Give an admin of the partner another role (FULL_ADMIN); never demote the last
     FULL_ADMIN. The same role again changes nothing and writes no event."""
 
-    async def work() -> Audited[AdminValue] | Unaudited[AdminValue]:
+    async def work() -> Audited[AdminRow] | Unaudited[AdminRow]:
         # Lock the partner: two demotions at once must not leave it without a FULL_ADMIN.
         await PartnerOrganization.select_for_update().get(id=viewer.partner_id)
         admin = await _own_admin(viewer, admin_id)
         old = AdminRole(admin.role)
         if old == role:
-            return Unaudited(AdminValue.of(admin))  # nothing changes, so nothing to audit
+            return Unaudited(admin_row(admin))  # nothing changes, so nothing to audit
         if old is AdminRole.FULL_ADMIN and role is not AdminRole.FULL_ADMIN:
             if await _full_admin_count(viewer) <= 1:
                 raise reject(
@@ -186,7 +160,7 @@ async def update_admin_role(viewer: Viewer, admin_id: int | None, role: AdminRol
         admin.role = role
         await admin.save(update_fields=["role"])
         return Audited(
-            AdminValue.of(admin),
+            admin_row(admin),
             audit_target("Admin", admin.id),
             f"Changed the role of {admin.email} from {old.value} to {role.value}",
         )
@@ -203,11 +177,11 @@ async def _full_admin_count(viewer: Viewer) -> int:
 class RemovedAdmin:
     """removeAdmin's answer: the admin as removed and what went with it."""
 
-    admin: AdminValue
+    admin: AdminRow
     revoked_tokens: int
     removed_assignments: int
     transferred_schedules: int
-    schedules_owner: AdminValue | None  # the FULL_ADMIN its schedules moved to, when named
+    schedules_owner: AdminRow | None  # the FULL_ADMIN its schedules moved to, when named
 
 
 async def _schedules_heir(viewer: Viewer, removed: Admin, heir_id: int | None) -> Admin:
@@ -284,11 +258,11 @@ async def remove_admin(
             summary += f", {moved} report schedule(s) moved to {heir.email}"
         return Audited(
             RemovedAdmin(
-                AdminValue.of(admin),
+                admin_row(admin),
                 revoked,
                 unassigned,
                 moved,
-                AdminValue.of(heir) if heir is not None else None,
+                admin_row(heir) if heir is not None else None,
             ),
             audit_target("Admin", admin.id),
             summary,
@@ -331,9 +305,7 @@ async def assign_admin(
             admin_id=admin.id, customer_id=customer.id, assigned_by_id=viewer.admin.id
         )
         return Audited(
-            AssignmentValue(
-                assignment.id, AdminValue.of(admin), customer.id, assignment.assigned_at
-            ),
+            AssignmentValue(assignment.id, admin_row(admin), customer.id, assignment.assigned_at),
             audit_target("Customer", customer.id),
             f"Assigned {admin.email} to {customer.name}",
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -251,12 +251,7 @@ def subscription_page(
     subscriptions: Sequence[SubscriptionRow], first: int | None, after: str | None
 ) -> Page[SubscriptionRow]:
     """A page of a customer's subscriptions (all of them read, newest first)."""
-    return SUBSCRIPTIONS.slice(subscriptions, first, after, lambda s: (_aware(s.added_at), s.id))
-
-
-def _aware(moment: datetime) -> datetime:
-    """A time as a cursor holds it (in UTC when the database gave no offset)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return SUBSCRIPTIONS.slice(subscriptions, first, after, lambda s: (s.added_at, s.id))
 
 
 async def read_customer_page(

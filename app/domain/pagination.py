@@ -153,7 +153,6 @@ class KeyPart:
 
 # A row's id: a positive INTEGER key (a larger value is no parameter of such a column).
 ID = KeyPart(int, lambda v: cursor_int(v, 1, MAX_PK))
-BIG_ID = KeyPart(int, lambda v: cursor_int(v, 1))  # a BIGINT key
 INTEGER = KeyPart(int, lambda v: cursor_int(v, -MAX_SQL_INTEGER - 1))  # Decimal sums too
 NUMBER = KeyPart(float, lambda v: _cursor_number(v))
 DATE = KeyPart(_iso_date, cursor_date)

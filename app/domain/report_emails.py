@@ -211,7 +211,9 @@ async def list_deliveries(
         schedule_id=schedule_id,
         report_id__in=Subquery(visible_reports(viewer).values("id")),
     )
-    page = await keyset_page(deliveries, ("id",), first, after, "emailDeliveries", descending=True)
+    page = await keyset_page(
+        deliveries, ("id",), first, after, DELIVERY_KEYSET.kind, descending=True
+    )
     # Their reports in one statement (EmailDelivery.report on the page).
     await EmailDelivery.fetch_for_list(page.items, "report")
     return replace(page, items=[EmailDeliveryValue.of(d) for d in page.items])
