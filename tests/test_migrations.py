@@ -21,6 +21,19 @@ from app.db import (
 )
 
 
+async def migrate(to: str | None = None) -> None:
+    """Apply (or undo) migrations on the open database up to `to`, or all of them."""
+    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
+
+    from app.db import APP_LABEL, connection
+    from app.models import MODEL_MODULES
+
+    apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
+    await MigrationExecutor(connection(), apps).migrate(
+        [MigrationTarget(APP_LABEL, to)] if to else None
+    )
+
+
 async def table_names() -> set[str]:
     from app.db import is_postgres
 
@@ -100,23 +113,16 @@ async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, e
     from datetime import UTC, datetime, timedelta
 
     from tortoise.exceptions import IntegrityError
-    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
-    from app.db import APP_LABEL, connection
-    from app.models import MODEL_MODULES
     from app.models.calling import CallLeg
     from app.models.customers import Customer, Location
     from app.models.enums import CallType, EndpointType
     from tests import factories
 
-    def executor() -> MigrationExecutor:
-        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-        return MigrationExecutor(connection(), apps)
-
     settings = Settings(DATABASE_URL=fresh_database_url)
     await open_database(settings, check_migrated=False)
     try:
-        await executor().migrate([MigrationTarget(APP_LABEL, "0008_report_emails")])
+        await migrate("0008_report_emails")
         assert (await pending_migrations())[0] == "0009_call_leg_partitions"
         org = await factories.partner("Northwind Partners", "northwind.example")
         acme, bolt = (
@@ -154,7 +160,7 @@ async def test_partitioning_call_legs_keeps_every_leg(fresh_database_url: str, e
         before = await fetch_all("SELECT * FROM call_leg ORDER BY id")
         assert len(before) == 80
 
-        await executor().migrate()
+        await migrate()
 
         assert await pending_migrations() == []
         assert await fetch_all("SELECT * FROM call_leg ORDER BY id") == before
@@ -193,23 +199,15 @@ async def test_kept_customer_columns_are_filled_in_for_existing_customers(
     and trials: every kept column as the rows give it, and the list's indexes."""
     from datetime import UTC, datetime, timedelta
 
-    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
-
-    from app.db import APP_LABEL, connection
-    from app.models import MODEL_MODULES
     from app.models.subscriptions import LicenseLine, Subscription
     from app.models.trials import Trial
     from tests import factories
     from tests.kept_columns import assert_kept_columns_exact
 
-    def executor() -> MigrationExecutor:
-        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-        return MigrationExecutor(connection(), apps)
-
     settings = Settings(DATABASE_URL=fresh_database_url)
     await open_database(settings, check_migrated=False)
     try:
-        await executor().migrate([MigrationTarget(APP_LABEL, "0010_customer_name_order")])
+        await migrate("0010_customer_name_order")
         assert (await pending_migrations())[0] == "0011_customer_kept_columns"
         org = await factories.partner("Northwind Partners", "northwind.example")
         today = datetime.now(UTC).date()
@@ -240,7 +238,7 @@ async def test_kept_customer_columns_are_filled_in_for_existing_customers(
                     quantity=quantity, assigned=assigned,
                 )  # fmt: skip
 
-        await executor().migrate()
+        await migrate()
 
         assert await pending_migrations() == []
         assert await assert_kept_columns_exact(today) == 5
@@ -273,24 +271,16 @@ async def test_audit_targets_become_domain_references_and_read_the_same(
     restores the global ids."""
     from datetime import UTC, datetime, timedelta
 
-    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
-
-    from app.db import APP_LABEL, connection
     from app.domain.ids import encode_global_id
-    from app.models import MODEL_MODULES
     from app.models.audit import AuditEvent
     from app.models.enums import AdminRole
     from tests import factories
     from tests.graphql_client import app_client, data
 
-    def executor() -> MigrationExecutor:
-        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-        return MigrationExecutor(connection(), apps)
-
     settings = Settings(DATABASE_URL=fresh_database_url)
     await open_database(settings, check_migrated=False)
     try:
-        await executor().migrate([MigrationTarget(APP_LABEL, "0011_customer_kept_columns")])
+        await migrate("0011_customer_kept_columns")
         assert (await pending_migrations())[0] == "0012_audit_target_ref"
         org = await factories.partner("Northwind Partners", "northwind.example")
         full = await factories.admin(org, AdminRole.FULL_ADMIN)
@@ -321,7 +311,7 @@ async def test_audit_targets_become_domain_references_and_read_the_same(
             ]
         )
 
-        await executor().migrate()
+        await migrate()
 
         assert await pending_migrations() == []
         rows = await fetch_all("SELECT target_id FROM audit_event ORDER BY id")
@@ -353,7 +343,7 @@ async def test_audit_targets_become_domain_references_and_read_the_same(
         assert seen == {f"event {n}": None if n in odd else target for n, target in enumerate(old)}
 
         # Going back writes the global ids again.
-        await executor().migrate([MigrationTarget(APP_LABEL, "0011_customer_kept_columns")])
+        await migrate("0011_customer_kept_columns")
         rows = await fetch_all("SELECT target_id FROM audit_event ORDER BY id")
         assert [row["target_id"] for row in rows] == old
     finally:
@@ -366,14 +356,8 @@ async def test_the_expired_status_index_covers_the_trial_end_date_on_postgresql(
     """Migration 0013: on PostgreSQL the EXPIRED filter's partial index carries
     trial_end_date, so its count needs no row (the planner used a scan of every
     customer without it); SQLite keeps the plain index; going back restores it."""
-    from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
-    from app.db import APP_LABEL, connection, is_postgres
-    from app.models import MODEL_MODULES
-
-    def executor() -> MigrationExecutor:
-        apps = {APP_LABEL: {"models": MODEL_MODULES, "migrations": "migrations"}}
-        return MigrationExecutor(connection(), apps)
+    from app.db import is_postgres
 
     async def definition() -> str:
         if is_postgres():
@@ -394,7 +378,7 @@ async def test_the_expired_status_index_covers_the_trial_end_date_on_postgresql(
         now = await definition()
         assert "WHERE" in now and "holds_licenses" in now
         assert ("INCLUDE (trial_end_date)" in now) == (engine == "postgres")
-        await executor().migrate([MigrationTarget(APP_LABEL, "0012_audit_target_ref")])
+        await migrate("0012_audit_target_ref")
         assert "INCLUDE" not in await definition()
     finally:
         await close_database()
