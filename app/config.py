@@ -193,6 +193,44 @@ class Settings(BaseSettings):
         description="Largest websocket message (graphql-transport-ws); a larger one closes "
         "the socket (1009)",
     )
+    attention_trial_ending_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="An active trial ending within this many days is announced (TRIAL_ENDING)",
+    )
+    attention_quality_rise_points: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="A customer's share of poor-quality calls rising by at least this many "
+        "percentage points week over week is announced (CALL_QUALITY_DECLINING)",
+    )
+    attention_retention_days: int = Field(
+        default=90, ge=1, le=3650, description="Attention events are kept this many days"
+    )
+    attention_webhooks_per_partner: int = Field(
+        default=10, ge=1, le=1000, description="Most webhook subscriptions a partner may have"
+    )
+    attention_webhook_max_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=20,
+        description="Tries of one attention webhook delivery (doubling delays) before it fails",
+    )
+    attention_webhook_failures_to_disable: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="A webhook subscription whose deliveries fail this many times in a row "
+        "is disabled",
+    )
+    attention_stream_poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How often an attentionEvents subscription looks for new events at most",
+    )
     webhook_allow_hosts: str = Field(
         default="",
         description="Comma-separated host names or IP addresses that webhooks may reach "

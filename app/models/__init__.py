@@ -15,4 +15,5 @@ MODEL_MODULES: list[str] = [
     "app.models.audit",
     "app.models.resources",
     "app.models.system",
+    "app.models.attention",
 ]

@@ -54,6 +54,11 @@ class Customer(Model):
         default=False, description="a license line of a holding one with assigned > quantity"
     )
     holds_licenses = fields.BooleanField(default=False, description="a holding subscription")
+    attention_flags = fields.IntField(
+        null=True,
+        description="the attention states last announced (app/domain/attention.py, a bit each),"
+        " NULL: none taken yet (the first evaluation records them without events)",
+    )
 
     class Meta:
         table = "customer"

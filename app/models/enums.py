@@ -223,3 +223,22 @@ class ResourceSection(StrEnum):
     QUICK_LINK = "QUICK_LINK"
     FEATURED = "FEATURED"
     GENERAL = "GENERAL"
+
+
+class AttentionEventType(StrEnum):
+    """What an attention event says happened to a customer (app/domain/attention.py);
+    also the topics a partner webhook subscribes to."""
+
+    STATUS_GAINED = "STATUS_GAINED"  # the customer now carries `status`
+    STATUS_LOST = "STATUS_LOST"  # the customer no longer carries `status`
+    TRIAL_ENDING = "TRIAL_ENDING"  # an active trial ends within the setting's days
+    LOW_LICENSE_ASSIGNMENT = "LOW_LICENSE_ASSIGNMENT"  # entered the low-assignment section
+    CALL_QUALITY_DECLINING = "CALL_QUALITY_DECLINING"  # poor-quality call share rose week over week
+
+
+class AttentionDeliveryStatus(StrEnum):
+    """One attention event POSTed to one partner webhook subscription."""
+
+    PENDING = "PENDING"  # not delivered yet: waiting for its turn or its next try
+    DELIVERED = "DELIVERED"  # the receiver answered 2xx
+    FAILED = "FAILED"  # given up: its tries ran out, or the subscription was disabled
