@@ -644,6 +644,23 @@ def refresh_customer_columns_command(
     out.print(run_async(_with_database(settings, work)), highlight=False, soft_wrap=True)
 
 
+@cli.command("attention-scan")
+def attention_scan_command() -> None:
+    """Evaluate every customer's attention state now and write one attention
+    event per change (what the daily job does after midnight; a customer with no
+    state yet gets its state without events)."""
+
+    from app.clock import utcnow
+    from app.domain.attention_states import AttentionRules, scan_all
+
+    settings = _settings()
+
+    async def work() -> str:
+        return (await scan_all(utcnow(), AttentionRules.of(settings))).summary()
+
+    out.print(run_async(_with_database(settings, work)), highlight=False, soft_wrap=True)
+
+
 def _date_option(value: str | None, name: str) -> date | None:
     if value is None:
         return None

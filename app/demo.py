@@ -22,7 +22,8 @@ from tortoise.transactions import in_transaction
 
 from app.auth import hash_token
 from app.bulk import BulkWriter
-from app.db import is_postgres
+from app.db import execute, is_postgres
+from app.domain.attention_states import record_quality_declines
 from app.domain.call_leg_partitions import ensure_partitions_between
 from app.domain.calling_rollup import rollup_week
 from app.domain.customer_columns import refresh_all_customer_columns
@@ -825,10 +826,16 @@ async def load_demo(
         # subscription once per customer.
         if is_postgres(conn):
             await conn.execute_script("ANALYZE customer, subscription, license_line, trial")
+        # The attention feed starts with the load: each customer's states are
+        # announced as entered now (a state of "none yet" would record them
+        # silently and leave the feed empty).
+        await execute("UPDATE customer SET attention_flags = 0")
         await refresh_all_customer_columns(now.date())
-    # The weekly calling figures of the ten weeks of call legs, as the Sunday job would.
+    # The weekly calling figures of the ten weeks of call legs, as the Sunday job
+    # would, and the last week's call quality declines it would announce.
     for weeks_ago in range(1, 11):
         await rollup_week(builder.week_start - timedelta(weeks=weeks_ago), now=now)
+    await record_quality_declines(builder.week_start - timedelta(weeks=1), now)
     return DemoSummary(seed=seed, customers=customers, rows=dict(writer.written))
 
 

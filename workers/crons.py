@@ -21,10 +21,12 @@ the tick, with the same claim per occurrence and the same catch-up (a day that
 no worker was up for runs at the next day's tick: the partitions are made four
 weeks ahead, and DEFAULT takes the legs of a week that has none).
 
-The daily refresh of the customers' kept end dates (CUSTOMER_DATE_JOBS) takes
-well under a second: `customer_dates_tick`, every minute, runs its due
-occurrence within the tick, so it runs at the first tick after 00:00 UTC, or
-after an outage at the first tick a worker is up for.
+The daily refresh of the customers' kept end dates (CUSTOMER_DATE_JOBS), with
+the day's scan of the customers' attention states and the attention events'
+retention (app/domain/attention_states.py), takes a second or two at 100,000
+customers: `customer_dates_tick`, every minute, runs its due occurrence within
+the tick, so it runs at the first tick after 00:00 UTC, or after an outage at
+the first tick a worker is up for.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from typing import Any
 from app.clock import utcnow
 from app.config import Settings
 from app.domain import cron_runs
+from app.domain.attention_states import (
+    AttentionRules,
+    delete_old_events,
+    evaluated_instant,
+    record_quality_declines,
+    scan_all,
+)
 from app.domain.call_leg_partitions import maintain
 from app.domain.calling_rollup import refreshed_week, rollup_week
 from app.domain.cron_runs import (
@@ -73,15 +82,24 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
     rollup of the week that Sunday completed, trial expiry as of that day
     (trials end at that day's run), retention as of that moment, call-leg
     partitions ahead of and retention as of that moment, the customers' kept
-    end dates as of that day."""
+    end dates as of that day and their attention states as of that moment (or
+    of now, when caught up late: app/domain/attention_states.py), the calling
+    week's rollup with its call quality declines."""
     settings = _settings(ctx)
 
     async def refresh_week(occurrence: datetime) -> str:
         week = refreshed_week(occurrence)
         done = await rollup_week(week, wait_seconds=settings.job_timeout_seconds)
         waited = f" (waited {done.waited_seconds:.0f} s for another rollup)"
-        return f"rolled up the calling week of {week.isoformat()}" + (
-            waited if done.waited_seconds >= 1 else ""
+        # After the rollup's commit; once per customer and week, so a retried
+        # occurrence (this step failed) or a re-run writes each event once.
+        declining = await record_quality_declines(
+            week, occurrence, settings.attention_quality_rise_points
+        )
+        return (
+            f"rolled up the calling week of {week.isoformat()}"
+            + (waited if done.waited_seconds >= 1 else "")
+            + (f"; announced {declining} call quality decline(s)" if declining else "")
         )
 
     async def expire_trials(occurrence: datetime) -> str:
@@ -100,7 +118,16 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
     async def customer_dates(occurrence: datetime) -> str:
         day = occurrence.date()
         count = await refresh_passed_dates(day)
-        return f"recomputed {count} customer(s) whose kept end dates were before {day.isoformat()}"
+        # What the day changed of the customers' attention states (windows
+        # reached, activity aging, low assignment), then the events' retention.
+        scanned = await scan_all(occurrence, AttentionRules.of(settings))
+        removed = await delete_old_events(
+            evaluated_instant(occurrence), settings.attention_retention_days
+        )
+        return (
+            f"recomputed {count} customer(s) whose kept end dates were before {day.isoformat()};"
+            f" {scanned.summary()}; deleted {removed} attention event(s) past retention"
+        )
 
     runners = {
         REFRESH_CALLING_WEEK.name: refresh_week,

@@ -2,8 +2,8 @@
 expiry and the daily report retention (PERIODIC_JOBS, each occurrence a job of
 its own), the daily upkeep of call-leg partitions and retention (UPKEEP_JOBS:
 quick, run within their tick; workers/crons.py), and the daily refresh of the
-customers' kept end dates (CUSTOMER_DATE_JOBS: quick, run within a tick of
-its own).
+customers' kept end dates with the day's attention scan (CUSTOMER_DATE_JOBS:
+quick, run within a tick of its own).
 
 Each occurrence a job covers is recorded in `cron_run` (one row per job and
 scheduled time). A worker claims an occurrence by INSERTing its row: the unique
@@ -108,9 +108,12 @@ MAINTAIN_CALL_LEG_PARTITIONS = PeriodicJob(
 )
 UPKEEP_JOBS: tuple[PeriodicJob, ...] = (MAINTAIN_CALL_LEG_PARTITIONS,)
 # The customers' kept end dates the day has passed, recomputed just after
-# midnight (app/domain/customer_columns.py): quick, run within a tick of its own
-# that looks every minute, so the first tick after midnight (or after an outage)
-# runs it, with the same claim per occurrence and the same catch-up.
+# midnight (app/domain/customer_columns.py), then the day's scan of every
+# customer's attention state and the attention events' retention
+# (app/domain/attention_states.py): quick (a second or two at 100,000
+# customers), run within a tick of its own that looks every minute, so the
+# first tick after midnight (or after an outage) runs it, with the same claim
+# per occurrence and the same catch-up.
 REFRESH_CUSTOMER_DATES = PeriodicJob(
     "refresh_customer_dates",
     datetime(2000, 1, 1, 0, 0, tzinfo=UTC),

@@ -25,14 +25,19 @@ day passes one of them, the daily `refresh_passed_dates` recomputes that
 customer (workers/crons.py, `partnerhub refresh-customer-columns`); until then
 the status filters fall back to the rows for such a customer
 (app/domain/statuses.py), so statuses stay exact whenever the job runs.
+That recomputation changes no status (it only stops the fallback), so it
+announces nothing; the same daily job then evaluates every customer's
+attention state (workers/crons.py), which announces what the day changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
+from app.clock import utcnow
 from app.db import execute, fetch_all
+from app.domain.attention_states import record_changes, scan_all
 from app.domain.sql import TRUE, Sql, one_of
 from app.domain.statuses import HOLDING
 
@@ -89,18 +94,32 @@ async def _refresh(where: Sql, today: date) -> None:
     )
 
 
-async def refresh_customer_columns(customer_ids: Sequence[int], today: date) -> None:
+def moment_of(today: date) -> datetime:
+    """The instant a write "as of `today`" happens at: now, on `today` (a chosen
+    day keeps the wall clock's time of day)."""
+    now = utcnow()
+    return now if now.date() == today else datetime.combine(today, now.timetz())
+
+
+async def refresh_customer_columns(
+    customer_ids: Sequence[int], today: date, now: datetime | None = None
+) -> None:
     """Recompute the kept columns of these customers from their rows, as of
-    `today`, in one statement (inside the caller's transaction when there is one)."""
+    `today`, in one statement, and announce the changes of their attention
+    states as of `now` (default: `moment_of(today)`), inside the caller's
+    transaction when there is one."""
     ids = sorted(set(customer_ids))
     if ids:
         await _refresh(one_of("id", ids), today)
+        await record_changes(ids, now or moment_of(today))
 
 
-async def refresh_all_customer_columns(today: date) -> int:
-    """Recompute the kept columns of every customer (a demo load, a repair);
+async def refresh_all_customer_columns(today: date, now: datetime | None = None) -> int:
+    """Recompute the kept columns of every customer (a demo load, a repair) and
+    evaluate every customer's attention state (a first one recorded silently);
     returns how many customers there are."""
     await _refresh(TRUE, today)
+    await scan_all(now or moment_of(today))
     rows = await fetch_all("SELECT COUNT(*) AS n FROM customer")
     return int(rows[0]["n"])
 

@@ -29,8 +29,10 @@ from msgspec import Meta
 from tortoise.transactions import in_transaction
 
 from app.bulk import upsert
+from app.clock import utcnow
 from app.db import execute_many, fetch_all, unbounded_statements
 from app.domain.access import ADMIN_MANAGEMENT_ROLES, Viewer
+from app.domain.attention_states import record_changes
 from app.domain.call_leg_partitions import ensure_partitions_for_rows
 from app.domain.sql import one_of
 from app.domain.text import text_fault
@@ -694,8 +696,11 @@ def _check_refs(batch: Batch, refs: Refs) -> None:
         raise IngestRejected(422, errors)
 
 
-async def ingest(viewer: Viewer, kind_name: str, body: bytes) -> int:
-    """Validate and write one batch; returns the number of lines accepted."""
+async def ingest(
+    viewer: Viewer, kind_name: str, body: bytes, *, now: datetime | None = None
+) -> int:
+    """Validate and write one batch; returns the number of lines accepted. `now`
+    (the clock; jobs and tests choose it) is when attention changes happen."""
     kind = KINDS.get(kind_name)
     if kind is None:
         raise IngestRejected(
@@ -719,12 +724,14 @@ async def ingest(viewer: Viewer, kind_name: str, body: bytes) -> int:
         await unbounded_statements(conn)  # a bulk batch, bounded by its size instead
         await upsert(conn, kind.table, kind.columns, kind.key, kind.update, rows)
         if kind.name == "admin-sign-ins":
-            await _note_admin_activity(conn, rows)
+            await _note_admin_activity(conn, rows, now or utcnow())
     return len(rows)
 
 
-async def _note_admin_activity(conn: Any, rows: list[tuple]) -> None:
-    """A customer's last admin activity is its newest sign-in."""
+async def _note_admin_activity(conn: Any, rows: list[tuple], now: datetime) -> None:
+    """A customer's last admin activity is its newest sign-in; what that changes
+    of the customers' attention states (NO_RECENT_ACTIVITY) is announced in the
+    same transaction."""
     latest: dict[int, datetime] = {}
     for customer_id, _, at in rows:
         latest[customer_id] = max(at, latest.get(customer_id, at))
@@ -734,3 +741,4 @@ async def _note_admin_activity(conn: Any, rows: list[tuple]) -> None:
         [(at, cid, at) for cid, at in latest.items()],
         conn,
     )
+    await record_changes(sorted(latest), now)

@@ -72,7 +72,7 @@ def _band_sql(total: str) -> str:
     )
 
 
-def _medians_sql(family: ProductFamily) -> str:
+def medians_sql(family: ProductFamily) -> str:
     """CTEs `peers` (every partner's subscriptions and trials in a holding status
     with license lines of `family`, one row each: its customer, when it was added,
     its size band and its assignment ratio), `ranked` and `medians` (the median
@@ -97,6 +97,17 @@ medians AS (
   WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2
   GROUP BY band
 )"""
+
+
+def low_peer_condition(added_by: datetime) -> Sql:
+    """The low-assignment rule on a row `p` of `peers` joined to `medians` (SPEC.md):
+    added by `added_by` (LOW_ASSIGNMENT_MIN_AGE_DAYS ago) and below half its band's
+    median, compared as DOUBLE PRECISION on both engines."""
+    return Sql(
+        "p.added_at <= ?"
+        " AND CAST(p.ratio AS DOUBLE PRECISION) < 0.5 * CAST(medians.median AS DOUBLE PRECISION)",
+        (added_by,),
+    )
 
 
 def months_between(start: date, end: date) -> int:
@@ -413,7 +424,7 @@ latest AS (
                 "LEFT JOIN latest ON latest.sub_id = fam.sub_id",
             ]
         if with_medians:
-            parts.append(Sql(_medians_sql(family)))
+            parts.append(Sql(medians_sql(family)))
             joins.append(f"LEFT JOIN medians ON medians.band = {_band_sql('fam.total')}")
         parts.append(
             Sql(
@@ -553,16 +564,15 @@ facts AS MATERIALIZED (
         grouping of the viewer's lines and no snapshot: the sections' figures are
         a full pass's."""
         customers = self._customers()
-        added_by = self.clock.now - timedelta(days=LOW_ASSIGNMENT_MIN_AGE_DAYS)
+        low = low_peer_condition(self.clock.now - timedelta(days=LOW_ASSIGNMENT_MIN_AGE_DAYS))
         rows = await fetch_all(
-            f"""WITH {_medians_sql(family)}
+            f"""WITH {medians_sql(family)}
 SELECT DISTINCT p.customer_id
 FROM peers p
 JOIN medians ON medians.band = p.band
 JOIN customer c ON c.id = p.customer_id
-WHERE ({customers.text}) AND p.added_at <= ?
-  AND CAST(p.ratio AS DOUBLE PRECISION) < 0.5 * CAST(medians.median AS DOUBLE PRECISION)""",
-            [*customers.params, added_by],
+WHERE ({customers.text}) AND {low.text}""",
+            [*customers.params, *low.params],
         )
         self._low[family] = frozenset(int(r["customer_id"]) for r in rows)
 

@@ -23,7 +23,7 @@ from app.domain.access import (
     managed_customers,
     visible_customers,
 )
-from app.domain.customer_columns import refresh_customer_columns
+from app.domain.customer_columns import moment_of, refresh_customer_columns
 from app.domain.customer_pages import TrialRow, trial_row
 from app.domain.customers import EMAIL, get_managed_customer
 from app.domain.errors import InvalidArgument, MutationRejected, UserError, UserErrorCode, reject
@@ -63,13 +63,14 @@ async def set_trial_status(
     trial_ids: Sequence[int], status: TrialStatus, ended_at: datetime | None, today: date
 ) -> None:
     """Move trials and their TRIAL subscriptions to `status` together, with their
-    customers' kept columns as of `today` (call inside a transaction)."""
+    customers' kept columns as of `today` and their attention changes as of
+    `ended_at` (call inside a transaction)."""
     await Trial.filter(id__in=list(trial_ids)).update(status=status, ended_at=ended_at)
     await Subscription.filter(trial_id__in=list(trial_ids), kind=SubscriptionKind.TRIAL).update(
         status=trial_subscription_status(status)
     )
     customer_ids = await Trial.filter(id__in=list(trial_ids)).values_list("customer_id", flat=True)
-    await refresh_customer_columns(customer_ids, today)
+    await refresh_customer_columns(customer_ids, today, ended_at)
 
 
 async def align_trial_subscriptions(today: date | None = None) -> int:
@@ -271,7 +272,7 @@ async def start_trial(
                 product=item.product,
                 quantity=item.licenses,
             )
-        await refresh_customer_columns([customer.id], day)
+        await refresh_customer_columns([customer.id], day, moment_of(day) if today else now)
         listed = ", ".join(f"{p.product.value} x{p.licenses}" for p in products)
         created = " (new customer)" if new_customer is not None else ""
         return Audited(
@@ -294,6 +295,8 @@ async def _create_customer(viewer: Viewer, new: NewCustomer, now: datetime) -> C
         region=new.region,
         created_at=now,
         created_by_id=viewer.admin.id,
+        # Nothing announced yet: its first statuses are (app/domain/attention_states.py).
+        attention_flags=0,
     )
     email = new.admin_email.strip().lower()
     await CustomerUser.create(
@@ -333,8 +336,11 @@ async def _own_active_trial(viewer: Viewer, trial_id: int | None) -> Trial:
     return trial
 
 
-async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> TrialRow:
-    """Add 1 to 30 days to an ACTIVE trial, up to 180 days in all."""
+async def extend_trial(
+    viewer: Viewer, trial_id: int | None, days: int, *, now: datetime | None = None
+) -> TrialRow:
+    """Add 1 to 30 days to an ACTIVE trial, up to 180 days in all (`now`: the
+    clock, for jobs and tests)."""
 
     async def work() -> Audited[TrialRow]:
         if not 1 <= days <= MAX_EXTENSION_DAYS:
@@ -355,7 +361,8 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
         trial.end_date = end
         await trial.save(update_fields=["end_date"])
         await Subscription.filter(trial_id=trial.id).update(end_date=end)
-        await refresh_customer_columns([trial.customer_id], utcnow().date())
+        moment = now or utcnow()
+        await refresh_customer_columns([trial.customer_id], moment.date(), moment)
         return Audited(
             trial_row(trial),
             audit_target("Trial", trial.id),
@@ -365,14 +372,16 @@ async def extend_trial(viewer: Viewer, trial_id: int | None, days: int) -> Trial
     return await run_mutation(viewer, EXTEND_TRIAL, "trial.extend", work)
 
 
-async def cancel_trial(viewer: Viewer, trial_id: int | None) -> TrialRow:
-    """End an ACTIVE trial now."""
+async def cancel_trial(
+    viewer: Viewer, trial_id: int | None, *, now: datetime | None = None
+) -> TrialRow:
+    """End an ACTIVE trial now (`now`: the clock, for jobs and tests)."""
 
     async def work() -> Audited[TrialRow]:
-        now = utcnow()
+        moment = now or utcnow()
         trial = await _own_active_trial(viewer, trial_id)
-        await set_trial_status([trial.id], TrialStatus.CANCELLED, now, now.date())
-        trial.status, trial.ended_at = TrialStatus.CANCELLED, now
+        await set_trial_status([trial.id], TrialStatus.CANCELLED, moment, moment.date())
+        trial.status, trial.ended_at = TrialStatus.CANCELLED, moment
         return Audited(
             trial_row(trial), audit_target("Trial", trial.id), f"Cancelled trial {trial.trial_id}"
         )
