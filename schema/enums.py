@@ -83,3 +83,37 @@ EmailDeliveryStatus = strawberry.enum(
 class SortDirection(StrEnum):
     ASC = "ASC"
     DESC = "DESC"
+
+
+AttentionEventType = strawberry.enum(
+    enums.AttentionEventType,
+    name="AttentionEventType",
+    description="What an attention event says happened to a customer; also the topics of "
+    "partner webhooks and of the daily digest.",
+)
+describe_values(
+    AttentionEventType,
+    {
+        "STATUS_GAINED": "The customer now carries `status` (it did not before).",
+        "STATUS_LOST": "The customer no longer carries `status`.",
+        "TRIAL_ENDING": "An active trial of the customer ends within the setting's days "
+        "(PARTNERHUB_ATTENTION_TRIAL_ENDING_DAYS).",
+        "LOW_LICENSE_ASSIGNMENT": "The customer entered the low license assignment section "
+        "of subscription analytics (for `family`).",
+        "CALL_QUALITY_DECLINING": "The customer's share of poor-quality calls rose week over "
+        "week by at least the setting's points (PARTNERHUB_ATTENTION_QUALITY_RISE_POINTS).",
+    },
+)
+WebhookDeliveryStatus = strawberry.enum(
+    enums.AttentionDeliveryStatus,
+    name="WebhookDeliveryStatus",
+    description="Where one attention event's POST to one webhook subscription stands.",
+)
+describe_values(
+    WebhookDeliveryStatus,
+    {
+        "PENDING": "Not delivered yet: waiting for its turn or its next try.",
+        "DELIVERED": "The receiver answered 2xx.",
+        "FAILED": "Given up: its tries ran out, or the subscription was disabled.",
+    },
+)

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from schema import admins, input_checks, tags, trials
+from schema import attention_webhooks as webhook_schema
 from schema import reports as report_schema
 from schema.admins import Admin, AdminConnection, AdminPayload, AssignmentPayload, resolve_viewer
 from schema.api_tokens import (
@@ -27,6 +28,11 @@ from schema.api_tokens import (
     resolve_api_tokens,
     resolve_create_api_token,
     resolve_revoke_api_token,
+)
+from schema.attention import (
+    AttentionEventConnection,
+    AttentionSubscription,
+    resolve_attention_events,
 )
 from schema.audit import AuditEventConnection, resolve_audit_log
 from schema.calling_analytics import CallingAnalytics, resolve_calling_analytics
@@ -48,6 +54,12 @@ from schema.errors import ErrorPolicy, log_errors
 from schema.limits import OperationLimits
 from schema.metrics import OperationMetrics
 from schema.node import Node, resolve_node
+from schema.notifications import (
+    NotificationPreferences,
+    UpdateNotificationPreferencesPayload,
+    resolve_notification_preferences,
+    resolve_update_notification_preferences,
+)
 from schema.organization import (
     OrganizationPayload,
     PartnerOrganization,
@@ -127,6 +139,20 @@ class Query:
     api_tokens: ApiTokenConnection = strawberry.field(
         resolver=resolve_api_tokens,
         description="API tokens of every admin of the partner, newest first (FULL_ADMIN).",
+    )
+    attention_events: AttentionEventConnection = strawberry.field(
+        resolver=resolve_attention_events,
+        description="Attention events of the customers the viewer sees, newest first, "
+        "narrowed by type, customer and time.",
+    )
+    notification_preferences: NotificationPreferences = strawberry.field(
+        resolver=resolve_notification_preferences,
+        description="The viewer's own notification preferences (the daily attention digest).",
+    )
+    webhook_subscriptions: webhook_schema.WebhookSubscriptionConnection = strawberry.field(
+        resolver=webhook_schema.resolve_webhook_subscriptions,
+        description="The partner's webhook subscriptions to attention events, newest first "
+        "(FULL_ADMIN).",
     )
 
 
@@ -216,6 +242,30 @@ class Mutation:
         resolver=resolve_revoke_api_token,
         description="Revokes an API token (FULL_ADMIN): it stops working at once.",
     )
+    update_notification_preferences: UpdateNotificationPreferencesPayload = strawberry.field(
+        resolver=resolve_update_notification_preferences,
+        description="Sets the viewer's own notification preferences (every role): the daily "
+        "attention digest by e-mail and its topics.",
+    )
+    create_webhook_subscription: webhook_schema.WebhookSubscriptionPayload = strawberry.field(
+        resolver=webhook_schema.resolve_create_webhook_subscription,
+        description="Subscribes a URL to attention events of the given topics (FULL_ADMIN): "
+        "each is POSTed there, signed, in order per customer, retried with backoff.",
+    )
+    update_webhook_subscription: webhook_schema.WebhookSubscriptionPayload = strawberry.field(
+        resolver=webhook_schema.resolve_update_webhook_subscription,
+        description="Changes a webhook subscription's URL, topics or enabled state (FULL_ADMIN).",
+    )
+    delete_webhook_subscription: DeletePayload = strawberry.field(
+        resolver=webhook_schema.resolve_delete_webhook_subscription,
+        description="Deletes a webhook subscription and its deliveries (FULL_ADMIN).",
+    )
+
+
+@strawberry.type(name="Subscription")
+class Subscription(report_schema.Subscription, AttentionSubscription):
+    """Every subscription: reportUpdated (schema/reports.py), attentionEvents
+    (schema/attention.py)."""
 
 
 class PartnerHubSchema(strawberry.Schema):
@@ -249,7 +299,7 @@ DOCUMENT_CACHE_SIZE = 256
 schema = PartnerHubSchema(
     query=Query,
     mutation=Mutation,
-    subscription=report_schema.Subscription,
+    subscription=Subscription,
     # Types reached only through interfaces, so node(id:) can answer them.
     types=[CustomerSubscription, Trial, Tag],
     # Customer pages completed by a compiled plan (schema/page_plan.py).

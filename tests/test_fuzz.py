@@ -129,6 +129,8 @@ NODE_TYPES = [
     "AdminAssignment",
     "ApiToken",
     "Location",
+    "AttentionEvent",
+    "WebhookSubscription",
 ]
 WRONG_TYPES = ["customer", "Node", "Query", "", "__typename", "Customer ", "Cüstomer", "_", "1"]
 # Primary keys as text: digits the service must refuse, numbers beyond any column.
@@ -221,6 +223,9 @@ LIST_KINDS = [
     "low_assignment",
     "over_limit",
     "tokens",
+    "attention",
+    "webhook_subscriptions",
+    "webhook_deliveries",
 ]
 CUSTOMER_ORDERS = [
     f"{f}:{d}"
@@ -306,6 +311,9 @@ LIST_OF_FIELD = {
     "PeriodSection.rows": "expiring",
     "LowAssignmentSection.rows": "low_assignment",
     "OverageSection.rows": "over_limit",
+    "Query.attentionEvents": "attention",
+    "Query.webhookSubscriptions": "webhook_subscriptions",
+    "WebhookSubscription.deliveries": "webhook_deliveries",
 }
 CURSOR_NUMBERS = st.sampled_from(
     [

@@ -208,6 +208,8 @@ def test_the_domain_names_fields_in_its_own_terms() -> None:
         "app/domain/ids.py",
         "app/domain/webhooks.py",
         "app/domain/report_templates.py",
+        # The attention webhook payload: clients use its ids with the API.
+        "app/domain/attention_webhooks.py",
     }
 
 
@@ -233,6 +235,15 @@ TRANSACTIONS_OUTSIDE_THE_FRAME = {
     # The NDJSON ingest endpoint (POST /ingest, `partnerhub ingest`): no GraphQL
     # mutation, its own error shape (HTTP status), not audited (SPEC: integrations).
     ("app/domain/ingest.py", "ingest"): "ingest endpoint, not a GraphQL mutation",
+    ("app/domain/attention_states.py", "scan_all"): "daily job, no viewer",
+    ("app/domain/attention_states.py", "record_quality_declines"): "rollup job, no viewer",
+    ("app/domain/attention_webhooks.py", "_record"): "webhook sender, no viewer",
+}
+
+# Audit events that no admin caused (audit.record_unattended), by the only
+# functions that write them.
+UNATTENDED_AUDIT = {
+    ("app/domain/attention_webhooks.py", "_record_disabled"): "sender disables a failing webhook",
 }
 
 
@@ -287,6 +298,8 @@ def test_only_the_mutation_frame_writes_audit_events() -> None:
             writes = name == "audit.record" or (
                 name in AUDIT_EVENT_WRITES and relative != "app/domain/audit.py"
             )
+            if name == "audit.record_unattended" and (relative, owner) not in UNATTENDED_AUDIT:
+                offenders.append(f"{relative}:{owner} calls {name}")
             if writes and relative != FRAME:
                 offenders.append(f"{relative}:{owner} calls {name}")
         for node in ast.walk(tree):

@@ -19,6 +19,7 @@ from tortoise import Tortoise
 from app.db import fetch_all
 from app.domain.ids import encode_global_id as gid
 from app.models.admins import Admin, CustomerAssignment, ExternalAdminGrant
+from app.models.attention import AttentionWebhook, NotificationPreference
 from app.models.customers import Customer
 from app.models.enums import AdminRole, ReportTemplateKind, ReportType
 from app.models.reports import ReportTemplate
@@ -48,6 +49,7 @@ class Matrix:
     assigned_admin: dict[str, Admin]  # an ADMIN-role admin assigned to plain[target]
     templates: dict[str, ReportTemplate]  # a CUSTOM template of the target's partner
     outsider: Admin  # a Contoso ADMIN: external admin of with_trial[t] for Northwind's targets
+    webhooks: dict[str, AttentionWebhook]  # an attention webhook of the target's partner
 
 
 async def _custom_template(owner: object, name: str) -> ReportTemplate:
@@ -113,7 +115,19 @@ async def build_matrix() -> Matrix:
         await ExternalAdminGrant.create(
             customer=with_trial[t], admin=outsider, granted_by=team[FULL].admin, granted_at=now
         )
-    return Matrix(team, plain, with_trial, trials, tags, spare, assigned, templates, outsider)
+    webhooks = {
+        t: await AttentionWebhook.create(
+            partner=owner[t],
+            url=f"https://8.8.8.8/{t}",
+            topics=["STATUS_GAINED"],
+            created_at=now,
+            updated_at=now,
+        )
+        for t in TARGETS
+    }
+    return Matrix(
+        team, plain, with_trial, trials, tags, spare, assigned, templates, outsider, webhooks
+    )
 
 
 @dataclass(frozen=True)
@@ -309,6 +323,40 @@ MUTATIONS = [
         lambda m, t: _input(adminId=gid("Admin", m.spare_admin[t].id)),
         lambda m, t: Admin.filter(id=m.spare_admin[t].id, removed_at__isnull=False).exists(),
     ),
+    Mutation(
+        "createWebhookSubscription",
+        MANAGER_ROLES,
+        False,
+        "mutation($input: CreateWebhookSubscriptionInput!) { createWebhookSubscription(input: $input) { subscription { url } userErrors { code } } }",
+        lambda m, t: _input(url="https://8.8.4.4/new", topics=["TRIAL_ENDING"]),
+        lambda m, t: AttentionWebhook.filter(url="https://8.8.4.4/new").exists(),
+    ),
+    Mutation(
+        "updateWebhookSubscription",
+        MANAGER_ROLES,
+        False,
+        "mutation($input: UpdateWebhookSubscriptionInput!) { updateWebhookSubscription(input: $input) { subscription { url } userErrors { code } } }",
+        lambda m, t: _input(
+            id=gid("WebhookSubscription", m.webhooks[t].id), url="https://8.8.4.4/u"
+        ),
+        lambda m, t: AttentionWebhook.filter(id=m.webhooks[t].id, url="https://8.8.4.4/u").exists(),
+    ),
+    Mutation(
+        "deleteWebhookSubscription",
+        MANAGER_ROLES,
+        False,
+        "mutation($input: DeleteInput!) { deleteWebhookSubscription(input: $input) { deletedId userErrors { code } } }",
+        lambda m, t: _input(id=gid("WebhookSubscription", m.webhooks[t].id)),
+        lambda m, t: _missing(AttentionWebhook, m.webhooks[t].id),
+    ),
+    Mutation(
+        "updateNotificationPreferences",
+        set(AdminRole),
+        False,
+        "mutation($input: UpdateNotificationPreferencesInput!) { updateNotificationPreferences(input: $input) { notificationPreferences { dailyDigest } userErrors { code } } }",
+        lambda m, t: _input(dailyDigest=True, topics=["STATUS_GAINED"]),
+        lambda m, t: NotificationPreference.filter(daily_digest=True).exists(),
+    ),
 ]
 
 
@@ -332,6 +380,10 @@ ACTIONS = {
     "createAdmin": "admin.create",
     "updateAdminRole": "admin.role",
     "removeAdmin": "admin.remove",
+    "createWebhookSubscription": "webhook_subscription.create",
+    "updateWebhookSubscription": "webhook_subscription.update",
+    "deleteWebhookSubscription": "webhook_subscription.delete",
+    "updateNotificationPreferences": "notification_preferences.update",
 }
 
 
@@ -367,13 +419,21 @@ def expected_outcome(mutation: Mutation, role: AdminRole, target: str) -> str:
     return "OK"
 
 
+# Mutations with no target to vary.
+TARGETLESS = (
+    "createTag",
+    "createAdmin",
+    "createWebhookSubscription",
+    "updateNotificationPreferences",
+)
+
 CASES = [
     (mutation, role, target)
     for mutation in MUTATIONS
     for role in AdminRole
     for target in TARGETS
     # creating a tag or an admin has no target to vary
-    if not (mutation.name in ("createTag", "createAdmin") and target != "in_scope")
+    if not (mutation.name in TARGETLESS and target != "in_scope")
     # a grant reaches customers only: the mutations on one vary over it
     and not (target == "granted" and not mutation.scoped)
 ]

@@ -135,6 +135,7 @@ def test_a_global_id_decodes_only_in_its_canonical_form(pk: int) -> None:
 ID_MODELS = {
     "Admin": "Admin",
     "AdminAssignment": "CustomerAssignment",
+    "AttentionEvent": "AttentionEvent",
     "ApiToken": "ApiToken",
     "AuditEvent": "AuditEvent",
     "Customer": "Customer",
@@ -145,6 +146,8 @@ ID_MODELS = {
     "ReportTemplate": "ReportTemplate",
     "Tag": "Tag",
     "Trial": "Trial",
+    "WebhookEventDelivery": "AttentionDelivery",
+    "WebhookSubscription": "AttentionWebhook",
 }
 
 

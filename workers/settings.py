@@ -12,6 +12,8 @@ from app.config import Settings, get_settings
 from app.db import close_database, open_database
 from app.metrics import instrument_jobs
 from app.queue import QUEUE_NAME, JobQueue, redis_settings
+from workers.attention_digest import ARQ_DIGEST_TRIES, attention_digest_tick, send_attention_digest
+from workers.attention_webhooks import attention_webhook_tick
 from workers.calling import refresh_calling_week
 from workers.crons import customer_dates_tick, periodic_tick, run_periodic, upkeep_tick
 from workers.report_emails import ARQ_EMAIL_TRIES, send_report_email
@@ -42,6 +44,13 @@ CRON_JOBS = [
     # Schedules and report leases: every 15 s; the claim in the database keeps a
     # schedule's occurrence single, a lapsed lease is requeued within the next tick.
     cron(report_tick, second={0, 15, 30, 45}, unique=True, run_at_startup=False),
+    # The daily attention digests: hourly at minute 7, the day just ended (and the
+    # day before it after an outage); one row per admin and day keeps each single
+    # (workers/attention_digest.py).
+    cron(attention_digest_tick, minute=7, second=20, unique=True, run_at_startup=False),
+    # Partner webhooks of the attention feed: every 5 s; each delivery is claimed
+    # in the database, so ticks of several workers never send one twice at once.
+    cron(attention_webhook_tick, second=set(range(0, 60, 5)), unique=True, run_at_startup=False),
 ]
 
 
@@ -83,6 +92,7 @@ def build_worker(
         func(generate_report, timeout=settings.job_timeout_seconds, max_tries=ARQ_REPORT_TRIES),
         func(deliver_webhook, max_tries=10),
         func(send_report_email, max_tries=ARQ_EMAIL_TRIES),
+        func(send_attention_digest, max_tries=ARQ_DIGEST_TRIES),
         report_tick,
         expire_reports,
         periodic_tick,

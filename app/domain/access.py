@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from app.domain.errors import UserErrorCode, reject
+from app.domain.errors import Forbidden, UserErrorCode, reject
 from app.domain.sql import Sql
 from app.models.admins import Admin, ApiToken, CustomerAssignment, ExternalAdminGrant
+from app.models.attention import AttentionWebhook
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
 from app.models.enums import AdminRole, ManagedBy
@@ -177,6 +178,22 @@ def customer_scope(viewer: Viewer) -> Sql:
     return Sql(f"({either.text})", either.params)
 
 
+def attention_event_scope(viewer: Viewer) -> Sql:
+    """The attention events the viewer reads, as SQL on an `attention_event` row
+    aliased `e` joined to its customer aliased `c` (`c.id = e.customer_id`): the
+    events of the customers of `customer_scope`, its own partner's that its role
+    reaches and, read-only, those of other partners it holds an external-admin
+    grant of. Each event must be its customer's partner's: nothing else of
+    another partner is ever read. The own part names `e.partner_id` so the
+    (partner, id) index serves it."""
+    own = Sql("e.partner_id = ?", (viewer.partner_id,)) & managed_customer_scope(viewer)
+    if not viewer.with_grants:
+        return own
+    granted = Sql("e.partner_id = c.partner_id") & granted_customer_scope(viewer)
+    either = own | granted
+    return Sql(f"({either.text})", either.params)
+
+
 def managed_by(viewer: Viewer, customer_partner_id: int) -> ManagedBy:
     """`Customer.managedBy` of a customer the viewer sees: its own partner's customers
     are PARTNER_ORGANIZATION, customers seen through a grant EXTERNAL_ADMIN."""
@@ -303,6 +320,11 @@ UPDATE_REPORT_SCHEDULE = MutationRule(SCHEDULE_ROLES, "Changing report schedules
 DELETE_REPORT_SCHEDULE = MutationRule(SCHEDULE_ROLES, "Deleting report schedules")
 CREATE_API_TOKEN = MutationRule(API_TOKEN_ROLES, "Creating API tokens")
 REVOKE_API_TOKEN = MutationRule(API_TOKEN_ROLES, "Revoking API tokens")
+# Notification preferences: every role sets its own (and only its own).
+NOTIFICATION_PREFERENCE_ROLES = frozenset(AdminRole)
+UPDATE_NOTIFICATION_PREFERENCES = MutationRule(
+    NOTIFICATION_PREFERENCE_ROLES, "Setting notification preferences"
+)
 
 
 def external_admin_candidates(viewer: Viewer) -> QuerySet[Admin]:
@@ -374,3 +396,49 @@ def visible_schedules(viewer: Viewer) -> QuerySet[ReportSchedule]:
 def visible_templates(viewer: Viewer) -> QuerySet[ReportTemplate]:
     """The DEFAULT templates and the CUSTOM templates of the viewer's partner."""
     return ReportTemplate.filter(Q(partner_id=None) | Q(partner_id=viewer.partner_id))
+
+
+def receives_attention_digest(admin: Admin) -> bool:
+    """Who the daily attention digest (app/domain/attention_digest.py) may go to:
+    an admin who may still sign in and has an e-mail address."""
+    return may_sign_in(admin) and bool(admin.email)
+
+
+def digest_viewer(admin: Admin) -> Viewer:
+    """What a digest lists is read as this viewer: the admin (its partner loaded)
+    with the customers its role reaches and those of its external-admin grants,
+    as a sign-in of the admin sees them."""
+    return Viewer(admin=admin, partner=admin.partner, with_grants=True)
+
+
+# Partner webhooks of the attention feed (app/domain/attention_webhooks.py): the
+# partner's FULL_ADMIN lists, creates, changes and deletes them; no other role
+# reads them (a subscription's signing secret is in what it shows).
+ATTENTION_WEBHOOK_ROLES = frozenset({AdminRole.FULL_ADMIN})
+CREATE_WEBHOOK_SUBSCRIPTION = MutationRule(
+    ATTENTION_WEBHOOK_ROLES, "Creating webhook subscriptions"
+)
+UPDATE_WEBHOOK_SUBSCRIPTION = MutationRule(
+    ATTENTION_WEBHOOK_ROLES, "Changing webhook subscriptions"
+)
+DELETE_WEBHOOK_SUBSCRIPTION = MutationRule(
+    ATTENTION_WEBHOOK_ROLES, "Deleting webhook subscriptions"
+)
+
+
+def require_attention_webhook_reader(viewer: Viewer) -> None:
+    """Refuse (Forbidden, naming the role) a viewer who may not read the partner's
+    webhook subscriptions."""
+    if viewer.role not in ATTENTION_WEBHOOK_ROLES:
+        raise Forbidden(
+            f"Webhook subscriptions are visible to FULL_ADMIN only (you are {viewer.role.value})."
+        )
+
+
+def visible_attention_webhooks(viewer: Viewer) -> QuerySet[AttentionWebhook]:
+    """The webhook subscriptions of the viewer's partner for a FULL_ADMIN; none for
+    the other roles (a subscription's id in `node(id:)` answers null for them)."""
+    hooks = AttentionWebhook.filter(partner_id=viewer.partner_id)
+    if viewer.role in ATTENTION_WEBHOOK_ROLES:
+        return hooks
+    return hooks.filter(id__in=[])

@@ -73,6 +73,22 @@ async def record(viewer: Viewer, action: str, target_id: str | None, summary: st
     )
 
 
+async def record_unattended(
+    partner_id: int, at: datetime, action: str, target_id: str | None, summary: str
+) -> AuditEvent:
+    """Write one audit event that no admin caused (a job acting on its own, e.g.
+    the webhook sender disabling a failing subscription): no actor. Only the
+    callers tests/test_layout.py names may use it."""
+    return await AuditEvent.create(
+        partner_id=partner_id,
+        at=at,
+        actor_id=None,
+        action=action,
+        target_id=target_id,
+        summary=summary[:500],
+    )
+
+
 async def list_events(
     viewer: Viewer, *, first: int | None, after: str | None
 ) -> Page[AuditEventValue]:

@@ -21,7 +21,7 @@ MAX_ID_LENGTH = 200
 # with `bigint` keys (BigIntField) are listed.
 MAX_PK = 2**31 - 1
 MAX_BIG_PK = 2**63 - 1
-BIG_KEY_TYPES = frozenset({"AuditEvent"})
+BIG_KEY_TYPES = frozenset({"AuditEvent", "AttentionEvent", "WebhookEventDelivery"})
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")

@@ -407,7 +407,22 @@ def _write_eml(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _error_text(exc: BaseException) -> str:
+async def send_message(message: EmailMessage, config: MailConfig, eml_name: str) -> Path | None:
+    """Send `message` through PARTNERHUB_SMTP_HOST, or with none set write it as
+    `eml_name` under the outbox folder and return its path (None when sent by
+    SMTP). Raises `Refused` for a final refusal (5xx), `aiosmtplib.SMTPException`
+    or `OSError` for what is worth another try (`error_text` words it). Shared by
+    every e-mail of the service (report deliveries, the attention digest)."""
+    if config.smtp_host is None:
+        path = config.outbox / eml_name
+        await asyncio.to_thread(_write_eml, path, bytes(message))
+        return path
+    await _send_smtp(message, config)
+    return None
+
+
+def error_text(exc: BaseException) -> str:
+    """What `last_error` keeps of a failed try (at most MAX_ERROR_LENGTH characters)."""
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         text = f"SMTP {exc.code} {exc.message}"
     elif isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
@@ -476,9 +491,8 @@ async def deliver(delivery_id: int, config: MailConfig, now: datetime) -> Attemp
         now,
     )
     try:
-        if config.smtp_host is None:
-            path = config.outbox / f"report-{report.id}-delivery-{delivery.id}.eml"
-            await asyncio.to_thread(_write_eml, path, bytes(message))
+        path = await send_message(message, config, f"report-{report.id}-delivery-{delivery.id}.eml")
+        if path is not None:
             log.info(
                 "report %s: e-mail to %s written to %s (no PARTNERHUB_SMTP_HOST set)",
                 report.id,
@@ -486,14 +500,13 @@ async def deliver(delivery_id: int, config: MailConfig, now: datetime) -> Attemp
                 path,
             )
         else:
-            await _send_smtp(message, config)
             log.info("report %s: e-mail sent to %s", report.id, delivery.recipient)
     except Refused as exc:
         await _finish(delivery, EmailDeliveryStatus.FAILED, str(exc)[:MAX_ERROR_LENGTH], now)
         log.warning("report %s: e-mail to %s refused: %s", report.id, delivery.recipient, exc)
         return Attempt("failed")
     except (aiosmtplib.SMTPException, OSError) as exc:
-        error = _error_text(exc)
+        error = error_text(exc)
         if delivery.attempts >= MAX_ATTEMPTS:
             await _finish(delivery, EmailDeliveryStatus.FAILED, error, now)
             log.warning(
