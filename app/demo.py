@@ -23,7 +23,6 @@ from tortoise.transactions import in_transaction
 from app.auth import hash_token
 from app.bulk import BulkWriter
 from app.db import execute, is_postgres
-from app.domain.attention_states import record_quality_declines
 from app.domain.call_leg_partitions import ensure_partitions_between
 from app.domain.calling_rollup import rollup_week
 from app.domain.customer_columns import refresh_all_customer_columns
@@ -833,9 +832,9 @@ async def load_demo(
         await refresh_all_customer_columns(now.date())
     # The weekly calling figures of the ten weeks of call legs, as the Sunday job
     # would, and the last week's call quality declines it would announce.
-    for weeks_ago in range(1, 11):
-        await rollup_week(builder.week_start - timedelta(weeks=weeks_ago), now=now)
-    await record_quality_declines(builder.week_start - timedelta(weeks=1), now)
+    for weeks_ago in range(10, 0, -1):
+        week = builder.week_start - timedelta(weeks=weeks_ago)
+        await rollup_week(week, now=now, announce=weeks_ago == 1)
     return DemoSummary(seed=seed, customers=customers, rows=dict(writer.written))
 
 

@@ -236,7 +236,6 @@ TRANSACTIONS_OUTSIDE_THE_FRAME = {
     # mutation, its own error shape (HTTP status), not audited (SPEC: integrations).
     ("app/domain/ingest.py", "ingest"): "ingest endpoint, not a GraphQL mutation",
     ("app/domain/attention_states.py", "scan_all"): "daily job, no viewer",
-    ("app/domain/attention_states.py", "record_quality_declines"): "rollup job, no viewer",
     ("app/domain/attention_webhooks.py", "_record"): "webhook sender, no viewer",
 }
 

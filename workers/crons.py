@@ -42,7 +42,6 @@ from app.domain.attention_states import (
     AttentionRules,
     delete_old_events,
     evaluated_instant,
-    record_quality_declines,
     scan_all,
 )
 from app.domain.call_leg_partitions import maintain
@@ -89,13 +88,14 @@ def runner(ctx: dict[str, Any], job: PeriodicJob) -> Runner:
 
     async def refresh_week(occurrence: datetime) -> str:
         week = refreshed_week(occurrence)
-        done = await rollup_week(week, wait_seconds=settings.job_timeout_seconds)
-        waited = f" (waited {done.waited_seconds:.0f} s for another rollup)"
-        # After the rollup's commit; once per customer and week, so a retried
-        # occurrence (this step failed) or a re-run writes each event once.
-        declining = await record_quality_declines(
-            week, occurrence, settings.attention_quality_rise_points
+        # With the week's call quality declines, in the rollup's transaction.
+        done = await rollup_week(
+            week,
+            wait_seconds=settings.job_timeout_seconds,
+            rise_points=settings.attention_quality_rise_points,
         )
+        waited = f" (waited {done.waited_seconds:.0f} s for another rollup)"
+        declining = done.declines
         return (
             f"rolled up the calling week of {week.isoformat()}"
             + (waited if done.waited_seconds >= 1 else "")

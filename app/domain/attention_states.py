@@ -356,7 +356,8 @@ async def record_quality_declines(
     (poor / measured legs, app/domain/calling_rollup.py) in the rolled-up week
     `week_start` is at least `rise_points` percentage points above the week
     before's (both weeks with measured legs), once per customer and week (a
-    re-run writes nothing new). Returns how many events it wrote."""
+    re-run writes nothing new), inside the caller's transaction (the rollup's:
+    app/domain/calling_rollup.py). Returns how many events it wrote."""
     if rise_points is None:
         rise_points = get_settings().attention_quality_rise_points
     now = evaluated_instant(now)
@@ -395,8 +396,7 @@ ORDER BY cur.customer_id""",
                 once_key=f"call_quality:{week_start.isoformat()}",
             )
         )
-    async with in_transaction():
-        return len(await write_events(events))
+    return len(await write_events(events))
 
 
 # ------------------------------------------------------------- retention ----

@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from app.clock import utcnow
 from app.db import DatabaseError, execute, is_postgres, unbounded_statements
+from app.domain.attention_states import record_quality_declines
 from app.models.enums import CallFeature, EndpointType, QueueOutcome
 
 POOR_JITTER_MS, POOR_LATENCY_MS, POOR_LOSS_PCT = 150, 400, 5
@@ -261,6 +262,7 @@ class Rollup:
 
     week_start: date
     waited_seconds: float
+    declines: int = 0  # CALL_QUALITY_DECLINING events it wrote
 
 
 async def _take_week(conn: BaseDBAsyncClient, week_start: date, wait_seconds: float) -> float:
@@ -311,10 +313,18 @@ async def _take_week(conn: BaseDBAsyncClient, week_start: date, wait_seconds: fl
 
 
 async def rollup_week(
-    week_start: date, now: datetime | None = None, wait_seconds: float = ROLLUP_WAIT_SECONDS
+    week_start: date,
+    now: datetime | None = None,
+    wait_seconds: float = ROLLUP_WAIT_SECONDS,
+    *,
+    announce: bool = True,
+    rise_points: float | None = None,
 ) -> Rollup:
     """Rebuild the rollups of the week starting on `week_start` (a Monday); waits
-    up to `wait_seconds` for another rollup of the same week to finish first."""
+    up to `wait_seconds` for another rollup of the same week to finish first.
+    With `announce`, the week's call quality declines (app/domain/attention_states.py,
+    `rise_points` or the setting's) are written in the same transaction, once
+    per customer and week whatever the number of re-runs."""
     if week_start.weekday() != 0:
         raise ValueError(f"{week_start.isoformat()} is not a Monday: a week starts on Monday")
     start, end = _week_bounds(week_start)
@@ -333,4 +343,9 @@ async def rollup_week(
             [week_start, now or utcnow()],
             conn,
         )
-    return Rollup(week_start, waited)
+        declines = (
+            await record_quality_declines(week_start, now or utcnow(), rise_points)
+            if announce
+            else 0
+        )
+    return Rollup(week_start, waited, declines)
