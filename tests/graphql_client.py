@@ -48,13 +48,14 @@ async def data(
     number of times: what these tests check is the answer, not the throttle."""
     for _ in range(THROTTLED_RETRIES):
         response = await gql(client, token, query, variables)
-        assert response.status_code == 200, response.text
         body = response.json()
         errors = body.get("errors") or []
+        # The throttle answers with its own HTTP status (429): check it first.
         if errors and all(e.get("extensions", {}).get("code") == "THROTTLED" for e in errors):
             wait = max(e["extensions"].get("retryAfterSeconds", 1) for e in errors)
             await asyncio.sleep(min(float(wait), 5.0))
             continue
+        assert response.status_code == 200, response.text
         break
     assert "errors" not in body, body["errors"]
     return body["data"]

@@ -16,6 +16,7 @@ from app.domain.ids import decode_global_id
 from app.domain.ids import encode_global_id as gid
 from app.domain.mutations import audit_target
 from app.models.admins import Admin, ApiToken, ExternalAdminGrant
+from app.models.attention import AttentionWebhook
 from app.models.audit import AuditEvent
 from app.models.customers import Customer
 from app.models.enums import (
@@ -52,6 +53,7 @@ class AuditWorld:
     schedule: ReportSchedule
     spare_template: ReportTemplate  # a CUSTOM template of Northwind no schedule uses
     outsider: Admin  # a Contoso ADMIN, external admin of `with_trial` (not of `customer`)
+    webhook: AttentionWebhook  # an attention webhook subscription of Northwind
 
 
 async def build_audit_world() -> AuditWorld:
@@ -105,9 +107,16 @@ async def build_audit_world() -> AuditWorld:
         granted_by=team[FULL].admin,
         granted_at=datetime.now(UTC),
     )
+    webhook = await AttentionWebhook.create(
+        partner=northwind,
+        url="https://8.8.8.8/hooks",
+        topics=["STATUS_GAINED"],
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
     return AuditWorld(
         northwind, contoso, team, customer, with_trial, trial, tag, spare, spare_token, assigned,
-        template, schedule, spare_template, outsider,
+        template, schedule, spare_template, outsider, webhook,
     )  # fmt: skip
 
 
@@ -118,7 +127,8 @@ class Case:
     roles: frozenset[AdminRole]
     query: str
     variables: Callable[[AuditWorld], dict]
-    target: Callable[[AuditWorld, dict], str]  # global id the event names
+    # global id the event names, from the world, the payload and the acting admin
+    target: Callable[[AuditWorld, dict, Admin], str]
 
 
 def _in(**fields: object) -> dict:
@@ -132,7 +142,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: CompleteSetupInput!) { completeOrganizationSetup(input: $input) { organization { id } userErrors { code } } }",
         lambda w: _in(acceptTerms=True),
-        lambda w, p: gid("PartnerOrganization", w.northwind.id),
+        lambda w, p, a: gid("PartnerOrganization", w.northwind.id),
     ),
     Case(
         "createTag",
@@ -140,7 +150,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: CreateTagInput!) { createTag(input: $input) { tag { id } userErrors { code } } }",
         lambda w: _in(name="Fresh"),
-        lambda w, p: p["tag"]["id"],
+        lambda w, p, a: p["tag"]["id"],
     ),
     Case(
         "updateTag",
@@ -148,7 +158,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: UpdateTagInput!) { updateTag(input: $input) { tag { id } userErrors { code } } }",
         lambda w: _in(id=gid("Tag", w.tag.id), name="Platinum"),
-        lambda w, p: gid("Tag", w.tag.id),
+        lambda w, p, a: gid("Tag", w.tag.id),
     ),
     Case(
         "deleteTag",
@@ -156,7 +166,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: DeleteInput!) { deleteTag(input: $input) { deletedId userErrors { code } } }",
         lambda w: _in(id=gid("Tag", w.tag.id)),
-        lambda w, p: gid("Tag", w.tag.id),
+        lambda w, p, a: gid("Tag", w.tag.id),
     ),
     Case(
         "setCustomerTags",
@@ -164,7 +174,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: SetCustomerTagsInput!) { setCustomerTags(input: $input) { customer { id } userErrors { code } } }",
         lambda w: _in(customerId=gid("Customer", w.customer.id), tagIds=[gid("Tag", w.tag.id)]),
-        lambda w, p: gid("Customer", w.customer.id),
+        lambda w, p, a: gid("Customer", w.customer.id),
     ),
     Case(
         "addTagToCustomers",
@@ -172,7 +182,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: TagCustomersInput!) { addTagToCustomers(input: $input) { changedCount userErrors { code } } }",
         lambda w: _in(tagId=gid("Tag", w.tag.id), customerIds=[gid("Customer", w.customer.id)]),
-        lambda w, p: gid("Tag", w.tag.id),
+        lambda w, p, a: gid("Tag", w.tag.id),
     ),
     Case(
         "removeTagFromCustomers",
@@ -180,7 +190,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL}),
         "mutation($input: TagCustomersInput!) { removeTagFromCustomers(input: $input) { changedCount userErrors { code } } }",
         lambda w: _in(tagId=gid("Tag", w.tag.id), filter={"tagIds": [gid("Tag", w.tag.id)]}),
-        lambda w, p: gid("Tag", w.tag.id),
+        lambda w, p, a: gid("Tag", w.tag.id),
     ),
     Case(
         "startTrial",
@@ -192,7 +202,7 @@ CASES = [
             products=[{"product": "CALLING", "licenses": 10}],
             durationDays=30,
         ),
-        lambda w, p: p["trial"]["id"],
+        lambda w, p, a: p["trial"]["id"],
     ),
     Case(
         "extendTrial",
@@ -200,7 +210,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL, SALES}),
         "mutation($input: ExtendTrialInput!) { extendTrial(input: $input) { trial { id } userErrors { code } } }",
         lambda w: _in(trialId=gid("Trial", w.trial.id), days=5),
-        lambda w, p: gid("Trial", w.trial.id),
+        lambda w, p, a: gid("Trial", w.trial.id),
     ),
     Case(
         "cancelTrial",
@@ -208,7 +218,7 @@ CASES = [
         frozenset({FULL, ADMIN, SALES_FULL, SALES}),
         "mutation($input: CancelTrialInput!) { cancelTrial(input: $input) { trial { id } userErrors { code } } }",
         lambda w: _in(trialId=gid("Trial", w.trial.id)),
-        lambda w, p: gid("Trial", w.trial.id),
+        lambda w, p, a: gid("Trial", w.trial.id),
     ),
     Case(
         "assignAdminToCustomer",
@@ -216,7 +226,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: AssignAdminInput!) { assignAdminToCustomer(input: $input) { assignment { role } userErrors { code } } }",
         lambda w: _in(adminId=gid("Admin", w.spare_admin.id), customerId=gid("Customer", w.customer.id)),
-        lambda w, p: gid("Customer", w.customer.id),
+        lambda w, p, a: gid("Customer", w.customer.id),
     ),
     Case(
         "unassignAdminFromCustomer",
@@ -224,7 +234,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: AssignAdminInput!) { unassignAdminFromCustomer(input: $input) { deletedId userErrors { code } } }",
         lambda w: _in(adminId=gid("Admin", w.assigned_admin.id), customerId=gid("Customer", w.customer.id)),
-        lambda w, p: gid("Customer", w.customer.id),
+        lambda w, p, a: gid("Customer", w.customer.id),
     ),
     Case(
         "grantExternalAdmin",
@@ -232,7 +242,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: ExternalAdminInput!) { grantExternalAdmin(input: $input) { customer { id } userErrors { code } } }",
         lambda w: _in(customerId=gid("Customer", w.customer.id), adminEmail=w.outsider.email),
-        lambda w, p: gid("Customer", w.customer.id),
+        lambda w, p, a: gid("Customer", w.customer.id),
     ),
     Case(
         "revokeExternalAdmin",
@@ -240,7 +250,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: ExternalAdminInput!) { revokeExternalAdmin(input: $input) { customer { id } userErrors { code } } }",
         lambda w: _in(customerId=gid("Customer", w.with_trial.id), adminEmail=w.outsider.email),
-        lambda w, p: gid("Customer", w.with_trial.id),
+        lambda w, p, a: gid("Customer", w.with_trial.id),
     ),
     Case(
         "createAdmin",
@@ -248,7 +258,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: CreateAdminInput!) { createAdmin(input: $input) { admin { id } userErrors { code } } }",
         lambda w: _in(email="new.admin@northwind.example", displayName="New Admin", role="ADMIN"),
-        lambda w, p: p["admin"]["id"],
+        lambda w, p, a: p["admin"]["id"],
     ),
     Case(
         "updateAdminRole",
@@ -256,7 +266,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: UpdateAdminRoleInput!) { updateAdminRole(input: $input) { admin { id } userErrors { code } } }",
         lambda w: _in(adminId=gid("Admin", w.spare_admin.id), role="SALES_ADMIN"),
-        lambda w, p: gid("Admin", w.spare_admin.id),
+        lambda w, p, a: gid("Admin", w.spare_admin.id),
     ),
     Case(
         "removeAdmin",
@@ -264,7 +274,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: RemoveAdminInput!) { removeAdmin(input: $input) { removedAdmin { id } userErrors { code } } }",
         lambda w: _in(adminId=gid("Admin", w.assigned_admin.id)),
-        lambda w, p: gid("Admin", w.assigned_admin.id),
+        lambda w, p, a: gid("Admin", w.assigned_admin.id),
     ),
     Case(
         "createReportTemplate",
@@ -272,7 +282,7 @@ CASES = [
         EVERY_ROLE - {READ_ONLY},
         "mutation($input: CreateReportTemplateInput!) { createReportTemplate(input: $input) { template { id } userErrors { code } } }",
         lambda w: _in(name="Macs only", reportType="DEVICES", columnKeys=["mac"]),
-        lambda w, p: p["template"]["id"],
+        lambda w, p, a: p["template"]["id"],
     ),
     Case(
         "updateReportTemplate",
@@ -280,7 +290,7 @@ CASES = [
         EVERY_ROLE - {READ_ONLY},
         "mutation($input: UpdateReportTemplateInput!) { updateReportTemplate(input: $input) { template { id } userErrors { code } } }",
         lambda w: _in(templateId=gid("ReportTemplate", w.template.id), name="Phones by room"),
-        lambda w, p: gid("ReportTemplate", w.template.id),
+        lambda w, p, a: gid("ReportTemplate", w.template.id),
     ),
     Case(
         "deleteReportTemplate",
@@ -288,7 +298,7 @@ CASES = [
         EVERY_ROLE - {READ_ONLY},
         "mutation($input: DeleteReportTemplateInput!) { deleteReportTemplate(input: $input) { deletedId userErrors { code } } }",
         lambda w: _in(templateId=gid("ReportTemplate", w.spare_template.id)),
-        lambda w, p: gid("ReportTemplate", w.spare_template.id),
+        lambda w, p, a: gid("ReportTemplate", w.spare_template.id),
     ),
     Case(
         "generateReport",
@@ -296,7 +306,7 @@ CASES = [
         EVERY_ROLE,
         "mutation($input: GenerateReportInput!) { generateReport(input: $input) { report { id } userErrors { code } } }",
         lambda w: _in(templateId=gid("ReportTemplate", w.template.id)),
-        lambda w, p: p["report"]["id"],
+        lambda w, p, a: p["report"]["id"],
     ),
     Case(
         "createReportSchedule",
@@ -304,7 +314,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: CreateReportScheduleInput!) { createReportSchedule(input: $input) { schedule { id } userErrors { code } } }",
         lambda w: _in(templateId=gid("ReportTemplate", w.template.id), frequency="WEEKLY", dayOfWeek=1, hourUtc=5),
-        lambda w, p: p["schedule"]["id"],
+        lambda w, p, a: p["schedule"]["id"],
     ),
     Case(
         "updateReportSchedule",
@@ -312,7 +322,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: UpdateReportScheduleInput!) { updateReportSchedule(input: $input) { schedule { id } userErrors { code } } }",
         lambda w: _in(id=gid("ReportSchedule", w.schedule.id), hourUtc=7),
-        lambda w, p: gid("ReportSchedule", w.schedule.id),
+        lambda w, p, a: gid("ReportSchedule", w.schedule.id),
     ),
     Case(
         "deleteReportSchedule",
@@ -320,7 +330,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: DeleteInput!) { deleteReportSchedule(input: $input) { deletedId userErrors { code } } }",
         lambda w: _in(id=gid("ReportSchedule", w.schedule.id)),
-        lambda w, p: gid("ReportSchedule", w.schedule.id),
+        lambda w, p, a: gid("ReportSchedule", w.schedule.id),
     ),
     Case(
         "createApiToken",
@@ -328,7 +338,7 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { apiToken { id } userErrors { code } } }",
         lambda w: _in(label="CI", adminId=gid("Admin", w.spare_admin.id)),
-        lambda w, p: p["apiToken"]["id"],
+        lambda w, p, a: p["apiToken"]["id"],
     ),
     Case(
         "revokeApiToken",
@@ -336,7 +346,39 @@ CASES = [
         frozenset({FULL}),
         "mutation($input: RevokeApiTokenInput!) { revokeApiToken(input: $input) { apiToken { id } userErrors { code } } }",
         lambda w: _in(id=gid("ApiToken", w.spare_token.id)),
-        lambda w, p: gid("ApiToken", w.spare_token.id),
+        lambda w, p, a: gid("ApiToken", w.spare_token.id),
+    ),
+    Case(
+        "createWebhookSubscription",
+        "webhook_subscription.create",
+        frozenset({FULL}),
+        "mutation($input: CreateWebhookSubscriptionInput!) { createWebhookSubscription(input: $input) { subscription { id } userErrors { code } } }",
+        lambda w: _in(url="https://8.8.4.4/new", topics=["TRIAL_ENDING"]),
+        lambda w, p, a: p["subscription"]["id"],
+    ),
+    Case(
+        "updateWebhookSubscription",
+        "webhook_subscription.update",
+        frozenset({FULL}),
+        "mutation($input: UpdateWebhookSubscriptionInput!) { updateWebhookSubscription(input: $input) { subscription { id } userErrors { code } } }",
+        lambda w: _in(id=gid("WebhookSubscription", w.webhook.id), topics=["TRIAL_ENDING"]),
+        lambda w, p, a: gid("WebhookSubscription", w.webhook.id),
+    ),
+    Case(
+        "deleteWebhookSubscription",
+        "webhook_subscription.delete",
+        frozenset({FULL}),
+        "mutation($input: DeleteInput!) { deleteWebhookSubscription(input: $input) { deletedId userErrors { code } } }",
+        lambda w: _in(id=gid("WebhookSubscription", w.webhook.id)),
+        lambda w, p, a: gid("WebhookSubscription", w.webhook.id),
+    ),
+    Case(
+        "updateNotificationPreferences",
+        "notification_preferences.update",
+        frozenset(AdminRole),
+        "mutation($input: UpdateNotificationPreferencesInput!) { updateNotificationPreferences(input: $input) { notificationPreferences { dailyDigest } userErrors { code } } }",
+        lambda w: _in(dailyDigest=True),
+        lambda w, p, a: gid("Admin", a.id),
     ),
 ]  # fmt: skip
 BY_NAME = {case.mutation: case for case in CASES}
@@ -384,7 +426,7 @@ async def test_a_successful_mutation_writes_exactly_one_event_of_its_own_action(
     assert event.actor_id == viewer.admin.id
     assert event.partner_id == w.northwind.id
     # Stored in domain terms; the audit log shows the target's global id.
-    target = case.target(w, payload)
+    target = case.target(w, payload, viewer.admin)
     decoded = decode_global_id(target)
     assert decoded is not None
     assert event.target_id == audit_target(*decoded)

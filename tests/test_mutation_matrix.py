@@ -509,6 +509,15 @@ async def test_until_setup_is_completed_every_other_mutation_is_refused(
         assigned_admin={"in_scope": (await factories.admin(pending, ADMIN)).admin},
         templates={"in_scope": await _custom_template(pending, "Pending template")},
         outsider=(await factories.admin(northwind_like, ADMIN)).admin,
+        webhooks={
+            "in_scope": await AttentionWebhook.create(
+                partner=pending,
+                url="https://8.8.8.8/pending",
+                topics=["STATUS_GAINED"],
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        },
     )
     await CustomerAssignment.create(admin=matrix_like.assigned_admin["in_scope"], customer=customer)
     before = await everything()
