@@ -68,6 +68,7 @@ from __future__ import annotations
 import inspect
 from collections import OrderedDict
 from collections.abc import Iterable
+from keyword import iskeyword
 from typing import Any
 
 from graphql import (
@@ -186,13 +187,16 @@ class _Field:
 
 
 class _ObjectPlan:
-    __slots__ = ("fields", "is_type_of", "name", "type")
+    __slots__ = ("fields", "is_type_of", "name", "run", "type")
 
     def __init__(self, type_: GraphQLObjectType) -> None:
         self.type = type_
         self.name = type_.name
         self.is_type_of = type_.is_type_of
         self.fields: list[_Field] = []
+        # The object's completion, generated from its fields (`_generate`):
+        # run(walk, value, path) -> the answer's dict.
+        self.run: Any = None
 
 
 class _Plan:
@@ -460,6 +464,7 @@ class PagePlanExecutor(StrawberryGraphQLCoreExecutionContext):
                 field.nodes = [d.node for d in field_details]
             field.out = self._out(field_def.type, field_details)
             plan.fields.append(field)
+        plan.run = _generate(plan)
         return plan
 
     def _direct_call(
@@ -532,12 +537,13 @@ class _Walk:
 
     Paths are built only where a resolver below can see them (`_Out.paths`)."""
 
-    __slots__ = ("build_info", "info_class", "is_awaitable")
+    __slots__ = ("build_info", "info_class", "is_awaitable", "lazy_info")
 
     def __init__(self, executor: PagePlanExecutor) -> None:
         self.build_info = executor.build_resolve_info
         self.is_awaitable = executor.is_awaitable
         self.info_class = executor.page_plan_info_class
+        self.lazy_info = _lazy_info_class(self.info_class)
 
     def complete(self, out: _Out, value: Any, path: Path | None) -> Any:
         if value is None or value is Undefined:
@@ -548,7 +554,7 @@ class _Walk:
         if kind == _STR:
             return value if type(value) is str else _leaf(out, value)
         if kind == _OBJECT:
-            return self.object(out.plan, value, path)  # type: ignore[arg-type]
+            return out.plan.run(self, value, path)  # type: ignore[union-attr]
         if kind == _LIST:
             if type(value) is not list and type(value) is not tuple:
                 if isinstance(value, Exception) or not is_iterable(value):
@@ -570,55 +576,182 @@ class _Walk:
             return value
         return _leaf(out, value)
 
-    def object(self, plan: _ObjectPlan, value: Any, path: Path | None) -> dict[str, Any]:
-        if isinstance(value, Exception):
-            raise _GiveBack
-        is_type_of = plan.is_type_of
-        if is_type_of is not None:
-            matches = is_type_of(value, None)
-            if matches is not True:
-                if inspect.iscoroutine(matches):
-                    matches.close()
-                raise _GiveBack
-        answer: dict[str, Any] = {}
-        complete = self.complete
-        name = plan.name
-        for field in plan.fields:
-            kind = field.kind
-            key = field.key
-            out: _Out = field.out  # type: ignore[assignment]
-            if kind == _ATTR:
-                found = getattr(value, field.attribute)
-                if out.kind == _STR and type(found) is str:
-                    answer[key] = found
-                else:
-                    answer[key] = complete(out, found, Path(path, key, name) if out.paths else None)
-                continue
-            if kind == _TYPENAME:
-                answer[key] = name
-                continue
-            field_path = Path(path, key, name)
-            if kind == _CALL:
-                kwargs = dict(field.args)
-                if field.info_name is not None:
-                    raw_info = self.build_info(field.field_def, field.nodes, plan.type, field_path)  # type: ignore[arg-type]
-                    kwargs[field.info_name] = self.info_class(
-                        _raw_info=raw_info, _field=field.definition
-                    )
-                for source_name in field.source_names:
-                    kwargs[source_name] = value
-                result = (
-                    field.resolve(value, **kwargs) if field.pass_self else field.resolve(**kwargs)
+
+# Info classes whose resolve info is built when a resolver first reads it, by
+# the Strawberry Info class they extend.
+_LAZY_INFO: dict[Any, Any] = {}
+
+
+def _lazy_info_class(info_class: Any) -> Any:
+    """A subclass of the schema's Info class whose `_raw_info` (graphql-core's
+    resolve info, with its path) is built by the executor's `build_resolve_info`
+    the first time the resolver reads it: a resolver answering from memory never
+    does. Whatever it reads is what an eagerly built Info would hold."""
+    if info_class is None:
+        return None
+    found = _LAZY_INFO.get(info_class)
+    if found is not None:
+        return found
+
+    class LazyInfo(info_class):  # type: ignore[misc, valid-type]
+        def __init__(
+            self, walk: _Walk, field: _Field, plan: _ObjectPlan, parent: Any, path: Any
+        ) -> None:
+            self._field = field.definition
+            self._lazy = (walk, field, plan, parent, path)
+
+        @property  # type: ignore[misc]
+        def _raw_info(self) -> GraphQLResolveInfo:
+            built = self.__dict__.get("_built")
+            if built is None:
+                walk, field, plan, parent, path = self._lazy
+                if path is None:
+                    path = Path(parent, field.key, plan.name)
+                built = self.__dict__["_built"] = walk.build_info(
+                    field.field_def,  # type: ignore[arg-type]
+                    field.nodes,
+                    plan.type,
+                    path,
                 )
+            return built
+
+    LazyInfo.__name__ = LazyInfo.__qualname__ = f"Lazy{info_class.__name__}"
+    _LAZY_INFO[info_class] = LazyInfo
+    return LazyInfo
+
+
+def _not_type(matches: Any) -> None:
+    """is_type_of refused the value (or answered an awaitable): graphql-core completes."""
+    if inspect.iscoroutine(matches):
+        matches.close()
+    raise _GiveBack
+
+
+def _awaited(result: Any) -> None:
+    """A resolver answered an awaitable: graphql-core completes."""
+    if inspect.iscoroutine(result):
+        result.close()
+    raise _GiveBack
+
+
+def _generate(plan: _ObjectPlan) -> Any:
+    """The completion of one object of `plan` as a Python function, generated
+    once per plan: each field read, resolved and completed in turn, as the
+    interpreting walk (`_Walk.complete`) would, with no per-field dispatch.
+
+    Every value the fast paths below do not take as it is goes through
+    `_Walk.complete`, so both give the same answer and give back alike."""
+    constants: dict[str, Any] = {
+        "Path": Path,
+        "Undefined": Undefined,
+        "_GiveBack": _GiveBack,
+        "_enum": _enum,
+        "_not_type": _not_type,
+        "_awaited": _awaited,
+        "NAME": plan.name,
+        "PLAN": plan,
+        "is_type_of": plan.is_type_of,
+    }
+    body = ["    if isinstance(value, Exception):", "        raise _GiveBack"]
+    if plan.is_type_of is not None:
+        body += ["    matches = is_type_of(value, None)", "    if matches is not True:"]
+        body += ["        _not_type(matches)"]
+    keys = []
+    for i, field in enumerate(plan.fields):
+        v = f"v{i}"
+        constants[f"F{i}"] = field
+        constants[f"K{i}"] = field.key
+        keys.append(f"K{i}: {v}")
+        if field.kind == _TYPENAME:
+            body.append(f"    {v} = NAME")
+            continue
+        out: _Out = field.out  # type: ignore[assignment]
+        constants[f"O{i}"] = out
+        path = f"Path(path, K{i}, NAME)" if out.paths else "None"
+        if field.kind == _ATTR:
+            constants[f"A{i}"] = field.attribute
+            attribute = field.attribute
+            if attribute.isidentifier() and not iskeyword(attribute) and "__" not in attribute:
+                body.append(f"    {v} = value.{attribute}")
             else:
-                info = self.build_info(field.field_def, field.nodes, plan.type, field_path)  # type: ignore[arg-type]
-                result = field.resolve(value, info, **field.args)
-            if self.is_awaitable(result):
-                if inspect.iscoroutine(result):
-                    result.close()
-                raise _GiveBack
-            answer[key] = complete(out, result, field_path)
-        return answer
+                body.append(f"    {v} = getattr(value, A{i})")
+        elif field.kind == _CALL:
+            constants[f"R{i}"] = field.resolve
+            constants[f"G{i}"] = field.args
+            if out.paths:
+                body.append(f"    p{i} = {path}")
+                path = f"p{i}"
+            body.append(f"    kw = dict(G{i})" if field.args else "    kw = {}")
+            if field.info_name is not None:
+                constants[f"I{i}"] = field.info_name
+                lazy = f"walk.lazy_info(walk, F{i}, PLAN, path, {path})"
+                body.append(f"    kw[I{i}] = {lazy}")
+            for n, name in enumerate(field.source_names):
+                constants[f"S{i}_{n}"] = name
+                body.append(f"    kw[S{i}_{n}] = value")
+            call = f"R{i}(value, **kw)" if field.pass_self else f"R{i}(**kw)"
+            body += [f"    {v} = {call}", f"    if walk.is_awaitable({v}):"]
+            body.append(f"        _awaited({v})")
+        else:  # _RESOLVE: the GraphQL field's own resolve, with a resolve info
+            constants[f"R{i}"] = field.resolve
+            constants[f"G{i}"] = field.args
+            body.append(f"    p{i} = Path(path, K{i}, NAME)")
+            path = f"p{i}"
+            info = f"walk.build_info(F{i}.field_def, F{i}.nodes, PLAN.type, p{i})"
+            body += [f"    {v} = R{i}(value, {info}, **G{i})", f"    if walk.is_awaitable({v}):"]
+            body.append(f"        _awaited({v})")
+        body += _completion(v, out, f"O{i}", path, constants)
+    body.append("    return {" + ", ".join(keys) + "}")
+    source = "def run(walk, value, path):\n" + "\n".join(body) + "\n"
+    namespace = dict(constants)
+    exec(compile(source, f"<page plan {plan.name}>", "exec"), namespace)
+    return namespace["run"]
+
+
+def _completion(v: str, out: _Out, name: str, path: str, constants: dict[str, Any]) -> list[str]:
+    """Lines completing the value in variable `v` at an output position `out`
+    (the constant `name`), taking as they are the values coercion keeps."""
+    kind = out.kind
+    slow = f"{v} = walk.complete({name}, {v}, {path})"
+    if kind == _STR:
+        return [f"    if type({v}) is not str:", f"        {slow}"]
+    if kind == _INT:
+        return [
+            f"    if type({v}) is not int or not {_INT_MIN} <= {v} <= {_INT_MAX}:",
+            f"        {slow}",
+        ]
+    if kind == _BOOL:
+        return [f"    if type({v}) is not bool:", f"        {slow}"]
+    if kind == _ENUM:
+        return [f"    {v} = _enum({name}, {v})"]
+    if kind == _OBJECT:
+        constants[f"{name}_run"] = out.plan.run  # type: ignore[union-attr]
+        return [
+            f"    if {v} is None or {v} is Undefined:",
+            f"        {slow}",
+            "    else:",
+            f"        {v} = {name}_run(walk, {v}, {path})",
+        ]
+    if kind == _LIST:
+        inner: _Out = out.of  # type: ignore[assignment]
+        constants[f"{name}_of"] = inner
+        if inner.kind == _OBJECT and not inner.paths:
+            constants[f"{name}_run"] = inner.plan.run  # type: ignore[union-attr]
+            item = (
+                f"{name}_run(walk, x, None) if x is not None and x is not Undefined"
+                f" else walk.complete({name}_of, x, None)"
+            )
+        elif inner.kind == _ENUM:
+            item = f"_enum({name}_of, x)"
+        else:
+            return [f"    {slow}"]
+        return [
+            f"    if type({v}) is list or type({v}) is tuple:",
+            f"        {v} = [{item} for x in {v}]",
+            "    else:",
+            f"        {slow}",
+        ]
+    return [f"    {slow}"]
 
 
 def _leaf(out: _Out, value: Any) -> Any:
