@@ -8,12 +8,14 @@ actual cost and the bucket's state. A refusal runs no resolver and no SQL.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
     DocumentNode,
     GraphQLError,
+    GraphQLSchema,
     OperationDefinitionNode,
     SelectionSetNode,
     Visitor,
@@ -32,7 +34,69 @@ def _refusal(message: str, **extensions: Any) -> GraphQLExecutionResult:
     return GraphQLExecutionResult(data=None, errors=[GraphQLError(message, extensions=extensions)])
 
 
+# Per-document answers kept (bounded LRU, per process), by id of the parsed
+# document (schema/root.py's ParserCache gives the same text the same node); the
+# document (and schema) are kept with the answer so that their ids name no other.
+DOCUMENT_ANSWERS_SIZE = 256
+_EMPTY_SELECTION: OrderedDict[int, tuple[DocumentNode, bool]] = OrderedDict()
+_COSTS: OrderedDict[tuple[Any, ...], tuple[GraphQLSchema, DocumentNode, int]] = OrderedDict()
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    cache[key] = value
+    while len(cache) > DOCUMENT_ANSWERS_SIZE:
+        cache.popitem(last=False)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a JSON variable value (True and 1 stay apart)."""
+    if isinstance(value, list | tuple):
+        return (list, *(_frozen(v) for v in value))
+    if isinstance(value, dict):
+        return (dict, *sorted((k, _frozen(v)) for k, v in value.items()))
+    hash(value)
+    return (type(value), value)
+
+
 def _has_empty_selection(document: DocumentNode) -> bool:
+    """Whether a selection set of the document selects nothing (once per document)."""
+    known = _EMPTY_SELECTION.get(id(document))
+    if known is not None and known[0] is document:
+        _EMPTY_SELECTION.move_to_end(id(document))
+        return known[1]
+    found = _find_empty_selection(document)
+    _remember(_EMPTY_SELECTION, id(document), (document, found))
+    return found
+
+
+def _cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+) -> int:
+    """`query_cost`, once per schema, document, operation name and variable values
+    (it depends on nothing else)."""
+    try:
+        key: tuple[Any, ...] | None = (
+            id(schema),
+            id(document),
+            operation_name,
+            _frozen(variables or {}),
+        )
+    except TypeError:  # a value that is no JSON value: computed every time
+        key = None
+    known = _COSTS.get(key) if key is not None else None
+    if known is not None and known[0] is schema and known[1] is document:
+        _COSTS.move_to_end(key)
+        return known[2]
+    cost = query_cost(schema, document, operation_name, variables)
+    if key is not None:
+        _remember(_COSTS, key, (schema, document, cost))
+    return cost
+
+
+def _find_empty_selection(document: DocumentNode) -> bool:
     found = False
 
     class Empty(Visitor):
@@ -111,7 +175,7 @@ class OperationLimits(SchemaExtension):
                 "The document holds several operations: name the one to run in `operationName`.",
                 code="BAD_REQUEST",
             )
-        requested = query_cost(
+        requested = _cost(
             execution.schema._schema, document, execution.operation_name, execution.variables
         )
         maximum = context.settings.max_query_cost
