@@ -64,7 +64,9 @@ class LicenseLine:
     @classmethod
     def of(cls, line: LicenseLineRow) -> LicenseLine:
         counts = licenses.line_counts(line)
-        license_type = LicenseTypeValue(line.license_type)
+        license_type = line.license_type
+        if type(license_type) is not LicenseTypeValue:
+            license_type = LicenseTypeValue(license_type)
         return cls(
             license_type=license_type,
             product=LICENSE_PRODUCT[license_type],

@@ -44,6 +44,12 @@ from app.models.enums import (
 )
 
 PRODUCT_ORDER = {p: n for n, p in enumerate(Product)}
+# Each enum's members by value: a row's text made a member without the Enum
+# call (an unknown value still goes through the call, which refuses it).
+_KINDS = {m.value: m for m in SubscriptionKind}
+_SUBSCRIPTION_STATUSES = {m.value: m for m in SubscriptionStatus}
+_LICENSE_TYPES = {m.value: m for m in LicenseType}
+_PRODUCTS = {m.value: m for m in Product}
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,8 +395,8 @@ async def subscriptions_of(customer_ids: Sequence[int]) -> list[SubscriptionRow]
             id=row["id"],
             customer_id=row["customer_id"],
             subscription_id=row["subscription_id"],
-            kind=SubscriptionKind(row["kind"]),
-            status=SubscriptionStatus(row["status"]),
+            kind=_KINDS.get(row["kind"]) or SubscriptionKind(row["kind"]),
+            status=_SUBSCRIPTION_STATUSES.get(row["status"]) or SubscriptionStatus(row["status"]),
             start_date=as_date(row["start_date"]),
             end_date=as_date(row["end_date"]) if row["end_date"] is not None else None,
             auto_renew=bool(row["auto_renew"]),
@@ -414,8 +420,9 @@ async def license_lines_of(subscription_ids: Sequence[int]) -> dict[int, list[Li
             LicenseLineRow(
                 id=row["id"],
                 subscription_id=row["subscription_id"],
-                license_type=LicenseType(row["license_type"]),
-                product=Product(row["product"]),
+                license_type=_LICENSE_TYPES.get(row["license_type"])
+                or LicenseType(row["license_type"]),
+                product=_PRODUCTS.get(row["product"]) or Product(row["product"]),
                 quantity=row["quantity"],
                 assigned=row["assigned"],
                 used=row["used"],

@@ -28,9 +28,14 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
 _PK = re.compile(r"[1-9][0-9]*")
 
 
+# base64's alphabet to base64url's (what `base64.urlsafe_b64encode` translates).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def encode_base64url(raw: bytes) -> str:
-    """Unpadded base64url: the text of global ids and cursors."""
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """Unpadded base64url: the text of global ids and cursors (base64.urlsafe_b64encode's
+    text without padding, in fewer steps: it makes some 300 a page)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
 
 
 def decode_base64url(text: object, max_length: int) -> bytes | None:

@@ -51,13 +51,17 @@ def products_of_lines(lines: Iterable[LicenseCountsFields]) -> list[Product]:
 
 
 def sum_counts(lines: Iterable[LicenseCountsFields]) -> LicenseCounts:
-    counts = [line_counts(line) for line in lines]
+    """The sums of `line_counts` over the lines (in one pass)."""
+    total = assigned = used = available = overage = 0
+    for line in lines:
+        quantity, taken = line.quantity, line.assigned
+        total += quantity
+        assigned += taken
+        used += line.used
+        available += max(quantity - taken, 0)
+        overage += max(taken - quantity, 0)
     return LicenseCounts(
-        total=sum(c.total for c in counts),
-        assigned=sum(c.assigned for c in counts),
-        used=sum(c.used for c in counts),
-        available=sum(c.available for c in counts),
-        overage=sum(c.overage for c in counts),
+        total=total, assigned=assigned, used=used, available=available, overage=overage
     )
 
 
