@@ -656,6 +656,8 @@ def _generate(plan: _ObjectPlan) -> Any:
     if plan.is_type_of is not None:
         body += ["    matches = is_type_of(value, None)", "    if matches is not True:"]
         body += ["        _not_type(matches)"]
+    if any(f.kind in (_CALL, _RESOLVE) for f in plan.fields):
+        body.append("    is_awaitable = walk.is_awaitable")
     keys = []
     for i, field in enumerate(plan.fields):
         v = f"v{i}"
@@ -681,16 +683,27 @@ def _generate(plan: _ObjectPlan) -> Any:
             if out.paths:
                 body.append(f"    p{i} = {path}")
                 path = f"p{i}"
-            body.append(f"    kw = dict(G{i})" if field.args else "    kw = {}")
-            if field.info_name is not None:
-                constants[f"I{i}"] = field.info_name
-                lazy = f"walk.lazy_info(walk, F{i}, PLAN, path, {path})"
-                body.append(f"    kw[I{i}] = {lazy}")
-            for n, name in enumerate(field.source_names):
-                constants[f"S{i}_{n}"] = name
-                body.append(f"    kw[S{i}_{n}] = value")
-            call = f"R{i}(value, **kw)" if field.pass_self else f"R{i}(**kw)"
-            body += [f"    {v} = {call}", f"    if walk.is_awaitable({v}):"]
+            lazy = f"walk.lazy_info(walk, F{i}, PLAN, path, {path})"
+            names = [*([field.info_name] if field.info_name else []), *field.source_names]
+            if (
+                not field.args
+                and all(_plain_name(name) for name in names)
+                and len(set(names)) == len(names)
+            ):
+                # Each keyword written out: no dictionary to build and unpack.
+                given = [f"{field.info_name}={lazy}"] if field.info_name is not None else []
+                given += [f"{name}=value" for name in field.source_names]
+            else:
+                body.append(f"    kw = dict(G{i})" if field.args else "    kw = {}")
+                if field.info_name is not None:
+                    constants[f"I{i}"] = field.info_name
+                    body.append(f"    kw[I{i}] = {lazy}")
+                for n, name in enumerate(field.source_names):
+                    constants[f"S{i}_{n}"] = name
+                    body.append(f"    kw[S{i}_{n}] = value")
+                given = ["**kw"]
+            call = f"R{i}({', '.join((['value'] if field.pass_self else []) + given)})"
+            body += [f"    {v} = {call}", f"    if is_awaitable({v}):"]
             body.append(f"        _awaited({v})")
         else:  # _RESOLVE: the GraphQL field's own resolve, with a resolve info
             constants[f"R{i}"] = field.resolve
@@ -698,7 +711,7 @@ def _generate(plan: _ObjectPlan) -> Any:
             body.append(f"    p{i} = Path(path, K{i}, NAME)")
             path = f"p{i}"
             info = f"walk.build_info(F{i}.field_def, F{i}.nodes, PLAN.type, p{i})"
-            body += [f"    {v} = R{i}(value, {info}, **G{i})", f"    if walk.is_awaitable({v}):"]
+            body += [f"    {v} = R{i}(value, {info}, **G{i})", f"    if is_awaitable({v}):"]
             body.append(f"        _awaited({v})")
         body += _completion(v, out, f"O{i}", path, constants)
     body.append("    return {" + ", ".join(keys) + "}")
@@ -706,6 +719,11 @@ def _generate(plan: _ObjectPlan) -> Any:
     namespace = dict(constants)
     exec(compile(source, f"<page plan {plan.name}>", "exec"), namespace)
     return namespace["run"]
+
+
+def _plain_name(name: str) -> bool:
+    """Whether `name` can be written as a keyword argument in generated code."""
+    return name.isidentifier() and not iskeyword(name)
 
 
 def _completion(v: str, out: _Out, name: str, path: str, constants: dict[str, Any]) -> list[str]:
@@ -723,7 +741,12 @@ def _completion(v: str, out: _Out, name: str, path: str, constants: dict[str, An
     if kind == _BOOL:
         return [f"    if type({v}) is not bool:", f"        {slow}"]
     if kind == _ENUM:
-        return [f"    {v} = _enum({name}, {v})"]
+        # The value's coercion remembered by `_enum` (None is never remembered).
+        constants[f"{name}_memo"] = out.enum_values
+        return [
+            f"    e = {name}_memo.get((type({v}), {v}))",
+            f"    {v} = e if e is not None else _enum({name}, {v})",
+        ]
     if kind == _OBJECT:
         constants[f"{name}_run"] = out.plan.run  # type: ignore[union-attr]
         return [
