@@ -172,7 +172,7 @@ def serve(
     else:
         out.print(banner)
     uvicorn.run(
-        "app.http:create_app",
+        "app.http:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -34,6 +34,7 @@ from app.domain.downloads import DownloadRefused, check_download
 from app.domain.ingest import IngestRejected, ingest
 from app.domain.reports import download_file_name
 from app.health import healthz, livez, readyz
+from app.heap import settle_for_serving
 from app.metrics import HttpMetrics, metrics_endpoint
 from app.middleware import (
     BodyLimit,
@@ -269,8 +270,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.detail, code, dict(exc.headers or {}))
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app (a factory for uvicorn: `app.http:create_app`)."""
+def create_served_app() -> Starlette:
+    """The app as `partnerhub serve` runs it (uvicorn's factory,
+    `app.http:create_served_app`): `create_app` with the collector set for
+    serving once it has started (app/heap.py)."""
+    return create_app(serving=True)
+
+
+def create_app(settings: Settings | None = None, *, serving: bool = False) -> Starlette:
+    """The ASGI app. `serving`: a process of its own that only serves it (the
+    collector is set for that at the end of startup: app/heap.py)."""
     from schema.asgi import create_graphql_app
 
     settings = settings or get_settings()
@@ -283,6 +292,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         try:
             await _start_queue(runtime)
+            if serving:
+                settle_for_serving()
             yield
         finally:
             await _stop_queue(runtime)
