@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiosqlite
@@ -253,6 +253,25 @@ async def fetch_all(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]
     return await conn.execute_query_dict(
         _numbered(sql) if postgres else sql, _params(params, postgres)
     )
+
+
+class Row(Protocol):
+    """A row as the driver gives it (asyncpg's Record, sqlite3's Row), read by
+    column name only."""
+
+    def __getitem__(self, column: str) -> Any: ...
+
+
+async def fetch_records(sql: str, params: Sequence[Any] = ()) -> Sequence[Row]:
+    """`fetch_all` for the read paths that serve pages: the driver's own rows,
+    read by column name (`row["name"]`), with no dict made of each one (that
+    took three times as long as reading the rows: 1.4 ms of CPU for 500 lines)."""
+    conn = connection()
+    postgres = is_postgres(conn)
+    _, rows = await conn.execute_query(
+        _numbered(sql) if postgres else sql, _params(params, postgres)
+    )
+    return rows
 
 
 async def execute(

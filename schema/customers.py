@@ -256,10 +256,17 @@ class CustomerConnection(Connection[Customer]):
         return super().of(page, node)
 
     @classmethod
-    async def read(cls, info: Info, page: Page[CustomerRow]) -> CustomerConnection:
-        """A page of customers with the relations its selection asks for, read in
-        one pass per level before any field resolves."""
-        needs = customer_needs(connection_nodes(selection_set(info.selected_fields)))
+    def needs(cls, info: Info) -> CustomerNeeds:
+        """What the selection of a customers connection asks of each customer."""
+        return customer_needs(connection_nodes(selection_set(info.selected_fields)))
+
+    @classmethod
+    async def read(
+        cls, info: Info, page: Page[CustomerRow], needs: CustomerNeeds | None = None
+    ) -> CustomerConnection:
+        """A page of customers with the relations its selection asks for (`needs`,
+        else read from `info`), read in one pass per level before any field resolves."""
+        needs = needs or cls.needs(info)
         reads = await read_customer_page(info.context.viewer, info.context.clock, page.items, needs)
         return super().of(replace(page, items=reads), Customer.of_read)
 
@@ -320,6 +327,7 @@ async def resolve_customers(
     filter: CustomerFilter | None = None,
     order_by: CustomerOrder | None = None,
 ) -> CustomerConnection:
+    needs = CustomerConnection.needs(info)
     page = await list_customers(
         info.context.viewer,
         info.context.clock,
@@ -327,8 +335,9 @@ async def resolve_customers(
         after=after,
         flt=filter.value() if filter else None,
         order=order_by.value() if order_by else None,
+        with_statuses=needs.statuses,
     )
-    return await CustomerConnection.read(info, page)
+    return await CustomerConnection.read(info, page, needs)
 
 
 async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:

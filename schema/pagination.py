@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 import strawberry
@@ -15,16 +15,22 @@ from app.domain.pagination import Page
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    cursors: strawberry.Private[Sequence[str]]
+
+    @strawberry.field
+    def start_cursor(self) -> str | None:
+        return self.cursors[0] if self.cursors else None
+
+    @strawberry.field
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1] if self.cursors else None
 
     @classmethod
     def of(cls, page: Page) -> PageInfo:
         return cls(
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
-            start_cursor=page.cursors[0] if page.cursors else None,
-            end_cursor=page.cursors[-1] if page.cursors else None,
+            cursors=page.cursors,
         )
 
 
@@ -33,8 +39,15 @@ Node = TypeVar("Node")
 
 @strawberry.type
 class Edge(Generic[Node]):
-    cursor: str
+    """A node with its cursor (made when a client reads it: `Cursors`)."""
+
     node: Node
+    cursors: strawberry.Private[Sequence[str]]
+    index: strawberry.Private[int]
+
+    @strawberry.field
+    def cursor(self) -> str:
+        return self.cursors[self.index]
 
 
 @strawberry.type
@@ -54,7 +67,7 @@ class Connection(Generic[Node]):
         nodes = [node(item) for item in page.items]
         edge = cls._edge_type()
         return cls(
-            edges=[edge(cursor=c, node=n) for c, n in zip(page.cursors, nodes, strict=True)],
+            edges=[edge(node=n, cursors=page.cursors, index=i) for i, n in enumerate(nodes)],
             nodes=nodes,
             page_info=PageInfo.of(page),
             total_count=page.total_count,

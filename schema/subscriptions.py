@@ -58,12 +58,17 @@ class LicenseLine:
     quantity: int
     assigned: int
     used: int
-    available: int
-    overage: int
+
+    @strawberry.field
+    def available(self) -> int:
+        return licenses.available(self.quantity, self.assigned)
+
+    @strawberry.field
+    def overage(self) -> int:
+        return licenses.overage(self.quantity, self.assigned)
 
     @classmethod
     def of(cls, line: LicenseLineRow) -> LicenseLine:
-        counts = licenses.line_counts(line)
         license_type = line.license_type
         if type(license_type) is not LicenseTypeValue:
             license_type = LicenseTypeValue(license_type)
@@ -73,8 +78,6 @@ class LicenseLine:
             quantity=line.quantity,
             assigned=line.assigned,
             used=line.used,
-            available=counts.available,
-            overage=counts.overage,
         )
 
 

@@ -275,3 +275,78 @@ async def test_a_customer_by_id_or_node_resolves_every_field_from_memory(
         assert answer[key] == node
         resolvers = [c for c in work["coroutines"] if c.startswith(TYPES) or c in lookup]
         assert resolvers == lookup, work
+
+
+async def test_the_spa_page_reads_in_five_statements(
+    client: httpx.AsyncClient, demo_token: str
+) -> None:
+    """The viewer's token; the total, the page's customers and their statuses
+    (one statement); their subscriptions; the subscriptions' license lines;
+    their tags. Without statuses asked, the page's statement does not compute them."""
+    await data(client, demo_token, "{ viewer { email } }")  # first use writes last_used_at
+    with counting_statements() as statements:
+        answer = await data(client, demo_token, SPA_PAGE, {"first": 50})
+    assert len(_rows(answer)) == 50
+    assert len(statements) == 5, statements
+    page = next(s for s in statements if "total_count" in s)
+    assert "CASE WHEN" in page
+    without = SPA_PAGE.replace(" statuses ", " ")
+    with counting_statements() as statements:
+        plain = await data(client, demo_token, without, {"first": 50})
+    assert len(statements) == 5, statements
+    assert "CASE WHEN" not in next(s for s in statements if "total_count" in s)
+    assert plain["customers"]["totalCount"] == answer["customers"]["totalCount"]
+    for row, other in zip(_rows(plain), _rows(answer), strict=True):
+        assert row == {k: v for k, v in other.items() if k != "statuses"}
+
+
+@pytest.mark.parametrize("statuses", [" statuses", ""])
+async def test_pages_past_the_end_and_empty_lists_keep_their_total(
+    client: httpx.AsyncClient, demo_token: str, statuses: str
+) -> None:
+    """The page's statement answers the total even where no customer is on the
+    page: past the last page, and for a filter nothing matches."""
+    query = f"""query($first: Int, $after: String, $filter: CustomerFilter) {{
+      customers(first: $first, after: $after, filter: $filter) {{ totalCount
+        pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
+        nodes {{ id name{statuses} }} }} }}"""
+    seen: list[dict] = []
+    after = None
+    total = (await data(client, demo_token, query, {"first": 1}))["customers"]["totalCount"]
+    assert total > 100  # the demo partner's 120 customers, and a granted one
+    for _ in range(5):
+        page = (await data(client, demo_token, query, {"first": 100, "after": after}))["customers"]
+        assert page["totalCount"] == total
+        seen += page["nodes"]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == total and len({n["id"] for n in seen}) == total
+    past = (
+        await data(
+            client, demo_token, query, {"first": 100, "after": page["pageInfo"]["endCursor"]}
+        )
+    )["customers"]
+    assert past == {
+        "totalCount": total,
+        "pageInfo": {
+            "hasNextPage": False,
+            "hasPreviousPage": True,
+            "startCursor": None,
+            "endCursor": None,
+        },
+        "nodes": [],
+    }
+    nothing = (
+        await data(client, demo_token, query, {"filter": {"search": "no such customer at all"}})
+    )["customers"]
+    assert nothing == {
+        "totalCount": 0,
+        "pageInfo": {
+            "hasNextPage": False,
+            "hasPreviousPage": False,
+            "startCursor": None,
+            "endCursor": None,
+        },
+        "nodes": [],
+    }

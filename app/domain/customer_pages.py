@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.db import as_date, as_datetime, fetch_all
+from app.db import Row, as_date, as_datetime, fetch_records
 from app.domain import external_admins
 from app.domain.access import Viewer, managed_by
 from app.domain.customers import CustomerRow
@@ -273,10 +273,13 @@ async def read_customer_page(
     if not ids:
         return reads
     by_id = {r.customer.id: r for r in reads}
-    if needs.statuses:
-        found = await statuses_of(ids, clock)
+    if needs.statuses:  # read with the list's rows, or here
+        unread = [r.customer.id for r in reads if r.customer.statuses is None]
+        found = await statuses_of(unread, clock) if unread else {}
         for r in reads:
-            r.statuses = found.get(r.customer.id, [])
+            r.statuses = r.customer.statuses
+            if r.statuses is None:
+                r.statuses = found.get(r.customer.id, [])
     subs_needed = needs.subscriptions is not None or needs.license_totals
     if subs_needed:
         await _read_subscriptions(reads, by_id, ids, needs)
@@ -384,7 +387,7 @@ async def subscriptions_of(customer_ids: Sequence[int]) -> list[SubscriptionRow]
     """Subscriptions and trials of the customers, newest first (as
     `customer_detail.subscriptions_of` orders them), in one statement."""
     where = one_of("customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT id, customer_id, subscription_id, kind, status, start_date, end_date,"
         f" auto_renew, added_at FROM subscription WHERE {where.text}"
         " ORDER BY added_at DESC, id DESC",
@@ -409,7 +412,7 @@ async def subscriptions_of(customer_ids: Sequence[int]) -> list[SubscriptionRow]
 async def license_lines_of(subscription_ids: Sequence[int]) -> dict[int, list[LicenseLineRow]]:
     """License lines of the subscriptions, in line order, in one statement."""
     where = one_of("subscription_id", list(subscription_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT id, subscription_id, license_type, product, quantity, assigned, used"
         f" FROM license_line WHERE {where.text} ORDER BY id",
         where.params,
@@ -435,7 +438,7 @@ async def products_of(customer_ids: Sequence[int]) -> dict[int, list[Product]]:
     """The products each customer ordered (those of all its subscriptions and
     trials), in product order, in one statement."""
     where = one_of("s.customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT DISTINCT s.customer_id, l.product FROM license_line l"
         f" JOIN subscription s ON s.id = l.subscription_id WHERE {where.text}",
         where.params,
@@ -454,7 +457,7 @@ def _products_of_subscriptions(subs: list[SubscriptionRow]) -> list[Product]:
 async def tags_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, list[TagRow]]:
     """The viewer's partner's tags on each customer, by name, in one statement."""
     where = one_of("ct.customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT ct.customer_id, t.id, t.name, t.name_key, t.description, t.created_at,"
         " t.created_by_id FROM customer_tag ct JOIN tag t ON t.id = ct.tag_id"
         f" WHERE {where.text} AND t.partner_id = ?",
@@ -477,7 +480,7 @@ async def tags_of(viewer: Viewer, customer_ids: Sequence[int]) -> dict[int, list
     return tags
 
 
-def _grouped(rows: list[dict[str, Any]], key: str, make: Any) -> dict[int, list]:
+def _grouped(rows: Sequence[Row], key: str, make: Any) -> dict[int, list]:
     grouped: dict[int, list] = {}
     for row in rows:
         grouped.setdefault(row[key], []).append(make(row))
@@ -495,7 +498,7 @@ def _uuid(value: Any) -> UUID:
 async def latest_invoices_of(subscription_ids: Sequence[int]) -> dict[int, InvoiceRow]:
     """The latest invoice of each subscription (by issue date, then id), in one statement."""
     where = one_of("subscription_id", list(subscription_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT subscription_id, number, issued_on, amount, currency, paid FROM invoice"
         f" WHERE {where.text} ORDER BY issued_on, id",
         where.params,
@@ -515,7 +518,7 @@ async def latest_invoices_of(subscription_ids: Sequence[int]) -> dict[int, Invoi
 async def orders_of(subscription_ids: Sequence[int]) -> dict[int, list[OrderRow]]:
     """Orders of each subscription, newest first, in one statement."""
     where = one_of("subscription_id", list(subscription_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT subscription_id, order_number, placed_at, action, description"
         f" FROM purchase_order WHERE {where.text} ORDER BY placed_at DESC, id DESC",
         where.params,
@@ -535,7 +538,7 @@ async def orders_of(subscription_ids: Sequence[int]) -> dict[int, list[OrderRow]
 async def trials_of(customer_ids: Sequence[int]) -> dict[int, list[TrialRow]]:
     """Ongoing and past trials of each customer, newest first, in one statement."""
     where = one_of("customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT id, customer_id, trial_id, status, start_date, end_date, started_by_id"
         f" FROM trial WHERE {where.text} ORDER BY start_date DESC, id DESC",
         where.params,
@@ -558,7 +561,7 @@ async def trials_of(customer_ids: Sequence[int]) -> dict[int, list[TrialRow]]:
 async def trial_products_of(trial_ids: Sequence[int]) -> dict[int, list[TrialProductRow]]:
     """The licenses of each trial by product, in product order, in one statement."""
     where = one_of("trial_id", list(trial_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         f"SELECT trial_id, product, licenses FROM trial_product WHERE {where.text}", where.params
     )
     products = _grouped(
@@ -575,7 +578,7 @@ async def partner_admins_of(
     """Admins of the viewer's partner assigned to each customer, in the order they
     were assigned, in one statement."""
     where = one_of("a.customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT a.customer_id, a.assigned_at, ad.id, ad.email, ad.display_name, ad.role,"
         " ad.last_login_at, ad.created_at, ad.removed_at FROM customer_assignment a"
         f" JOIN admin ad ON ad.id = a.admin_id WHERE {where.text} AND ad.partner_id = ?"
@@ -607,7 +610,7 @@ def _maybe_datetime(value: Any) -> datetime | None:
 async def locations_of(customer_ids: Sequence[int]) -> dict[int, list[LocationRow]]:
     """Locations of each customer, by name, in one statement."""
     where = one_of("customer_id", list(customer_ids))
-    rows = await fetch_all(
+    rows = await fetch_records(
         f"SELECT customer_id, uuid, name, country FROM location WHERE {where.text}"
         " ORDER BY name, id",
         where.params,

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from app.db import as_datetime, fetch_all, is_postgres
+from app.db import Row, as_datetime, fetch_records, is_postgres
 from app.domain.access import (
     Viewer,
     customer_scope,
@@ -38,7 +38,13 @@ from app.domain.pagination import (
     page_size,
 )
 from app.domain.sql import FALSE, TRUE, Sql, all_of, any_of, in_list, like_pattern, one_of
-from app.domain.statuses import HOLDING, StatusClock, status_condition
+from app.domain.statuses import (
+    HOLDING,
+    StatusClock,
+    status_columns,
+    status_condition,
+    statuses_in,
+)
 from app.models.customers import Customer
 from app.models.enums import CustomerStatus, ManagedBy, Product, Region, SubscriptionKind
 
@@ -293,6 +299,8 @@ class CustomerRow:
     location: str | None
     created_at: datetime
     last_admin_activity_at: datetime | None
+    # Read with the row when its list was asked for them (None: not read).
+    statuses: list[CustomerStatus] | None = None
 
 
 def customer_row(customer: Customer) -> CustomerRow:
@@ -310,33 +318,40 @@ def customer_row(customer: Customer) -> CustomerRow:
     )
 
 
+CUSTOMER_COLUMNS = (
+    "c.id, c.partner_id, c.name, c.org_id, c.external_id, c.region, c.location,"
+    " c.created_at, c.last_admin_activity_at"
+)
+
+
+def _customer_row(row: Row, statuses: list[CustomerStatus] | None = None) -> CustomerRow:
+    """A customer's value from a row of CUSTOMER_COLUMNS."""
+    return CustomerRow(
+        id=row["id"],
+        partner_id=row["partner_id"],
+        name=row["name"],
+        org_id=row["org_id"] if isinstance(row["org_id"], UUID) else UUID(str(row["org_id"])),
+        external_id=row["external_id"],
+        region=Region(row["region"]),
+        location=row["location"],
+        created_at=as_datetime(row["created_at"]),
+        last_admin_activity_at=as_datetime(row["last_admin_activity_at"])
+        if row["last_admin_activity_at"] is not None
+        else None,
+        statuses=statuses,
+    )
+
+
 async def customer_rows(ids: Sequence[int]) -> dict[int, CustomerRow]:
     """The customers of `ids` (read in the viewer's scope by the caller), by id,
     in one statement whatever their number."""
     if not ids:
         return {}
-    where = one_of("id", list(dict.fromkeys(ids)))
-    rows = await fetch_all(
-        "SELECT id, partner_id, name, org_id, external_id, region, location, created_at,"
-        f" last_admin_activity_at FROM customer WHERE {where.text}",
-        where.params,
+    where = one_of("c.id", list(dict.fromkeys(ids)))
+    rows = await fetch_records(
+        f"SELECT {CUSTOMER_COLUMNS} FROM customer c WHERE {where.text}", where.params
     )
-    return {
-        row["id"]: CustomerRow(
-            id=row["id"],
-            partner_id=row["partner_id"],
-            name=row["name"],
-            org_id=row["org_id"] if isinstance(row["org_id"], UUID) else UUID(str(row["org_id"])),
-            external_id=row["external_id"],
-            region=Region(row["region"]),
-            location=row["location"],
-            created_at=as_datetime(row["created_at"]),
-            last_admin_activity_at=as_datetime(row["last_admin_activity_at"])
-            if row["last_admin_activity_at"] is not None
-            else None,
-        )
-        for row in rows
-    }
+    return {row["id"]: _customer_row(row) for row in rows}
 
 
 async def list_customers(
@@ -347,8 +362,10 @@ async def list_customers(
     after: str | None = None,
     flt: CustomerFilter | None = None,
     order: CustomerOrder | None = None,
+    with_statuses: bool = False,
 ) -> Page[CustomerRow]:
-    """One page of the customers the viewer sees, filtered and ordered, with the total."""
+    """One page of the customers the viewer sees, filtered and ordered, with the
+    total (and each customer's statuses, `with_statuses`), in one statement."""
     size = page_size(first)
     order = order or CustomerOrder()
     keyset = customer_keyset(order)
@@ -358,14 +375,11 @@ async def list_customers(
     cursor = keyset.sql_after([f"({key})", "c.id"], past)
     # Each disjoint part of the scope counted and paged on its own (an index
     # serves `partner_id = ? ORDER BY LOWER(name), id`; an OR of the parts would
-    # read every row), then added up: one statement for the total, one for the page.
+    # read every row), then added up. One statement for all: the total, and the
+    # page with its customers' columns (and statuses); a page past the end is
+    # one row of NULLs beside the total.
     parts = [part & condition for part in customer_scope_parts(viewer)]
-    total = await fetch_all(
-        "SELECT "
-        + " + ".join(f"(SELECT COUNT(*) FROM customer c WHERE {p.text})" for p in parts)
-        + " AS n",
-        [v for p in parts for v in p.params],
-    )
+    total = " + ".join(f"(SELECT COUNT(*) FROM customer c WHERE {p.text})" for p in parts)
     ordering = f"ORDER BY {keyset.sql_order(['sort_key', 'id'])} LIMIT ?"
     pages = [
         Sql(
@@ -375,15 +389,35 @@ async def list_customers(
         )
         for p in parts
     ]
-    rows = await fetch_all(
-        f"SELECT id, sort_key FROM ({' UNION ALL '.join(p.text for p in pages)}) page {ordering}",
-        [*(v for p in pages for v in p.params), size + 1],
+    columns = Sql(f"total.n AS total_count, page.sort_key, {CUSTOMER_COLUMNS}")
+    if with_statuses:
+        statuses = status_columns(clock)
+        columns = Sql(f"{columns.text}, {statuses.text}", statuses.params)
+    rows = await fetch_records(
+        f"SELECT {columns.text} FROM (SELECT {total} AS n) total"
+        f" LEFT JOIN (SELECT id, sort_key FROM ({' UNION ALL '.join(p.text for p in pages)})"
+        f" page {ordering}) page ON 1 = 1"
+        " LEFT JOIN customer c ON c.id = page.id"
+        f" ORDER BY {keyset.sql_order(['page.sort_key', 'page.id'])}",
+        [
+            *columns.params,
+            *(v for p in parts for v in p.params),
+            *(v for p in pages for v in p.params),
+            size + 1,
+        ],
     )
+    found = [r for r in rows if r["id"] is not None]
     page = keyset.page_of(
-        rows, size, lambda r: (r["sort_key"], r["id"]), total=int(total[0]["n"]), after=past
+        found,
+        size,
+        lambda r: (r["sort_key"], r["id"]),
+        total=int(rows[0]["total_count"]),
+        after=past,
     )
-    by_id = await customer_rows([r["id"] for r in page.items])
-    return replace(page, items=[by_id[r["id"]] for r in page.items])
+    return replace(
+        page,
+        items=[_customer_row(r, statuses_in(r) if with_statuses else None) for r in page.items],
+    )
 
 
 async def get_customer(viewer: Viewer, customer_id: int) -> CustomerRow | None:
@@ -419,11 +453,11 @@ async def assigned_customer_pages(
     params = [*scope.params, *admins.params]
     totals = {
         r["admin_id"]: int(r["n"])
-        for r in await fetch_all(
+        for r in await fetch_records(
             f"SELECT a.admin_id, COUNT(*) AS n {base} GROUP BY a.admin_id", params
         )
     }
-    rows = await fetch_all(
+    rows = await fetch_records(
         "SELECT admin_id, customer_id, sort_key, rn FROM ("
         f" SELECT a.admin_id, c.id AS customer_id, {_sort_key(CustomerOrder())} AS sort_key,"
         " ROW_NUMBER() OVER (PARTITION BY a.admin_id ORDER BY LOWER(c.name), c.id) AS rn"

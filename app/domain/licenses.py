@@ -35,13 +35,23 @@ class LicenseCounts:
     overage: int = 0
 
 
+def available(quantity: int, assigned: int) -> int:
+    """A line's licenses not assigned."""
+    return max(quantity - assigned, 0)
+
+
+def overage(quantity: int, assigned: int) -> int:
+    """A line's licenses assigned beyond its quantity."""
+    return max(assigned - quantity, 0)
+
+
 def line_counts(line: LicenseCountsFields) -> LicenseCounts:
     return LicenseCounts(
         total=line.quantity,
         assigned=line.assigned,
         used=line.used,
-        available=max(line.quantity - line.assigned, 0),
-        overage=max(line.assigned - line.quantity, 0),
+        available=available(line.quantity, line.assigned),
+        overage=overage(line.quantity, line.assigned),
     )
 
 

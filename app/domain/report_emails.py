@@ -51,7 +51,7 @@ from app.domain.access import (
 from app.domain.customers import EMAIL
 from app.domain.downloads import sign_download
 from app.domain.errors import MutationRejected, UserError, UserErrorCode, reject
-from app.domain.pagination import ID, Keyset, Page, keyset_page, page_size
+from app.domain.pagination import ID, Cursors, Keyset, Page, keyset_page, page_size
 from app.domain.reports import ReportValue, download_file_name
 from app.domain.sql import one_of
 from app.models.admins import Admin
@@ -261,7 +261,7 @@ async def first_delivery_pages(
         total = totals.get(schedule_id, 0)
         pages[schedule_id] = Page(
             items=mine,
-            cursors=[DELIVERY_KEYSET.cursor([d.id]) for d in mine],
+            cursors=Cursors(mine, lambda d: DELIVERY_KEYSET.cursor([d.id])),
             has_next_page=total > len(mine),
             has_previous_page=False,
             total_count=total,

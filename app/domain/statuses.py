@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from app.db import fetch_all
+from app.db import Row, fetch_records
 from app.domain.sql import Sql, one_of
 from app.models.enums import CustomerStatus
 
@@ -114,23 +114,36 @@ def status_condition(status: CustomerStatus, clock: StatusClock) -> Sql:
     raise ValueError(status)
 
 
-async def statuses_of(
-    customer_ids: Sequence[int], clock: StatusClock
-) -> dict[int, list[CustomerStatus]]:
-    """Every status of each customer, in one query (ids must already be in scope)."""
-    if not customer_ids:
-        return {}
+def status_columns(clock: StatusClock) -> Sql:
+    """Columns `s0`, `s1`, ... of a select over customers aliased `c`: 1 where the
+    customer has the status of STATUS_ORDER at that place (read with `statuses_in`)."""
     columns: list[str] = []
     params: list[object] = []
     for n, status in enumerate(STATUS_ORDER):
         condition = status_condition(status, clock)
         columns.append(f"CASE WHEN {condition.text} THEN 1 ELSE 0 END AS s{n}")
         params.extend(condition.params)
+    return Sql(", ".join(columns), tuple(params))
+
+
+_STATUS_COLUMNS = tuple((f"s{n}", status) for n, status in enumerate(STATUS_ORDER))
+
+
+def statuses_in(row: Row) -> list[CustomerStatus]:
+    """The statuses of a row with `status_columns`, in STATUS_ORDER."""
+    return [status for column, status in _STATUS_COLUMNS if row[column]]
+
+
+async def statuses_of(
+    customer_ids: Sequence[int], clock: StatusClock
+) -> dict[int, list[CustomerStatus]]:
+    """Every status of each customer, in one query (ids must already be in scope)."""
+    if not customer_ids:
+        return {}
+    columns = status_columns(clock)
     where = one_of("c.id", list(customer_ids))
-    rows = await fetch_all(
-        f"SELECT c.id, {', '.join(columns)} FROM customer c WHERE {where.text}",
-        [*params, *where.params],
+    rows = await fetch_records(
+        f"SELECT c.id, {columns.text} FROM customer c WHERE {where.text}",
+        [*columns.params, *where.params],
     )
-    return {
-        row["id"]: [status for n, status in enumerate(STATUS_ORDER) if row[f"s{n}"]] for row in rows
-    }
+    return {row["id"]: statuses_in(row) for row in rows}
