@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 import strawberry
@@ -50,6 +50,34 @@ class Edge(Generic[Node]):
         return self.cursors[self.index]
 
 
+class Edges(Sequence[Any]):
+    """A connection's edges, made the first time a client reads them (most
+    selections read `nodes` only)."""
+
+    __slots__ = ("_cursors", "_edge", "_made", "_nodes")
+
+    def __init__(self, edge: type, nodes: list[Any], cursors: Sequence[str]) -> None:
+        self._edge = edge
+        self._nodes = nodes
+        self._cursors = cursors
+        self._made: list[Any] | None = None
+
+    def _edges(self) -> list[Any]:
+        if self._made is None:
+            edge, cursors = self._edge, self._cursors
+            self._made = [edge(node=n, cursors=cursors, index=i) for i, n in enumerate(self._nodes)]
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._edges()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._edges())
+
+
 @strawberry.type
 class Connection(Generic[Node]):
     """A page of a list: its nodes (also as edges with their cursors), the page's
@@ -65,9 +93,8 @@ class Connection(Generic[Node]):
     def of(cls, page: Page, node: Callable[[Any], Node]) -> Self:
         """The connection of `page`, each item made a node by `node`."""
         nodes = [node(item) for item in page.items]
-        edge = cls._edge_type()
         return cls(
-            edges=[edge(node=n, cursors=page.cursors, index=i) for i, n in enumerate(nodes)],
+            edges=Edges(cls._edge_type(), nodes, page.cursors),  # type: ignore[arg-type]
             nodes=nodes,
             page_info=PageInfo.of(page),
             total_count=page.total_count,
