@@ -262,11 +262,10 @@ class CustomerConnection(Connection[Customer]):
 
     @classmethod
     async def read(
-        cls, info: Info, page: Page[CustomerRow], needs: CustomerNeeds | None = None
+        cls, info: Info, page: Page[CustomerRow], needs: CustomerNeeds
     ) -> CustomerConnection:
-        """A page of customers with the relations its selection asks for (`needs`,
-        else read from `info`), read in one pass per level before any field resolves."""
-        needs = needs or cls.needs(info)
+        """A page of customers with the relations its selection asks for (`needs`),
+        read in one pass per level before any field resolves."""
         reads = await read_customer_page(info.context.viewer, info.context.clock, page.items, needs)
         return super().of(replace(page, items=reads), Customer.of_read)
 

@@ -27,6 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from app.throttle import ThrottleStatus
 from schema.context import Context
+from schema.memo import frozen, remember
 from schema.query_cost import query_cost
 
 
@@ -42,22 +43,6 @@ _EMPTY_SELECTION: OrderedDict[int, tuple[DocumentNode, bool]] = OrderedDict()
 _COSTS: OrderedDict[tuple[Any, ...], tuple[GraphQLSchema, DocumentNode, int]] = OrderedDict()
 
 
-def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
-    cache[key] = value
-    while len(cache) > DOCUMENT_ANSWERS_SIZE:
-        cache.popitem(last=False)
-
-
-def _frozen(value: Any) -> Any:
-    """A hashable stand-in for a JSON variable value (True and 1 stay apart)."""
-    if isinstance(value, list | tuple):
-        return (list, *(_frozen(v) for v in value))
-    if isinstance(value, dict):
-        return (dict, *sorted((k, _frozen(v)) for k, v in value.items()))
-    hash(value)
-    return (type(value), value)
-
-
 def _has_empty_selection(document: DocumentNode) -> bool:
     """Whether a selection set of the document selects nothing (once per document)."""
     known = _EMPTY_SELECTION.get(id(document))
@@ -65,7 +50,7 @@ def _has_empty_selection(document: DocumentNode) -> bool:
         _EMPTY_SELECTION.move_to_end(id(document))
         return known[1]
     found = _find_empty_selection(document)
-    _remember(_EMPTY_SELECTION, id(document), (document, found))
+    remember(_EMPTY_SELECTION, id(document), (document, found), DOCUMENT_ANSWERS_SIZE)
     return found
 
 
@@ -82,7 +67,7 @@ def _cost(
             id(schema),
             id(document),
             operation_name,
-            _frozen(variables or {}),
+            frozen(variables or {}),
         )
     except TypeError:  # a value that is no JSON value: computed every time
         key = None
@@ -92,7 +77,7 @@ def _cost(
         return known[2]
     cost = query_cost(schema, document, operation_name, variables)
     if key is not None:
-        _remember(_COSTS, key, (schema, document, cost))
+        remember(_COSTS, key, (schema, document, cost), DOCUMENT_ANSWERS_SIZE)
     return cost
 
 

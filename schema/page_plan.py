@@ -101,6 +101,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.arguments import convert_arguments
 
 from schema.input_checks import arguments_fault
+from schema.memo import frozen, remember
 
 # Root fields a plan completes; any other root field (but __typename) leaves
 # the document to graphql-core.
@@ -217,23 +218,6 @@ _PLAN_VARIABLES: OrderedDict[int, tuple[OperationDefinitionNode, tuple[str, ...]
 _MISSING = object()
 
 
-def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > PLAN_CACHE_SIZE:
-        cache.popitem(last=False)
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for a coerced variable value."""
-    if isinstance(value, list | tuple):
-        return ("list", *(_freeze(v) for v in value))
-    if isinstance(value, dict):
-        return ("dict", *sorted((k, _freeze(v)) for k, v in value.items()))
-    hash(value)
-    return (type(value), value)
-
-
 class _Variables(Visitor):
     """Names of the variables used anywhere but in the root fields' own arguments."""
 
@@ -325,12 +309,12 @@ class PagePlanExecutor(StrawberryGraphQLCoreExecutionContext):
                 operation,
                 _plan_variables(operation, self.fragment_definitions.values()),
             )
-            _remember(_PLAN_VARIABLES, id(operation), known)
+            remember(_PLAN_VARIABLES, id(operation), known, PLAN_CACHE_SIZE)
         coerced = self.variable_values.coerced
         try:
             key: tuple[Any, ...] | None = (
                 id(operation),
-                *(_freeze(coerced.get(name, _MISSING)) for name in known[1]),
+                *(frozen(coerced.get(name, _MISSING)) for name in known[1]),
             )
             hash(key)
         except TypeError:
@@ -346,7 +330,7 @@ class PagePlanExecutor(StrawberryGraphQLCoreExecutionContext):
             last_refusal = refused
             plan = None
         if key is not None:
-            _remember(_PLANS, key, (operation, plan))
+            remember(_PLANS, key, (operation, plan), PLAN_CACHE_SIZE)
         return plan
 
     def _compile(self) -> _Plan:

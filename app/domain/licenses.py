@@ -62,16 +62,16 @@ def products_of_lines(lines: Iterable[LicenseCountsFields]) -> list[Product]:
 
 def sum_counts(lines: Iterable[LicenseCountsFields]) -> LicenseCounts:
     """The sums of `line_counts` over the lines (in one pass)."""
-    total = assigned = used = available = overage = 0
+    total = assigned = used = unassigned = over = 0
     for line in lines:
         quantity, taken = line.quantity, line.assigned
         total += quantity
         assigned += taken
         used += line.used
-        available += max(quantity - taken, 0)
-        overage += max(taken - quantity, 0)
+        unassigned += available(quantity, taken)
+        over += overage(quantity, taken)
     return LicenseCounts(
-        total=total, assigned=assigned, used=used, available=available, overage=overage
+        total=total, assigned=assigned, used=used, available=unassigned, overage=over
     )
 
 
